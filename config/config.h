@@ -1,0 +1,97 @@
+#pragma once
+// The gateway's configuration: YAML schema, loading and validation with one precise message per problem.
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace pacsgw::config {
+
+struct GatewaySection {
+  std::string aeTitle;                  // required, 1..16 chars of the DICOM AE charset
+  std::string bind = "0.0.0.0";
+  std::uint16_t port = 0;               // required, 1..65535
+  std::string dataDir = "/var/lib/pacsgw";
+  unsigned maxAssociations = 32;        // concurrent inbound associations
+  unsigned maxPduBytes = 65536;         // receive PDU size offered to peers (4096..131072)
+  unsigned connectTimeoutSeconds = 10;  // TCP connect to a peer
+  unsigned acseTimeoutSeconds = 30;     // association negotiation / release
+  unsigned dimseTimeoutSeconds = 60;    // any single DIMSE message wait
+  std::string logLevel = "info";        // trace|debug|info|warn|error
+};
+
+struct UpstreamSection {  // the PACS
+  std::string aeTitle;    // required
+  std::string host;       // required
+  std::uint16_t port = 0; // required
+};
+
+struct KeystoreSection {
+  std::string path;            // required: SQLite file
+  std::string masterKeyFile;   // exactly one of masterKeyFile / masterKeyEnv
+  std::string masterKeyEnv;
+};
+
+struct CipherSection {
+  std::string backend = "aes-256-gcm";
+  std::string keyScope = "study";  // study|series|instance
+  std::string device = "cpu";      // cpu|cuda|auto
+  bool passthroughUnencrypted = false;  // retrieval: hand out objects that were never encrypted
+};
+
+struct Modality {
+  std::string aeTitle;
+  std::string host;  // host name or IP; compared against the peer address of the association
+};
+
+enum class Access { Decrypt, Ciphertext, Deny };
+
+struct Workstation {
+  std::string aeTitle;
+  std::string host;
+  std::uint16_t port = 0;
+  Access access = Access::Deny;
+};
+
+struct Config {
+  std::string sourcePath;  // file it was loaded from
+  GatewaySection gateway;
+  UpstreamSection upstream;
+  KeystoreSection keystore;
+  CipherSection cipher;
+  std::vector<Modality> modalities;
+  std::vector<Workstation> workstations;
+};
+
+struct ConfigIssue {
+  std::string key;      // dotted path, e.g. "gateway.port" or "workstations[1].access"
+  std::string message;  // e.g. "must be between 1 and 65535, got 70000"
+};
+
+class ConfigError : public std::runtime_error {
+ public:
+  explicit ConfigError(std::vector<ConfigIssue> issues);
+  const std::vector<ConfigIssue>& issues() const { return issues_; }
+
+ private:
+  std::vector<ConfigIssue> issues_;
+};
+
+// Parses and validates; throws ConfigError listing every problem found (unknown keys, missing fields,
+// bad types, bad ports, bad AE titles, duplicate AE titles, unreadable master key file, ...).
+Config loadConfig(const std::string& path);
+Config parseConfig(const std::string& yamlText, const std::string& sourcePath = "<string>");
+// Checks what the schema cannot: the master key file exists, is readable and has mode 0600 (or
+// stricter), the master key environment variable is set, data_dir is writable or creatable, the
+// keystore's directory exists. Returns one issue per problem (empty when all is well).
+std::vector<ConfigIssue> checkFiles(const Config& config);
+
+// The configuration used by `pacsgw serve` with no --config: everything under dataDir, upstream Orthanc
+// on 127.0.0.1:4242 (AE ORTHANC), a generated master key file, CT1 modality on 127.0.0.1.
+Config embeddedDefaults(const std::string& dataDir);
+std::string toYaml(const Config& config);  // for `pacsgw config show` and for writing the defaults out
+
+Access accessFromString(const std::string& text);  // throws std::invalid_argument
+const char* toString(Access access);
+
+}  // namespace pacsgw::config
