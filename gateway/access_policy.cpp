@@ -1,0 +1,50 @@
+#include "gateway/access_policy.h"
+
+#include "gateway/net_util.h"
+
+#include <algorithm>
+
+namespace pacsgw::gateway {
+
+namespace {
+std::vector<std::string> addressesOf(const std::string& host) {
+  std::vector<std::string> out = resolveHost(host);
+  // A host configured as a literal address matches itself even if the resolver is unavailable.
+  if (std::find(out.begin(), out.end(), host) == out.end()) out.push_back(host);
+  return out;
+}
+}  // namespace
+
+AccessPolicy::AccessPolicy(const config::Config& config) : config_(config) {
+  for (const auto& m : config.modalities) modalities_.push_back({m.aeTitle, addressesOf(m.host)});
+  for (const auto& w : config.workstations) workstations_.push_back({w.aeTitle, addressesOf(w.host)});
+  upstream_ = {config.upstream.aeTitle, addressesOf(config.upstream.host)};
+}
+
+bool AccessPolicy::matches(const Entry& entry, const std::string& aeTitle, const std::string& address) {
+  return entry.aeTitle == aeTitle &&
+         std::find(entry.addresses.begin(), entry.addresses.end(), address) != entry.addresses.end();
+}
+
+PeerIdentity AccessPolicy::identify(const std::string& callingAeTitle, const std::string& peerAddress) const {
+  PeerIdentity id;
+  id.aeTitle = callingAeTitle;
+  id.address = peerAddress;
+  for (const auto& m : modalities_) {
+    if (matches(m, callingAeTitle, peerAddress)) id.isModality = true;
+  }
+  for (std::size_t i = 0; i < workstations_.size(); ++i) {
+    if (matches(workstations_[i], callingAeTitle, peerAddress)) id.workstation = &config_.workstations[i];
+  }
+  id.isUpstream = matches(upstream_, callingAeTitle, peerAddress);
+  return id;
+}
+
+const config::Workstation* AccessPolicy::workstationByAeTitle(const std::string& aeTitle) const {
+  for (const auto& w : config_.workstations) {
+    if (w.aeTitle == aeTitle) return &w;
+  }
+  return nullptr;
+}
+
+}  // namespace pacsgw::gateway

@@ -1,0 +1,40 @@
+#pragma once
+// Who may talk to the gateway: calling AE title and peer address, checked at association time.
+#include "config/config.h"
+
+#include <string>
+#include <vector>
+
+namespace pacsgw::gateway {
+
+struct PeerIdentity {
+  std::string aeTitle;
+  std::string address;
+  bool isModality = false;          // may C-STORE
+  const config::Workstation* workstation = nullptr;  // may query / retrieve (per its access)
+  bool isUpstream = false;          // the PACS delivering C-MOVE sub-operations to us
+};
+
+class AccessPolicy {
+ public:
+  // Resolves every configured host name once, so a DNS outage later cannot widen access.
+  explicit AccessPolicy(const config::Config& config);
+  // The identity for (calling AE, peer address), or an identity with no role when unknown.
+  PeerIdentity identify(const std::string& callingAeTitle, const std::string& peerAddress) const;
+  // The workstation a C-MOVE destination AE title names, or nullptr.
+  const config::Workstation* workstationByAeTitle(const std::string& aeTitle) const;
+
+ private:
+  struct Entry {
+    std::string aeTitle;
+    std::vector<std::string> addresses;
+  };
+  static bool matches(const Entry& entry, const std::string& aeTitle, const std::string& address);
+
+  const config::Config& config_;
+  std::vector<Entry> modalities_;
+  std::vector<Entry> workstations_;
+  Entry upstream_;
+};
+
+}  // namespace pacsgw::gateway

@@ -1,0 +1,279 @@
+#include "gateway/cli.h"
+
+#include "codecs/dicom_crypt.h"
+#include "codecs/eval/eval_command.h"
+#include "codecs/pixel_cipher.h"
+#include "config/config.h"
+#include "gateway/instance_protector.h"
+#include "gateway/logging.h"
+#include "gateway/server.h"
+#include "keystore/keystore.h"
+
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dcfilefo.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <optional>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace pacsgw::gateway {
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: pacsgw <command> [options]
+
+commands:
+  serve [--config FILE]              run the gateway (no --config: embedded defaults in
+                                     $PACSGW_DATA_DIR or /var/lib/pacsgw)
+  encrypt --config FILE IN OUT       encrypt the pixel data of a DICOM file
+  decrypt --config FILE IN OUT       restore the original pixel data of an encrypted file
+  keys list --config FILE            list data keys (ids and scopes, never key material)
+  keys init-master --config FILE     create the master key file if it does not exist
+  config check --config FILE         validate a configuration file
+  config defaults [--data-dir DIR]   print the embedded default configuration
+  eval --config FILE --backend NAME --json OUT [--report OUT.html] INPUT...
+                                     measure cipher backends with the papers' metrics
+  version                            print the version
+)";
+
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Minimal option parsing: "--name value" pairs plus positional arguments.
+struct Options {
+  std::vector<std::string> positional;
+  std::optional<std::string> configPath;
+  std::optional<std::string> dataDir;
+  std::optional<std::string> logLevel;
+};
+
+Options parseOptions(const std::vector<std::string>& args, std::size_t first) {
+  Options o;
+  for (std::size_t i = first; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= args.size()) throw UsageError("option " + a + " needs a value");
+      return args[++i];
+    };
+    if (a == "--config" || a == "-c") {
+      o.configPath = value();
+    } else if (a == "--data-dir") {
+      o.dataDir = value();
+    } else if (a == "--log-level") {
+      o.logLevel = value();
+    } else if (a.rfind("--", 0) == 0) {
+      throw UsageError("unknown option " + a);
+    } else {
+      o.positional.push_back(a);
+    }
+  }
+  return o;
+}
+
+config::Config requireConfig(const Options& o) {
+  if (!o.configPath) throw UsageError("--config FILE is required");
+  return config::loadConfig(*o.configPath);
+}
+
+void requirePositional(const Options& o, std::size_t count, const char* what) {
+  if (o.positional.size() != count) throw UsageError(std::string("expected ") + what);
+}
+
+std::string defaultDataDir() {
+  const char* env = std::getenv("PACSGW_DATA_DIR");
+  return env != nullptr && *env != '\0' ? env : "/var/lib/pacsgw";
+}
+
+GatewayServer* gServer = nullptr;
+void onStopSignal(int) {
+  if (gServer != nullptr) gServer->requestStop();
+}
+
+int cmdServe(const Options& o) {
+  config::Config cfg;
+  if (o.configPath) {
+    cfg = config::loadConfig(*o.configPath);
+  } else {
+    const std::string dir = defaultDataDir();
+    std::filesystem::create_directories(dir);
+    ::chmod(dir.c_str(), 0700);
+    cfg = config::embeddedDefaults(dir);
+    if (keystore::generateMasterKeyFile(cfg.keystore.masterKeyFile)) {
+      std::cerr << "\n"
+                << "  ##########################################################################\n"
+                << "  WARNING: generated a NEW master key at " << cfg.keystore.masterKeyFile << "\n"
+                << "  Every image this gateway encrypts can only be decrypted with this key.\n"
+                << "  Back it up somewhere safe NOW; losing it makes the archive unreadable.\n"
+                << "  ##########################################################################\n\n";
+    }
+  }
+  setupLogging(o.logLevel.value_or(cfg.gateway.logLevel));
+  std::vector<config::ConfigIssue> problems = config::checkFiles(cfg);
+  if (!problems.empty()) throw config::ConfigError(problems);
+  codecs::makeCipher(cfg.cipher.backend, codecs::CipherOptions{cfg.cipher.device});  // fail fast on a bad backend
+  std::unique_ptr<keystore::Keystore> keys = openKeystore(cfg);
+  GatewayServer server(cfg, *keys);
+  gServer = &server;
+  struct sigaction sa {};
+  sa.sa_handler = onStopSignal;
+  ::sigaction(SIGTERM, &sa, nullptr);
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+  server.run();
+  gServer = nullptr;
+  spdlog::info("stopped");
+  return 0;
+}
+
+// Writes next to the target and renames, so a failure never leaves a half-written OUT.
+void saveAtomically(DcmFileFormat& file, const std::string& out, E_TransferSyntax xfer) {
+  const std::string tmp = out + ".tmp-" + std::to_string(::getpid());
+  OFCondition cond = file.saveFile(tmp.c_str(), xfer);
+  if (cond.bad()) {
+    std::remove(tmp.c_str());
+    throw std::runtime_error("cannot write " + out + ": " + cond.text());
+  }
+  std::filesystem::rename(tmp, out);
+}
+
+DcmFileFormat loadDicom(const std::string& in) {
+  DcmFileFormat file;
+  OFCondition cond = file.loadFile(in.c_str());
+  if (cond.bad()) throw std::runtime_error("cannot read " + in + ": " + cond.text());
+  file.loadAllDataIntoMemory();
+  return file;
+}
+
+int cmdEncrypt(const Options& o) {
+  requirePositional(o, 2, "IN OUT");
+  config::Config cfg = requireConfig(o);
+  auto keys = openKeystore(cfg);
+  InstanceProtector protector(*keys, cfg.cipher);
+  DcmFileFormat file = loadDicom(o.positional[0]);
+  const E_TransferSyntax xfer = file.getDataset()->getOriginalXfer();
+  ProtectResult result = protector.protect(*file.getDataset(), xfer);
+  if (!result.encrypted) throw std::runtime_error(o.positional[0] + " has no pixel data to encrypt");
+  saveAtomically(file, o.positional[1], xfer);
+  std::cout << "encrypted " << o.positional[0] << " -> " << o.positional[1] << " (backend " << result.backendId
+            << ", key " << result.keyId << ")\n";
+  return 0;
+}
+
+int cmdDecrypt(const Options& o) {
+  requirePositional(o, 2, "IN OUT");
+  config::Config cfg = requireConfig(o);
+  auto keys = openKeystore(cfg);
+  InstanceProtector protector(*keys, cfg.cipher);
+  DcmFileFormat file = loadDicom(o.positional[0]);
+  const E_TransferSyntax xfer = file.getDataset()->getOriginalXfer();
+  E_TransferSyntax original = protector.restore(*file.getDataset(), xfer);
+  // Native data goes back into the syntax it was encrypted in; encapsulated data never changed syntax.
+  if (original != xfer && file.getDataset()->chooseRepresentation(original, nullptr).bad()) original = xfer;
+  saveAtomically(file, o.positional[1], original);
+  std::cout << "decrypted " << o.positional[0] << " -> " << o.positional[1] << "\n";
+  return 0;
+}
+
+int cmdKeys(const std::vector<std::string>& args) {
+  if (args.size() < 2) throw UsageError("expected 'keys list' or 'keys init-master'");
+  Options o = parseOptions(args, 2);
+  config::Config cfg = requireConfig(o);
+  if (args[1] == "list") {
+    auto keys = openKeystore(cfg);
+    std::printf("%-36s  %-8s  %-20s  %s\n", "KEY ID", "SCOPE", "CREATED (UTC)", "SCOPE UID");
+    for (const auto& k : keys->list()) {
+      std::printf("%-36s  %-8s  %-20s  %s\n", k.id.c_str(), keystore::toString(k.scope), k.createdAt.c_str(),
+                  k.scopeUid.c_str());
+    }
+    return 0;
+  }
+  if (args[1] == "init-master") {
+    if (cfg.keystore.masterKeyFile.empty()) throw UsageError("keystore.master_key_file is not set in the config");
+    if (keystore::generateMasterKeyFile(cfg.keystore.masterKeyFile)) {
+      std::cout << "created master key " << cfg.keystore.masterKeyFile
+                << " (mode 0600). Back it up: without it no encrypted image can be restored.\n";
+    } else {
+      std::cout << "master key " << cfg.keystore.masterKeyFile << " already exists; left unchanged\n";
+    }
+    return 0;
+  }
+  throw UsageError("unknown keys command '" + args[1] + "'");
+}
+
+int cmdConfig(const std::vector<std::string>& args) {
+  if (args.size() < 2) throw UsageError("expected 'config check' or 'config defaults'");
+  Options o = parseOptions(args, 2);
+  if (args[1] == "defaults") {
+    std::cout << config::toYaml(config::embeddedDefaults(o.dataDir.value_or(defaultDataDir())));
+    return 0;
+  }
+  if (args[1] != "check") throw UsageError("unknown config command '" + args[1] + "'");
+  if (!o.configPath) throw UsageError("--config FILE is required");
+  std::vector<config::ConfigIssue> issues;
+  try {
+    config::Config cfg = config::loadConfig(*o.configPath);
+    issues = config::checkFiles(cfg);
+    const auto backends = codecs::availableBackends();
+    if (std::find(backends.begin(), backends.end(), cfg.cipher.backend) == backends.end()) {
+      std::string list;
+      for (const auto& b : backends) list += (list.empty() ? "" : ", ") + b;
+      issues.push_back({"cipher.backend", "unknown backend '" + cfg.cipher.backend + "' (available: " + list + ")"});
+    }
+  } catch (const config::ConfigError& e) {
+    issues = e.issues();
+  }
+  if (issues.empty()) {
+    std::cout << *o.configPath << ": OK\n";
+    return 0;
+  }
+  for (const auto& issue : issues) std::cerr << *o.configPath << ": " << issue.key << ": " << issue.message << "\n";
+  return 1;
+}
+
+}  // namespace
+
+int runCli(const std::vector<std::string>& args) {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::cout << kUsage;
+    return args.empty() ? 2 : 0;
+  }
+  const std::string& command = args[0];
+  try {
+    codecs::registerKeyReferenceDictionary();
+    if (command == "version" || command == "--version") {
+      std::cout << "pacsgw " << PACSGW_VERSION << "\n";
+      return 0;
+    }
+    if (command == "eval") return eval::runEvalCommand(std::vector<std::string>(args.begin() + 1, args.end()));
+    if (command == "keys") return cmdKeys(args);
+    if (command == "config") return cmdConfig(args);
+    Options o = parseOptions(args, 1);
+    if (command == "serve") return cmdServe(o);
+    if (command == "encrypt") return cmdEncrypt(o);
+    if (command == "decrypt") return cmdDecrypt(o);
+    throw UsageError("unknown command '" + command + "'");
+  } catch (const UsageError& e) {
+    std::cerr << "pacsgw: " << e.what() << "\n\n" << kUsage;
+    return 2;
+  } catch (const config::ConfigError& e) {
+    std::cerr << "pacsgw " << command << ": configuration problems:\n";
+    for (const auto& issue : e.issues()) std::cerr << "  " << issue.key << ": " << issue.message << "\n";
+    return 1;
+  } catch (const codecs::CryptError& e) {
+    std::cerr << "pacsgw " << command << ": " << codecs::toString(e.kind()) << ": " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "pacsgw " << command << ": " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace pacsgw::gateway

@@ -1,0 +1,78 @@
+#include "gateway/instance_protector.h"
+
+#include <dcmtk/dcmdata/dcdeftag.h>
+
+namespace pacsgw::gateway {
+
+namespace {
+
+std::string requiredUid(DcmDataset& dataset, const DcmTagKey& tag, const char* name) {
+  OFString value;
+  if (dataset.findAndGetOFString(tag, value).bad() || value.empty()) {
+    throw codecs::CryptError(codecs::CryptErrorKind::MalformedObject, std::string("missing ") + name);
+  }
+  return value.c_str();
+}
+
+bool hasAnyPixelData(DcmDataset& dataset) {
+  return dataset.tagExists(DCM_PixelData) || dataset.tagExists(DCM_FloatPixelData) ||
+         dataset.tagExists(DCM_DoubleFloatPixelData);
+}
+
+}  // namespace
+
+InstanceProtector::InstanceProtector(keystore::Keystore& keys, const config::CipherSection& cipher)
+    : keys_(keys), scope_(keystore::keyScopeFromString(cipher.keyScope)) {
+  options_.device = cipher.device;
+  cipher_ = codecs::makeCipher(cipher.backend, options_);
+}
+
+ProtectResult InstanceProtector::protect(DcmDataset& dataset, E_TransferSyntax xfer) {
+  ProtectResult result;
+  if (!hasAnyPixelData(dataset)) {
+    // Structured reports, presentation states, key objects: nothing to encrypt. An image pixel
+    // module without pixel data is malformed and must not pass as "nothing to do".
+    if (dataset.tagExists(DCM_Rows) || dataset.tagExists(DCM_Columns)) {
+      throw codecs::CryptError(codecs::CryptErrorKind::NoPixelData,
+                               "object has an image pixel module but no pixel data");
+    }
+    return result;
+  }
+  std::string scopeUid;
+  switch (scope_) {
+    case keystore::KeyScope::Study: scopeUid = requiredUid(dataset, DCM_StudyInstanceUID, "Study Instance UID"); break;
+    case keystore::KeyScope::Series: scopeUid = requiredUid(dataset, DCM_SeriesInstanceUID, "Series Instance UID"); break;
+    case keystore::KeyScope::Instance: scopeUid = requiredUid(dataset, DCM_SOPInstanceUID, "SOP Instance UID"); break;
+  }
+  keystore::DataKey key = keys_.getOrCreate(scope_, scopeUid);
+  codecs::EncryptParams params;
+  params.keyId = key.id;
+  params.keyScope = scope_ == keystore::KeyScope::Study    ? "STUDY"
+                    : scope_ == keystore::KeyScope::Series ? "SERIES"
+                                                           : "INSTANCE";
+  codecs::KeyReference ref = codecs::encryptDataset(dataset, xfer, *cipher_, key.key, params);
+  result.encrypted = true;
+  result.keyId = ref.keyId;
+  result.backendId = ref.record.backendId;
+  return result;
+}
+
+E_TransferSyntax InstanceProtector::restore(DcmDataset& dataset, E_TransferSyntax xfer) {
+  auto lookup = [this](const std::string& keyId) -> SecretBytes {
+    try {
+      return keys_.get(keyId).key;
+    } catch (const keystore::KeystoreError& e) {
+      throw codecs::CryptError(codecs::CryptErrorKind::UnknownKey, e.what());
+    }
+  };
+  return codecs::decryptDataset(dataset, xfer, lookup, options_);
+}
+
+std::unique_ptr<keystore::Keystore> openKeystore(const config::Config& config) {
+  SecretBytes master = config.keystore.masterKeyFile.empty()
+                           ? keystore::loadMasterKeyFromEnv(config.keystore.masterKeyEnv)
+                           : keystore::loadMasterKeyFromFile(config.keystore.masterKeyFile);
+  return keystore::Keystore::open(config.keystore.path, std::move(master));
+}
+
+}  // namespace pacsgw::gateway

@@ -1,0 +1,44 @@
+#pragma once
+// Glue between the keystore and the pixel ciphers: one call to protect an instance on the way in,
+// one to restore it on the way out. The service and the CLI both go through here.
+#include "codecs/dicom_crypt.h"
+#include "codecs/pixel_cipher.h"
+#include "config/config.h"
+#include "keystore/keystore.h"
+
+#include <memory>
+#include <string>
+
+namespace pacsgw::gateway {
+
+struct ProtectResult {
+  bool encrypted = false;   // false: a non-image object, forwarded unchanged
+  std::string keyId;
+  std::string backendId;
+};
+
+class InstanceProtector {
+ public:
+  InstanceProtector(keystore::Keystore& keys, const config::CipherSection& cipher);
+
+  // Encrypts the pixel data of `dataset` in place under the data key of its study (or series /
+  // instance per key_scope). Objects without any pixel data and without an image pixel module are
+  // left unchanged (result.encrypted == false). Throws codecs::CryptError / keystore::KeystoreError.
+  ProtectResult protect(DcmDataset& dataset, E_TransferSyntax xfer);
+  // Verifies and decrypts in place, removing the key-reference tags; returns the original
+  // transfer syntax. Throws codecs::CryptError.
+  E_TransferSyntax restore(DcmDataset& dataset, E_TransferSyntax xfer);
+
+  const codecs::BackendInfo& backend() const { return cipher_->info(); }
+
+ private:
+  keystore::Keystore& keys_;
+  keystore::KeyScope scope_;
+  codecs::CipherOptions options_;
+  std::unique_ptr<codecs::PixelCipher> cipher_;
+};
+
+// Loads the master key named by the config (file or environment) and opens the keystore.
+std::unique_ptr<keystore::Keystore> openKeystore(const config::Config& config);
+
+}  // namespace pacsgw::gateway

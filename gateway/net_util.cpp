@@ -1,0 +1,129 @@
+#include "gateway/net_util.h"
+
+#include <dcmtk/dcmnet/dcmtrans.h>
+#include <dcmtk/dcmnet/dulstruc.h>
+
+#include <arpa/inet.h>
+#include <cerrno>
+#include <cstring>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdexcept>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace pacsgw::gateway {
+
+void setTcpNoDelay(int fd) {
+  if (fd < 0) return;
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+namespace {
+// DCMTK keeps the socket accessor protected; a using-declaration in a derived class yields a
+// member pointer we may apply to the base object.
+struct SocketAccess : DcmTransportConnection {
+  using DcmTransportConnection::getSocket;
+};
+}  // namespace
+
+int associationSocket(T_ASC_Association* assoc) {
+  if (assoc == nullptr || assoc->DULassociation == nullptr) return -1;
+  auto* key = reinterpret_cast<PRIVATE_ASSOCIATIONKEY*>(assoc->DULassociation);
+  if (key->connection == nullptr) return -1;
+  DcmNativeSocketType (DcmTransportConnection::*get)() = &SocketAccess::getSocket;
+  return static_cast<int>((key->connection->*get)());
+}
+
+std::string peerAddress(int fd) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof(addr);
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "";
+  char text[INET6_ADDRSTRLEN] = {0};
+  if (addr.ss_family == AF_INET) {
+    ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&addr)->sin_addr, text, sizeof(text));
+  } else if (addr.ss_family == AF_INET6) {
+    auto* a6 = reinterpret_cast<sockaddr_in6*>(&addr);
+    if (IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr)) {
+      ::inet_ntop(AF_INET, &a6->sin6_addr.s6_addr[12], text, sizeof(text));
+    } else {
+      ::inet_ntop(AF_INET6, &a6->sin6_addr, text, sizeof(text));
+    }
+  }
+  return text;
+}
+
+std::vector<std::string> resolveHost(const std::string& host) {
+  std::vector<std::string> out;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* result = nullptr;
+  if (::getaddrinfo(host.c_str(), nullptr, &hints, &result) != 0) return out;
+  for (addrinfo* it = result; it != nullptr; it = it->ai_next) {
+    char text[INET6_ADDRSTRLEN] = {0};
+    if (it->ai_family == AF_INET) {
+      ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(it->ai_addr)->sin_addr, text, sizeof(text));
+    } else if (it->ai_family == AF_INET6) {
+      ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(it->ai_addr)->sin6_addr, text, sizeof(text));
+    }
+    if (text[0] != '\0') out.emplace_back(text);
+  }
+  ::freeaddrinfo(result);
+  return out;
+}
+
+ListenSocket::ListenSocket(const std::string& bindAddress, unsigned short port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* result = nullptr;
+  const std::string service = std::to_string(port);
+  int rc = ::getaddrinfo(bindAddress.empty() ? nullptr : bindAddress.c_str(), service.c_str(), &hints, &result);
+  if (rc != 0) {
+    throw std::runtime_error("cannot resolve bind address '" + bindAddress + "': " + gai_strerror(rc));
+  }
+  std::string lastError = "no usable address";
+  for (addrinfo* it = result; it != nullptr; it = it->ai_next) {
+    int fd = ::socket(it->ai_family, it->ai_socktype | SOCK_CLOEXEC, it->ai_protocol);
+    if (fd < 0) {
+      lastError = std::strerror(errno);
+      continue;
+    }
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (::bind(fd, it->ai_addr, it->ai_addrlen) == 0 && ::listen(fd, 64) == 0) {
+      fd_ = fd;
+      break;
+    }
+    lastError = std::strerror(errno);
+    ::close(fd);
+  }
+  ::freeaddrinfo(result);
+  if (fd_ < 0) {
+    throw std::runtime_error("cannot listen on " + bindAddress + ":" + service + ": " + lastError);
+  }
+}
+
+ListenSocket::~ListenSocket() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+int ListenSocket::accept(int timeoutMs) {
+  if (!waitReadable(fd_, timeoutMs)) return -1;
+  int fd = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+  if (fd >= 0) setTcpNoDelay(fd);
+  return fd;
+}
+
+bool waitReadable(int fd, int timeoutMs) {
+  pollfd p{fd, POLLIN, 0};
+  int rc = ::poll(&p, 1, timeoutMs);
+  return rc > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+}
+
+}  // namespace pacsgw::gateway

@@ -1,0 +1,41 @@
+#pragma once
+// Socket-level helpers shared by every DICOM connection the gateway owns.
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmnet/assoc.h>
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+namespace pacsgw::gateway {
+
+// Disables Nagle on a connected socket. Without it DCMTK's small PDUs wait for delayed ACKs
+// (measured: 200 CT slices took ~9 s instead of ~0.3 s on loopback).
+void setTcpNoDelay(int fd);
+// The socket under a DCMTK association, or -1.
+int associationSocket(T_ASC_Association* assoc);
+// Numeric address of the peer of a connected socket ("127.0.0.1"), or "" on failure.
+std::string peerAddress(int fd);
+// Every numeric address `host` resolves to (a literal address resolves to itself).
+std::vector<std::string> resolveHost(const std::string& host);
+
+// A listening TCP socket bound to the configured address (DCMTK 3.6.7 can only bind to all
+// interfaces, which would expose the gateway on networks the operator did not choose).
+class ListenSocket {
+ public:
+  ListenSocket(const std::string& bindAddress, unsigned short port);  // throws std::runtime_error
+  ~ListenSocket();
+  ListenSocket(const ListenSocket&) = delete;
+  ListenSocket& operator=(const ListenSocket&) = delete;
+  // Waits up to `timeoutMs` for a connection; returns the connected fd or -1 (timeout / interrupted).
+  int accept(int timeoutMs);
+  int fd() const { return fd_; }
+
+ private:
+  int fd_ = -1;
+};
+
+// Waits until `fd` is readable; false on timeout or error.
+bool waitReadable(int fd, int timeoutMs);
+
+}  // namespace pacsgw::gateway

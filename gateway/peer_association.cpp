@@ -1,0 +1,159 @@
+#include "gateway/peer_association.h"
+
+#include "gateway/net_util.h"
+
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmnet/diutil.h>
+#include <dcmtk/dcmnet/dul.h>
+
+#include <cstdio>
+
+namespace pacsgw::gateway {
+
+bool isNativeTransferSyntax(E_TransferSyntax xfer) {
+  return xfer == EXS_LittleEndianImplicit || xfer == EXS_LittleEndianExplicit ||
+         xfer == EXS_BigEndianExplicit || xfer == EXS_DeflatedLittleEndianExplicit;
+}
+
+std::string describeStatus(std::uint16_t s) {
+  if (s == 0x0000) return "Success";
+  if (s == 0xFF00 || s == 0xFF01) return "Pending";
+  if (s == 0xFE00) return "Cancel";
+  if (s == 0x0110) return "Failure: Processing failure";
+  if (s == 0x0122) return "Refused: SOP Class not supported";
+  if (s == 0xA801) return "Refused: Move Destination unknown";
+  if ((s & 0xFF00) == 0xA700) return "Refused: Out of Resources";
+  if ((s & 0xFF00) == 0xA900) return "Error: Data Set does not match SOP Class";
+  if ((s & 0xF000) == 0xC000) return "Error: Cannot understand";
+  if ((s & 0xF000) == 0xB000) return "Warning";
+  char text[48];
+  std::snprintf(text, sizeof(text), "Status 0x%04X", s);
+  return text;
+}
+
+std::unique_ptr<PeerAssociation> PeerAssociation::open(const PeerEndpoint& peer, const std::string& callingAeTitle,
+                                                       const std::vector<ProposedContext>& contexts,
+                                                       const NetworkTimeouts& timeouts, unsigned maxPduBytes) {
+  std::unique_ptr<PeerAssociation> self(new PeerAssociation());
+  self->peer_ = peer;
+  self->timeouts_ = timeouts;
+  const std::string where = peer.aeTitle + "@" + peer.host + ":" + std::to_string(peer.port);
+  if (contexts.empty()) throw PeerUnavailable("no presentation context to propose to " + where);
+  if (contexts.size() > 128) throw PeerUnavailable("more than 128 presentation contexts for " + where);
+
+  dcmConnectionTimeout.set(static_cast<Sint32>(timeouts.connectSeconds));
+  OFCondition cond = ASC_initializeNetwork(NET_REQUESTOR, 0, timeouts.acseSeconds, &self->network_);
+  if (cond.bad()) throw PeerUnavailable("cannot initialise network: " + std::string(cond.text()));
+
+  T_ASC_Parameters* params = nullptr;
+  cond = ASC_createAssociationParameters(&params, static_cast<long>(maxPduBytes));
+  if (cond.bad()) throw PeerUnavailable("cannot create association parameters: " + std::string(cond.text()));
+  ASC_setAPTitles(params, callingAeTitle.c_str(), peer.aeTitle.c_str(), nullptr);
+  const std::string address = peer.host + ":" + std::to_string(peer.port);
+  ASC_setPresentationAddresses(params, OFStandard::getHostName().c_str(), address.c_str());
+
+  T_ASC_PresentationContextID id = 1;
+  for (const auto& ctx : contexts) {
+    std::vector<const char*> syntaxes;
+    for (const auto& ts : ctx.transferSyntaxes) syntaxes.push_back(ts.c_str());
+    cond = ASC_addPresentationContext(params, id, ctx.abstractSyntax.c_str(), syntaxes.data(),
+                                      static_cast<int>(syntaxes.size()));
+    if (cond.bad()) {
+      ASC_destroyAssociationParameters(&params);
+      throw PeerUnavailable("cannot add presentation context: " + std::string(cond.text()));
+    }
+    id = static_cast<T_ASC_PresentationContextID>(id + 2);
+  }
+
+  cond = ASC_requestAssociation(self->network_, params, &self->assoc_);
+  if (cond.bad()) {
+    std::string reason = cond.text();
+    if (cond == DUL_ASSOCIATIONREJECTED) {
+      T_ASC_RejectParameters rej;
+      ASC_getRejectParameters(params, &rej);
+      OFString text;
+      reason = "association rejected: " + std::string(ASC_printRejectParameters(text, &rej).c_str());
+    }
+    if (self->assoc_ == nullptr) ASC_destroyAssociationParameters(&params);
+    throw PeerUnavailable("cannot associate with " + where + ": " + reason);
+  }
+  setTcpNoDelay(associationSocket(self->assoc_));
+  if (ASC_countAcceptedPresentationContexts(self->assoc_->params) == 0) {
+    throw PeerUnavailable(where + " accepted none of the proposed presentation contexts");
+  }
+  self->usable_ = true;
+  return self;
+}
+
+PeerAssociation::~PeerAssociation() {
+  if (assoc_ != nullptr) {
+    // Release (or abort), then destroy: destroy drops the connection exactly once.
+    if (usable_) {
+      if (ASC_releaseAssociation(assoc_).bad()) ASC_abortAssociation(assoc_);
+    } else {
+      ASC_abortAssociation(assoc_);
+    }
+    ASC_destroyAssociation(&assoc_);
+  }
+  if (network_ != nullptr) ASC_dropNetwork(&network_);
+}
+
+T_ASC_PresentationContextID PeerAssociation::findContext(const std::string& sopClassUid, E_TransferSyntax xfer) const {
+  const char* wanted = DcmXfer(xfer).getXferID();
+  T_ASC_PresentationContextID id = ASC_findAcceptedPresentationContextID(assoc_, sopClassUid.c_str(), wanted);
+  if (id != 0 || !isNativeTransferSyntax(xfer)) return id;
+  // Native pixel values survive re-encoding, so any accepted native syntax will do.
+  for (E_TransferSyntax alt : {EXS_LittleEndianExplicit, EXS_LittleEndianImplicit, EXS_BigEndianExplicit}) {
+    id = ASC_findAcceptedPresentationContextID(assoc_, sopClassUid.c_str(), DcmXfer(alt).getXferID());
+    if (id != 0) return id;
+  }
+  return 0;
+}
+
+StoreOutcome PeerAssociation::store(DcmDataset& dataset, E_TransferSyntax xfer, const std::string& sopClassUid,
+                                    const std::string& sopInstanceUid, const MoveOriginator* originator) {
+  StoreOutcome outcome;
+  if (!usable_) {
+    outcome.errorComment = "association to " + peer_.aeTitle + " is no longer usable";
+    return outcome;
+  }
+  T_ASC_PresentationContextID presId = findContext(sopClassUid, xfer);
+  if (presId == 0) {
+    outcome.status = status::kSopClassNotSupported;
+    outcome.errorComment = peer_.aeTitle + " accepted no presentation context for this SOP class and transfer syntax";
+    return outcome;
+  }
+  T_DIMSE_C_StoreRQ request{};
+  request.MessageID = nextMessageId();
+  OFStandard::strlcpy(request.AffectedSOPClassUID, sopClassUid.c_str(), sizeof(request.AffectedSOPClassUID));
+  OFStandard::strlcpy(request.AffectedSOPInstanceUID, sopInstanceUid.c_str(), sizeof(request.AffectedSOPInstanceUID));
+  request.DataSetType = DIMSE_DATASET_PRESENT;
+  request.Priority = DIMSE_PRIORITY_MEDIUM;
+  if (originator != nullptr) {
+    OFStandard::strlcpy(request.MoveOriginatorApplicationEntityTitle, originator->aeTitle.c_str(),
+                        sizeof(request.MoveOriginatorApplicationEntityTitle));
+    request.MoveOriginatorID = originator->messageId;
+    request.opts = O_STORE_MOVEORIGINATORAETITLE | O_STORE_MOVEORIGINATORID;
+  }
+  T_DIMSE_C_StoreRSP response{};
+  DcmDataset* statusDetail = nullptr;
+  OFCondition cond = DIMSE_storeUser(assoc_, presId, &request, nullptr, &dataset, nullptr, nullptr,
+                                     DIMSE_NONBLOCKING, timeouts_.dimseSeconds, &response, &statusDetail);
+  if (cond.bad()) {
+    usable_ = false;
+    outcome.errorComment = "C-STORE to " + peer_.aeTitle + " failed: " + std::string(cond.text());
+    delete statusDetail;
+    return outcome;
+  }
+  outcome.delivered = true;
+  outcome.status = response.DimseStatus;
+  if (statusDetail != nullptr) {
+    OFString comment;
+    if (statusDetail->findAndGetOFString(DCM_ErrorComment, comment).good()) outcome.errorComment = comment.c_str();
+    delete statusDetail;
+  }
+  return outcome;
+}
+
+}  // namespace pacsgw::gateway

@@ -1,0 +1,208 @@
+#include "gateway/server.h"
+
+#include "gateway/net_util.h"
+
+#include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmnet/dul.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <stdexcept>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+namespace pacsgw::gateway {
+
+namespace {
+
+// Transfer syntaxes the gateway accepts, in order of preference when a peer offers several in one
+// presentation context. Encapsulated syntaxes are protected fragment by fragment, as received.
+// Non-const only because DCMTK's API takes `const char**`.
+const char* kAcceptedTransferSyntaxes[] = {
+    UID_LittleEndianExplicitTransferSyntax,
+    UID_LittleEndianImplicitTransferSyntax,
+    UID_BigEndianExplicitTransferSyntax,
+    UID_DeflatedExplicitVRLittleEndianTransferSyntax,
+    UID_RLELosslessTransferSyntax,
+    UID_JPEGProcess14SV1TransferSyntax,
+    UID_JPEGProcess14TransferSyntax,
+    UID_JPEGLSLosslessTransferSyntax,
+    UID_JPEGLSLossyTransferSyntax,
+    UID_JPEG2000LosslessOnlyTransferSyntax,
+    UID_JPEG2000TransferSyntax,
+    UID_JPEGProcess1TransferSyntax,
+    UID_JPEGProcess2_4TransferSyntax,
+    UID_MPEG2MainProfileAtMainLevelTransferSyntax,
+    UID_MPEG4HighProfileLevel4_1TransferSyntax,
+};
+constexpr int kAcceptedTransferSyntaxCount =
+    static_cast<int>(sizeof(kAcceptedTransferSyntaxes) / sizeof(kAcceptedTransferSyntaxes[0]));
+
+void rejectAssociation(T_ASC_Association* assoc, T_ASC_RejectParametersResult result,
+                       T_ASC_RejectParametersSource source, T_ASC_RejectParametersReason reason) {
+  T_ASC_RejectParameters rej{result, source, reason};
+  ASC_rejectAssociation(assoc, &rej);
+}
+
+void dropAndDestroy(T_ASC_Association*& assoc) {
+  if (assoc == nullptr) return;
+  ASC_dropSCPAssociation(assoc);
+  ASC_destroyAssociation(&assoc);
+}
+
+}  // namespace
+
+GatewayServer::GatewayServer(const config::Config& config, keystore::Keystore& keys)
+    : config_(config),
+      policy_(config),
+      context_{config, keys, policy_, stopping_,
+               NetworkTimeouts{static_cast<int>(config.gateway.connectTimeoutSeconds),
+                               static_cast<int>(config.gateway.acseTimeoutSeconds),
+                               static_cast<int>(config.gateway.dimseTimeoutSeconds)}} {
+  dcmConnectionTimeout.set(static_cast<Sint32>(config.gateway.connectTimeoutSeconds));
+  dcmDisableGethostbyaddr.set(OFTrue);  // peer checks use numeric addresses; no reverse-DNS stalls
+  // DCMTK would bind its own listen socket to every interface; we hand it accepted sockets instead
+  // (see serveConnection), so it must see an external socket while the network is created.
+  dcmExternalSocketHandle.set(1);
+  OFCondition cond = ASC_initializeNetwork(NET_ACCEPTORREQUESTOR, config.gateway.port,
+                                           static_cast<int>(config.gateway.acseTimeoutSeconds), &network_);
+  dcmExternalSocketHandle.set(-1);
+  if (cond.bad()) throw std::runtime_error("cannot initialise DICOM network: " + std::string(cond.text()));
+}
+
+GatewayServer::~GatewayServer() {
+  if (network_ != nullptr) ASC_dropNetwork(&network_);
+}
+
+void GatewayServer::run() {
+  ListenSocket listener(config_.gateway.bind, config_.gateway.port);
+  spdlog::info("listening on {}:{} as {} (upstream PACS {}@{}:{}, cipher {}, key scope {})", config_.gateway.bind,
+               config_.gateway.port, config_.gateway.aeTitle, config_.upstream.aeTitle, config_.upstream.host,
+               config_.upstream.port, config_.cipher.backend, config_.cipher.keyScope);
+  while (!stopping_.load()) {
+    int fd = listener.accept(250);
+    if (fd < 0) continue;
+    {
+      std::lock_guard<std::mutex> lock(countMutex_);
+      ++active_;
+    }
+    std::thread([this, fd] {
+      try {
+        serveConnection(fd);
+      } catch (const std::exception& e) {
+        spdlog::error("association handler failed: {}", e.what());
+      }
+      std::lock_guard<std::mutex> lock(countMutex_);
+      --active_;
+      countChanged_.notify_all();
+    }).detach();
+  }
+  spdlog::info("stopping: no new associations; waiting for {} running", active_);
+  std::unique_lock<std::mutex> lock(countMutex_);
+  const auto grace = std::chrono::seconds(config_.gateway.dimseTimeoutSeconds + 5);
+  if (!countChanged_.wait_for(lock, grace, [this] { return active_ == 0; })) {
+    spdlog::warn("{} associations still running at shutdown", active_);
+  }
+}
+
+void GatewayServer::serveConnection(int fd) {
+  const std::string address = peerAddress(fd);
+  // Only hand the socket to DCMTK once the peer has sent something, so a silent client cannot hold
+  // the (process-global) hand-over for long.
+  if (!waitReadable(fd, static_cast<int>(config_.gateway.acseTimeoutSeconds) * 1000)) {
+    spdlog::warn("connection from {} sent no association request; closed", address);
+    ::close(fd);
+    return;
+  }
+  T_ASC_Association* assoc = nullptr;
+  OFCondition cond;
+  {
+    std::lock_guard<std::mutex> lock(receiveMutex_);
+    dcmExternalSocketHandle.set(fd);
+    cond = ASC_receiveAssociation(network_, &assoc, static_cast<long>(config_.gateway.maxPduBytes), nullptr,
+                                  nullptr, OFFalse, DUL_NOBLOCK,
+                                  static_cast<int>(config_.gateway.acseTimeoutSeconds));
+    dcmExternalSocketHandle.set(-1);
+  }
+  if (cond.bad()) {
+    spdlog::warn("association request from {} unreadable: {}", address, cond.text());
+    if (assoc != nullptr) {
+      dropAndDestroy(assoc);
+    } else {
+      ::close(fd);
+    }
+    return;
+  }
+  const std::string calling = assoc->params->DULparams.callingAPTitle;
+  PeerIdentity peer = policy_.identify(calling, address);
+  if (!negotiate(assoc, peer)) {
+    dropAndDestroy(assoc);
+    return;
+  }
+  {
+    Session session(context_, assoc, peer);
+    session.run();
+  }
+  dropAndDestroy(assoc);
+}
+
+bool GatewayServer::negotiate(T_ASC_Association* assoc, const PeerIdentity& peer) {
+  const std::string called = assoc->params->DULparams.calledAPTitle;
+  const std::string who = peer.aeTitle + "@" + peer.address;
+  char contextName[BUFSIZ];
+  ASC_getApplicationContextName(assoc->params, contextName, sizeof(contextName));
+  if (std::string(contextName) != UID_StandardApplicationContext) {
+    spdlog::warn("audit: association from {} rejected: unsupported application context", who);
+    rejectAssociation(assoc, ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
+                      ASC_REASON_SU_APPCONTEXTNAMENOTSUPPORTED);
+    return false;
+  }
+  if (called != config_.gateway.aeTitle) {
+    spdlog::warn("audit: association from {} rejected: called AE title '{}' is not {}", who, called,
+                 config_.gateway.aeTitle);
+    rejectAssociation(assoc, ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
+                      ASC_REASON_SU_CALLEDAETITLENOTRECOGNIZED);
+    return false;
+  }
+  if (!peer.isModality && peer.workstation == nullptr && !peer.isUpstream) {
+    spdlog::warn("audit: association from {} rejected: calling AE title and host are not configured", who);
+    rejectAssociation(assoc, ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
+                      ASC_REASON_SU_CALLINGAETITLENOTRECOGNIZED);
+    return false;
+  }
+  {
+    std::lock_guard<std::mutex> lock(countMutex_);
+    if (active_ > config_.gateway.maxAssociations) {
+      spdlog::warn("association from {} rejected: {} associations already running", who, active_ - 1);
+      rejectAssociation(assoc, ASC_RESULT_REJECTEDTRANSIENT, ASC_SOURCE_SERVICEPROVIDER_PRESENTATION_RELATED,
+                        ASC_REASON_SP_PRES_LOCALLIMITEXCEEDED);
+      return false;
+    }
+  }
+  const char* verification[] = {UID_VerificationSOPClass};
+  ASC_acceptContextsWithPreferredTransferSyntaxes(assoc->params, verification, 1, kAcceptedTransferSyntaxes,
+                                                  kAcceptedTransferSyntaxCount);
+  if (peer.isModality || peer.isUpstream) {
+    ASC_acceptContextsWithPreferredTransferSyntaxes(assoc->params, const_cast<const char**>(dcmAllStorageSOPClassUIDs),
+                                                    numberOfDcmAllStorageSOPClassUIDs, kAcceptedTransferSyntaxes,
+                                                    kAcceptedTransferSyntaxCount);
+  }
+  if (ASC_countAcceptedPresentationContexts(assoc->params) == 0) {
+    spdlog::warn("association from {} rejected: no acceptable presentation context", who);
+    rejectAssociation(assoc, ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
+                      ASC_REASON_SU_NOREASON);
+    return false;
+  }
+  OFCondition cond = ASC_acknowledgeAssociation(assoc);
+  if (cond.bad()) {
+    spdlog::warn("association from {} failed during acknowledgement: {}", who, cond.text());
+    return false;
+  }
+  setTcpNoDelay(associationSocket(assoc));
+  spdlog::info("audit: association from {} accepted ({} presentation contexts)", who,
+               ASC_countAcceptedPresentationContexts(assoc->params));
+  return true;
+}
+
+}  // namespace pacsgw::gateway

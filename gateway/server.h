@@ -1,0 +1,38 @@
+#pragma once
+// The DICOM listener: accepts associations from configured peers and runs one Session per
+// association on its own thread, up to gateway.max_associations at once.
+#include "config/config.h"
+#include "gateway/access_policy.h"
+#include "gateway/session.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+
+namespace pacsgw::gateway {
+
+class GatewayServer {
+ public:
+  GatewayServer(const config::Config& config, keystore::Keystore& keys);
+  ~GatewayServer();
+  // Blocks until requestStop(); then waits for running associations to finish (bounded).
+  void run();
+  // Async-signal-safe.
+  void requestStop() { stopping_.store(true); }
+
+ private:
+  void serveConnection(int fd);
+  bool negotiate(T_ASC_Association* assoc, const PeerIdentity& peer);
+
+  const config::Config& config_;
+  AccessPolicy policy_;
+  std::atomic<bool> stopping_{false};
+  GatewayContext context_;
+  T_ASC_Network* network_ = nullptr;
+  std::mutex receiveMutex_;  // DCMTK's external-socket hand-over is a process global
+  std::mutex countMutex_;
+  std::condition_variable countChanged_;
+  unsigned active_ = 0;
+};
+
+}  // namespace pacsgw::gateway

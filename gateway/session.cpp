@@ -1,0 +1,258 @@
+#include "gateway/session.h"
+
+#include "gateway/instance_protector.h"
+#include "keystore/keystore.h"
+
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcuid.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <map>
+#include <set>
+
+namespace pacsgw::gateway {
+
+namespace {
+
+constexpr int kPollSeconds = 1;  // how often an idle association checks for shutdown
+
+std::string stringOf(DcmDataset& dataset, const DcmTagKey& tag) {
+  OFString value;
+  dataset.findAndGetOFString(tag, value);
+  return value.c_str();
+}
+
+std::uint16_t statusForCryptError(codecs::CryptErrorKind kind) {
+  switch (kind) {
+    case codecs::CryptErrorKind::NoPixelData:
+    case codecs::CryptErrorKind::MalformedObject:
+    case codecs::CryptErrorKind::AlreadyEncrypted:
+    case codecs::CryptErrorKind::MalformedKeyReference:
+      return status::kCannotUnderstand;
+    default:
+      return status::kProcessingFailure;
+  }
+}
+
+}  // namespace
+
+Session::Session(GatewayContext& context, T_ASC_Association* assoc, PeerIdentity peer)
+    : context_(context), assoc_(assoc), peer_(std::move(peer)) {}
+
+Session::~Session() {
+  if (stats_.stored + stats_.failed > 0) {
+    spdlog::info("association from {}@{} ended: {} instances forwarded, {} refused, {:.1f} MB", peer_.aeTitle,
+                 peer_.address, stats_.stored, stats_.failed, static_cast<double>(stats_.bytes) / 1e6);
+  }
+}
+
+void Session::run() {
+  int idleSeconds = 0;
+  while (!broken_) {
+    T_ASC_PresentationContextID presId = 0;
+    T_DIMSE_Message msg{};
+    DcmDataset* statusDetail = nullptr;
+    OFCondition cond = DIMSE_receiveCommand(assoc_, DIMSE_NONBLOCKING, kPollSeconds, &presId, &msg, &statusDetail);
+    delete statusDetail;
+    if (cond == DIMSE_NODATAAVAILABLE) {
+      idleSeconds += kPollSeconds;
+      if (context_.stopping.load() || idleSeconds >= static_cast<int>(context_.config.gateway.dimseTimeoutSeconds)) {
+        spdlog::info("association from {}@{} aborted: {}", peer_.aeTitle, peer_.address,
+                     context_.stopping.load() ? "gateway shutting down" : "idle timeout");
+        ASC_abortAssociation(assoc_);
+        return;
+      }
+      continue;
+    }
+    idleSeconds = 0;
+    if (cond == DUL_PEERREQUESTEDRELEASE) {
+      ASC_acknowledgeRelease(assoc_);
+      return;
+    }
+    if (cond == DUL_PEERABORTEDASSOCIATION) {
+      spdlog::info("association from {}@{} aborted by the peer", peer_.aeTitle, peer_.address);
+      return;
+    }
+    if (cond.bad()) {
+      spdlog::warn("association from {}@{}: cannot read command: {}", peer_.aeTitle, peer_.address, cond.text());
+      ASC_abortAssociation(assoc_);
+      return;
+    }
+    switch (msg.CommandField) {
+      case DIMSE_C_ECHO_RQ:
+        handleEcho(msg, presId);
+        break;
+      case DIMSE_C_STORE_RQ:
+        handleStore(msg, presId);
+        break;
+      default:
+        spdlog::warn("association from {}@{}: unsupported DIMSE command 0x{:04x}; aborting", peer_.aeTitle,
+                     peer_.address, static_cast<unsigned>(msg.CommandField));
+        ASC_abortAssociation(assoc_);
+        return;
+    }
+  }
+  ASC_abortAssociation(assoc_);
+}
+
+void Session::handleEcho(T_DIMSE_Message& msg, T_ASC_PresentationContextID presId) {
+  OFCondition cond = DIMSE_sendEchoResponse(assoc_, presId, &msg.msg.CEchoRQ, STATUS_Success, nullptr);
+  if (cond.bad()) broken_ = true;
+}
+
+E_TransferSyntax Session::contextTransferSyntax(T_ASC_PresentationContextID presId) const {
+  T_ASC_PresentationContext pc;
+  if (ASC_findAcceptedPresentationContext(assoc_->params, presId, &pc).bad()) return EXS_Unknown;
+  return DcmXfer(pc.acceptedTransferSyntax).getXfer();
+}
+
+void Session::handleStore(T_DIMSE_Message& msg, T_ASC_PresentationContextID presId) {
+  T_DIMSE_C_StoreRQ& request = msg.msg.CStoreRQ;
+  const auto started = std::chrono::steady_clock::now();
+  DcmDataset* received = nullptr;
+  OFCondition cond = DIMSE_receiveDataSetInMemory(assoc_, DIMSE_NONBLOCKING,
+                                                  static_cast<int>(context_.config.gateway.dimseTimeoutSeconds),
+                                                  &presId, &received, nullptr, nullptr);
+  std::unique_ptr<DcmDataset> dataset(received);
+  if (cond.bad()) {
+    ++stats_.failed;
+    spdlog::warn("C-STORE {} from {}: data set could not be read ({}); refused", request.AffectedSOPInstanceUID,
+                 peer_.aeTitle, cond.text());
+    if (cond == DUL_PEERABORTEDASSOCIATION || cond == DIMSE_NODATAAVAILABLE || cond == DUL_NETWORKCLOSED) {
+      broken_ = true;
+      return;
+    }
+    sendStoreResponse(presId, request, status::kCannotUnderstand, "data set could not be parsed");
+    return;
+  }
+  if (!peer_.isModality) {
+    ++stats_.failed;
+    spdlog::warn("audit: C-STORE from {}@{} refused: not a configured modality", peer_.aeTitle, peer_.address);
+    sendStoreResponse(presId, request, 0x0124, "not authorised to store");
+    return;
+  }
+  const E_TransferSyntax xfer = contextTransferSyntax(presId);
+  const std::string sopClass = stringOf(*dataset, DCM_SOPClassUID);
+  const std::string sopInstance = stringOf(*dataset, DCM_SOPInstanceUID);
+  if (sopClass != request.AffectedSOPClassUID || sopInstance != request.AffectedSOPInstanceUID) {
+    ++stats_.failed;
+    spdlog::warn("C-STORE {} from {}: SOP Class / Instance UID in the data set do not match the request; refused",
+                 request.AffectedSOPInstanceUID, peer_.aeTitle);
+    sendStoreResponse(presId, request, status::kDataSetDoesNotMatchSopClass,
+                      "SOP UIDs in data set differ from request");
+    return;
+  }
+  if (!protector_) protector_ = std::make_unique<InstanceProtector>(context_.keys, context_.config.cipher);
+  ProtectResult protectedInstance;
+  try {
+    protectedInstance = protector_->protect(*dataset, xfer);
+  } catch (const codecs::CryptError& e) {
+    ++stats_.failed;
+    spdlog::warn("C-STORE {} from {} refused ({}): {}", sopInstance, peer_.aeTitle, codecs::toString(e.kind()),
+                 e.what());
+    sendStoreResponse(presId, request, statusForCryptError(e.kind()), e.what());
+    return;
+  } catch (const std::exception& e) {
+    ++stats_.failed;
+    spdlog::error("C-STORE {} from {}: cannot encrypt: {}", sopInstance, peer_.aeTitle, e.what());
+    sendStoreResponse(presId, request, status::kProcessingFailure, "gateway cannot encrypt this object");
+    return;
+  }
+  if (!protectedInstance.encrypted) {
+    spdlog::info("C-STORE {} from {}: no pixel data, forwarded unchanged", sopInstance, peer_.aeTitle);
+  }
+  StoreOutcome outcome = forwardToUpstream(*dataset, xfer, sopClass, sopInstance);
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  if (outcome.delivered && (outcome.status == status::kSuccess || (outcome.status & 0xF000) == 0xB000)) {
+    ++stats_.stored;
+    stats_.bytes += dataset->getLength(xfer);
+    spdlog::debug("C-STORE {} from {} -> {}: {} in {:.1f} ms", sopInstance, peer_.aeTitle,
+                  context_.config.upstream.aeTitle, describeStatus(outcome.status), ms);
+  } else {
+    ++stats_.failed;
+    spdlog::warn("C-STORE {} from {} -> {}: {} ({})", sopInstance, peer_.aeTitle, context_.config.upstream.aeTitle,
+                 describeStatus(outcome.status), outcome.errorComment);
+  }
+  sendStoreResponse(presId, request, outcome.status, outcome.errorComment);
+}
+
+StoreOutcome Session::forwardToUpstream(DcmDataset& dataset, E_TransferSyntax xfer, const std::string& sopClass,
+                                        const std::string& sopInstance) {
+  // One upstream association per inbound association, proposing what the modality negotiated.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    const bool reused = upstream_ && upstream_->usable();
+    if (!reused) {
+      upstream_.reset();
+      std::vector<ProposedContext> contexts;
+      std::set<std::pair<std::string, std::string>> seen;
+      const int count = ASC_countPresentationContexts(assoc_->params);
+      for (int i = 0; i < count; ++i) {
+        T_ASC_PresentationContext pc;
+        if (ASC_getPresentationContext(assoc_->params, i, &pc).bad()) continue;
+        if (pc.resultReason != ASC_P_ACCEPTANCE) continue;
+        if (std::string(pc.abstractSyntax) == UID_VerificationSOPClass) continue;
+        const std::string ts = pc.acceptedTransferSyntax;
+        if (!seen.insert({pc.abstractSyntax, ts}).second) continue;
+        ProposedContext ctx{pc.abstractSyntax, {ts}};
+        if (isNativeTransferSyntax(DcmXfer(ts.c_str()).getXfer())) {
+          for (const char* alt : {UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax}) {
+            if (ts != alt) ctx.transferSyntaxes.push_back(alt);
+          }
+        }
+        contexts.push_back(ctx);
+        if (contexts.size() == 128) break;
+      }
+      const auto& up = context_.config.upstream;
+      try {
+        upstream_ = PeerAssociation::open(PeerEndpoint{up.aeTitle, up.host, up.port}, context_.config.gateway.aeTitle,
+                                          contexts, context_.timeouts, context_.config.gateway.maxPduBytes);
+      } catch (const PeerUnavailable& e) {
+        spdlog::error("upstream PACS unavailable: {}", e.what());
+        StoreOutcome outcome;
+        outcome.status = status::kOutOfResources;
+        outcome.errorComment = "upstream PACS unavailable";
+        return outcome;
+      }
+    }
+    StoreOutcome outcome = upstream_->store(dataset, xfer, sopClass, sopInstance);
+    // A reused association may have been closed by the PACS while idle: retry once on a fresh one.
+    if (outcome.delivered || !reused) {
+      if (!outcome.delivered) {
+        outcome.status = status::kOutOfResources;
+      }
+      return outcome;
+    }
+  }
+  StoreOutcome failed;
+  failed.status = status::kOutOfResources;
+  failed.errorComment = "upstream PACS unavailable";
+  return failed;
+}
+
+void Session::sendStoreResponse(T_ASC_PresentationContextID presId, const T_DIMSE_C_StoreRQ& request,
+                                std::uint16_t statusCode, const std::string& comment) {
+  T_DIMSE_C_StoreRSP response{};
+  response.MessageIDBeingRespondedTo = request.MessageID;
+  response.DimseStatus = statusCode;
+  response.DataSetType = DIMSE_DATASET_NULL;
+  OFStandard::strlcpy(response.AffectedSOPClassUID, request.AffectedSOPClassUID, sizeof(response.AffectedSOPClassUID));
+  OFStandard::strlcpy(response.AffectedSOPInstanceUID, request.AffectedSOPInstanceUID,
+                      sizeof(response.AffectedSOPInstanceUID));
+  response.opts = O_STORE_AFFECTEDSOPCLASSUID | O_STORE_AFFECTEDSOPINSTANCEUID;
+  DcmDataset detail;
+  DcmDataset* detailPtr = nullptr;
+  if (statusCode != status::kSuccess && !comment.empty()) {
+    // Error Comment is LO: at most 64 characters.
+    detail.putAndInsertString(DCM_ErrorComment, comment.substr(0, 64).c_str());
+    detailPtr = &detail;
+  }
+  OFCondition cond = DIMSE_sendStoreResponse(assoc_, presId, &request, &response, detailPtr);
+  if (cond.bad()) {
+    spdlog::warn("cannot send C-STORE response to {}: {}", peer_.aeTitle, cond.text());
+    broken_ = true;
+  }
+}
+
+}  // namespace pacsgw::gateway

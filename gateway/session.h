@@ -1,0 +1,64 @@
+#pragma once
+// One inbound association: who the peer is, what was negotiated, and the services it may use.
+#include "config/config.h"
+#include "gateway/access_policy.h"
+#include "gateway/peer_association.h"
+
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmnet/assoc.h>
+#include <dcmtk/dcmnet/dimse.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace pacsgw::keystore {
+class Keystore;
+}
+
+namespace pacsgw::gateway {
+
+class InstanceProtector;
+
+// Shared by every association: read-only after start, or internally synchronised.
+struct GatewayContext {
+  const config::Config& config;
+  keystore::Keystore& keys;
+  const AccessPolicy& policy;
+  std::atomic<bool>& stopping;
+  NetworkTimeouts timeouts;
+};
+
+struct SessionStats {
+  std::uint64_t stored = 0;
+  std::uint64_t failed = 0;
+  std::uint64_t bytes = 0;
+};
+
+class Session {
+ public:
+  Session(GatewayContext& context, T_ASC_Association* assoc, PeerIdentity peer);
+  ~Session();
+  // Serves DIMSE requests until release, abort, idle timeout or shutdown.
+  void run();
+
+ private:
+  void handleEcho(T_DIMSE_Message& msg, T_ASC_PresentationContextID presId);
+  void handleStore(T_DIMSE_Message& msg, T_ASC_PresentationContextID presId);
+  void sendStoreResponse(T_ASC_PresentationContextID presId, const T_DIMSE_C_StoreRQ& request,
+                         std::uint16_t status, const std::string& comment);
+  StoreOutcome forwardToUpstream(DcmDataset& dataset, E_TransferSyntax xfer, const std::string& sopClass,
+                                 const std::string& sopInstance);
+  E_TransferSyntax contextTransferSyntax(T_ASC_PresentationContextID presId) const;
+
+  GatewayContext& context_;
+  T_ASC_Association* assoc_;
+  PeerIdentity peer_;
+  std::unique_ptr<InstanceProtector> protector_;
+  std::unique_ptr<PeerAssociation> upstream_;
+  SessionStats stats_;
+  bool broken_ = false;
+};
+
+}  // namespace pacsgw::gateway
