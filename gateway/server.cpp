@@ -39,6 +39,40 @@ const char* kAcceptedTransferSyntaxes[] = {
 constexpr int kAcceptedTransferSyntaxCount =
     static_cast<int>(sizeof(kAcceptedTransferSyntaxes) / sizeof(kAcceptedTransferSyntaxes[0]));
 
+// Query / retrieve information models relayed to the PACS.
+const char* kQueryRetrieveSopClasses[] = {
+    UID_FINDPatientRootQueryRetrieveInformationModel, UID_FINDStudyRootQueryRetrieveInformationModel,
+    UID_MOVEPatientRootQueryRetrieveInformationModel, UID_MOVEStudyRootQueryRetrieveInformationModel,
+    UID_GETPatientRootQueryRetrieveInformationModel,  UID_GETStudyRootQueryRetrieveInformationModel,
+};
+constexpr int kQueryRetrieveSopClassCount =
+    static_cast<int>(sizeof(kQueryRetrieveSopClasses) / sizeof(kQueryRetrieveSopClasses[0]));
+const char* kQueryTransferSyntaxes[] = {UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax,
+                                        UID_BigEndianExplicitTransferSyntax};
+constexpr int kQueryTransferSyntaxCount = 3;
+
+// Storage contexts proposed by a C-GET requester carry an SCP role selection; accept the role
+// it proposes with the first of our transfer syntaxes it offers.
+void acceptStorageWithProposedRole(T_ASC_Association* assoc) {
+  const int count = ASC_countPresentationContexts(assoc->params);
+  for (int i = 0; i < count; ++i) {
+    T_ASC_PresentationContext pc;
+    if (ASC_getPresentationContext(assoc->params, i, &pc).bad()) continue;
+    if (pc.resultReason == ASC_P_ACCEPTANCE || !dcmIsaStorageSOPClassUID(pc.abstractSyntax)) continue;
+    for (int t = 0; t < kAcceptedTransferSyntaxCount; ++t) {
+      bool offered = false;
+      for (int k = 0; k < pc.transferSyntaxCount; ++k) {
+        if (std::string(pc.proposedTransferSyntaxes[k]) == kAcceptedTransferSyntaxes[t]) offered = true;
+      }
+      if (offered) {
+        ASC_acceptPresentationContext(assoc->params, pc.presentationContextID, kAcceptedTransferSyntaxes[t],
+                                      pc.proposedRole);
+        break;
+      }
+    }
+  }
+}
+
 void rejectAssociation(T_ASC_Association* assoc, T_ASC_RejectParametersResult result,
                        T_ASC_RejectParametersSource source, T_ASC_RejectParametersReason reason) {
   T_ASC_RejectParameters rej{result, source, reason};
@@ -59,7 +93,8 @@ GatewayServer::GatewayServer(const config::Config& config, keystore::Keystore& k
       context_{config, keys, policy_, stopping_,
                NetworkTimeouts{static_cast<int>(config.gateway.connectTimeoutSeconds),
                                static_cast<int>(config.gateway.acseTimeoutSeconds),
-                               static_cast<int>(config.gateway.dimseTimeoutSeconds)}} {
+                               static_cast<int>(config.gateway.dimseTimeoutSeconds)},
+               retrieves_} {
   dcmConnectionTimeout.set(static_cast<Sint32>(config.gateway.connectTimeoutSeconds));
   dcmDisableGethostbyaddr.set(OFTrue);  // peer checks use numeric addresses; no reverse-DNS stalls
   // DCMTK would bind its own listen socket to every interface; we hand it accepted sockets instead
@@ -187,6 +222,12 @@ bool GatewayServer::negotiate(T_ASC_Association* assoc, const PeerIdentity& peer
     ASC_acceptContextsWithPreferredTransferSyntaxes(assoc->params, const_cast<const char**>(dcmAllStorageSOPClassUIDs),
                                                     numberOfDcmAllStorageSOPClassUIDs, kAcceptedTransferSyntaxes,
                                                     kAcceptedTransferSyntaxCount);
+  }
+  if (peer.workstation != nullptr && peer.workstation->access != config::Access::Deny) {
+    ASC_acceptContextsWithPreferredTransferSyntaxes(assoc->params, kQueryRetrieveSopClasses,
+                                                    kQueryRetrieveSopClassCount, kQueryTransferSyntaxes,
+                                                    kQueryTransferSyntaxCount);
+    acceptStorageWithProposedRole(assoc);  // C-GET: the workstation is the Storage SCP
   }
   if (ASC_countAcceptedPresentationContexts(assoc->params) == 0) {
     spdlog::warn("association from {} rejected: no acceptable presentation context", who);

@@ -27,6 +27,7 @@ class GatewayServer {
   const config::Config& config_;
   AccessPolicy policy_;
   std::atomic<bool> stopping_{false};
+  RetrieveRegistry retrieves_;
   GatewayContext context_;
   T_ASC_Network* network_ = nullptr;
   std::mutex receiveMutex_;  // DCMTK's external-socket hand-over is a process global

@@ -86,6 +86,13 @@ void Session::run() {
       case DIMSE_C_STORE_RQ:
         handleStore(msg, presId);
         break;
+      case DIMSE_C_FIND_RQ:
+        handleFind(msg, presId);
+        break;
+      case DIMSE_C_MOVE_RQ:
+      case DIMSE_C_GET_RQ:
+        handleRetrieve(msg, presId);
+        break;
       default:
         spdlog::warn("association from {}@{}: unsupported DIMSE command 0x{:04x}; aborting", peer_.aeTitle,
                      peer_.address, static_cast<unsigned>(msg.CommandField));
@@ -99,6 +106,11 @@ void Session::run() {
 void Session::handleEcho(T_DIMSE_Message& msg, T_ASC_PresentationContextID presId) {
   OFCondition cond = DIMSE_sendEchoResponse(assoc_, presId, &msg.msg.CEchoRQ, STATUS_Success, nullptr);
   if (cond.bad()) broken_ = true;
+}
+
+InstanceProtector& Session::protector() {
+  if (!protector_) protector_ = std::make_unique<InstanceProtector>(context_.keys, context_.config.cipher);
+  return *protector_;
 }
 
 E_TransferSyntax Session::contextTransferSyntax(T_ASC_PresentationContextID presId) const {
@@ -126,6 +138,10 @@ void Session::handleStore(T_DIMSE_Message& msg, T_ASC_PresentationContextID pres
     sendStoreResponse(presId, request, status::kCannotUnderstand, "data set could not be parsed");
     return;
   }
+  if (peer_.isUpstream && !peer_.isModality) {
+    handleSubOperation(request, presId, std::move(dataset));
+    return;
+  }
   if (!peer_.isModality) {
     ++stats_.failed;
     spdlog::warn("audit: C-STORE from {}@{} refused: not a configured modality", peer_.aeTitle, peer_.address);
@@ -143,10 +159,9 @@ void Session::handleStore(T_DIMSE_Message& msg, T_ASC_PresentationContextID pres
                       "SOP UIDs in data set differ from request");
     return;
   }
-  if (!protector_) protector_ = std::make_unique<InstanceProtector>(context_.keys, context_.config.cipher);
   ProtectResult protectedInstance;
   try {
-    protectedInstance = protector_->protect(*dataset, xfer);
+    protectedInstance = protector().protect(*dataset, xfer);
   } catch (const codecs::CryptError& e) {
     ++stats_.failed;
     spdlog::warn("C-STORE {} from {} refused ({}): {}", sopInstance, peer_.aeTitle, codecs::toString(e.kind()),

@@ -3,6 +3,7 @@
 #include "config/config.h"
 #include "gateway/access_policy.h"
 #include "gateway/peer_association.h"
+#include "gateway/retrieve_jobs.h"
 
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmnet/assoc.h>
@@ -28,6 +29,7 @@ struct GatewayContext {
   const AccessPolicy& policy;
   std::atomic<bool>& stopping;
   NetworkTimeouts timeouts;
+  RetrieveRegistry& retrieves;
 };
 
 struct SessionStats {
@@ -46,6 +48,14 @@ class Session {
  private:
   void handleEcho(T_DIMSE_Message& msg, T_ASC_PresentationContextID presId);
   void handleStore(T_DIMSE_Message& msg, T_ASC_PresentationContextID presId);
+  // Retrieval path (retrieve_service.cpp).
+  void handleFind(T_DIMSE_Message& msg, T_ASC_PresentationContextID presId);
+  void handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID presId);  // C-MOVE and C-GET
+  void handleSubOperation(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationContextID presId,
+                          std::unique_ptr<DcmDataset> dataset);
+  StoreOutcome deliverToRetrieveDestination(RetrieveJob& job, DcmDataset& dataset, E_TransferSyntax xfer,
+                                            const std::string& sopClass, const std::string& sopInstance);
+  InstanceProtector& protector();
   void sendStoreResponse(T_ASC_PresentationContextID presId, const T_DIMSE_C_StoreRQ& request,
                          std::uint16_t status, const std::string& comment);
   StoreOutcome forwardToUpstream(DcmDataset& dataset, E_TransferSyntax xfer, const std::string& sopClass,

@@ -1,0 +1,34 @@
+#include "gateway/retrieve_jobs.h"
+
+#include <stdexcept>
+
+namespace pacsgw::gateway {
+
+void RetrieveRegistry::add(const std::shared_ptr<RetrieveJob>& job) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (unsigned tries = 0; tries < 65536; ++tries) {
+    ++next_;
+    if (next_ != 0 && jobs_.count(next_) == 0) {
+      job->upstreamMessageId = next_;
+      jobs_[next_] = job;
+      return;
+    }
+  }
+  throw std::runtime_error("no free Message ID: 65535 retrieves outstanding");
+}
+
+void RetrieveRegistry::remove(std::uint16_t messageId) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  jobs_.erase(messageId);
+}
+
+std::shared_ptr<RetrieveJob> RetrieveRegistry::find(std::optional<std::uint16_t> originatorMessageId) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (originatorMessageId) {
+    auto it = jobs_.find(*originatorMessageId);
+    return it == jobs_.end() ? nullptr : it->second;
+  }
+  return jobs_.size() == 1 ? jobs_.begin()->second : nullptr;
+}
+
+}  // namespace pacsgw::gateway

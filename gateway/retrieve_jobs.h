@@ -1,0 +1,58 @@
+#pragma once
+// Outstanding C-MOVE / C-GET operations the gateway has re-issued to the PACS, and the
+// correlation of the PACS's C-STORE sub-operations back to them.
+#include "config/config.h"
+#include "gateway/peer_association.h"
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace pacsgw::gateway {
+
+struct RetrieveJob {
+  std::uint16_t upstreamMessageId = 0;  // the Message ID of our C-MOVE to the PACS
+  std::string requesterAeTitle;
+  std::uint16_t requesterMessageId = 0;  // Message ID of the requester's C-MOVE / C-GET
+  config::Access access = config::Access::Deny;  // what the receiving side may see
+
+  // C-MOVE: the configured workstation the instances go to. C-GET: the requester's association.
+  std::optional<PeerEndpoint> destination;
+  T_ASC_Association* requesterAssociation = nullptr;
+
+  // Guards everything below and every use of the outgoing association(s).
+  std::mutex mutex;
+  std::unique_ptr<PeerAssociation> destinationAssociation;
+  std::vector<ProposedContext> destinationContexts;
+  unsigned completed = 0;
+  unsigned failed = 0;
+  unsigned warning = 0;
+  unsigned inFlight = 0;
+  std::uint16_t nextStoreMessageId = 0;  // C-GET: sub-operations on the requester's association
+  std::vector<std::string> failedSopInstanceUids;
+  std::atomic<bool> cancelled{false};
+};
+
+class RetrieveRegistry {
+ public:
+  // Gives the job a Message ID no outstanding job uses (whole 16-bit space) and registers it, in
+  // one step under the lock so two concurrent retrieves can never share an ID.
+  void add(const std::shared_ptr<RetrieveJob>& job);
+  void remove(std::uint16_t messageId);
+  // The job a sub-operation belongs to: by Move Originator Message ID when the PACS sent one,
+  // otherwise the only outstanding job (PACS that omit the originator cannot be correlated safely
+  // while two retrieves run; such sub-operations are refused).
+  std::shared_ptr<RetrieveJob> find(std::optional<std::uint16_t> originatorMessageId) const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<std::uint16_t, std::shared_ptr<RetrieveJob>> jobs_;
+  std::uint16_t next_ = 0;
+};
+
+}  // namespace pacsgw::gateway

@@ -1,0 +1,480 @@
+// The retrieval path: C-FIND relayed to the PACS, C-MOVE / C-GET re-issued to the PACS with the
+// gateway as destination, and the PACS's C-STORE sub-operations decrypted (per the destination's
+// access) and delivered to the real destination.
+#include "gateway/instance_protector.h"
+#include "gateway/session.h"
+
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcuid.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+namespace pacsgw::gateway {
+
+namespace {
+
+std::vector<std::string> queryTransferSyntaxes() {
+  return {UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax};
+}
+
+// The C-MOVE information model matching a C-GET one (the PACS is always asked to move to us).
+std::string moveModelFor(const std::string& sopClass) {
+  if (sopClass == UID_GETPatientRootQueryRetrieveInformationModel) return UID_MOVEPatientRootQueryRetrieveInformationModel;
+  if (sopClass == UID_GETStudyRootQueryRetrieveInformationModel) return UID_MOVEStudyRootQueryRetrieveInformationModel;
+  return sopClass;
+}
+
+std::unique_ptr<PeerAssociation> openUpstream(GatewayContext& ctx, const std::string& sopClass) {
+  const auto& up = ctx.config.upstream;
+  return PeerAssociation::open(PeerEndpoint{up.aeTitle, up.host, up.port}, ctx.config.gateway.aeTitle,
+                               {ProposedContext{sopClass, queryTransferSyntaxes()}}, ctx.timeouts,
+                               ctx.config.gateway.maxPduBytes);
+}
+
+bool isFailureStatus(std::uint16_t s) {
+  return s != 0x0000 && (s & 0xF000) != 0xB000 && s != 0xFF00 && s != 0xFF01 && s != 0xFE00;
+}
+
+// ---- C-FIND -------------------------------------------------------------------------------
+
+struct FindRelay {
+  T_ASC_Association* requester;
+  T_ASC_PresentationContextID requesterPresId;
+  T_DIMSE_C_FindRQ* request;
+  T_ASC_Association* upstream;
+  T_ASC_PresentationContextID upstreamPresId;
+  std::uint16_t upstreamMessageId;
+  bool cancelled = false;
+  bool broken = false;
+  unsigned matches = 0;
+};
+
+void relayFindResponse(void* data, T_DIMSE_C_FindRQ*, int, T_DIMSE_C_FindRSP* response, DcmDataset* identifiers) {
+  auto* relay = static_cast<FindRelay*>(data);
+  if (relay->broken) return;
+  if (!relay->cancelled &&
+      DIMSE_checkForCancelRQ(relay->requester, relay->requesterPresId, relay->request->MessageID).good()) {
+    relay->cancelled = true;
+    DIMSE_sendCancelRequest(relay->upstream, relay->upstreamPresId, relay->upstreamMessageId);
+    spdlog::info("C-FIND cancelled by the requester; cancel relayed to the PACS");
+  }
+  T_DIMSE_C_FindRSP out = *response;
+  out.MessageIDBeingRespondedTo = relay->request->MessageID;
+  OFStandard::strlcpy(out.AffectedSOPClassUID, relay->request->AffectedSOPClassUID, sizeof(out.AffectedSOPClassUID));
+  out.opts = O_FIND_AFFECTEDSOPCLASSUID;
+  ++relay->matches;
+  if (DIMSE_sendFindResponse(relay->requester, relay->requesterPresId, relay->request, &out, identifiers, nullptr).bad()) {
+    relay->broken = true;
+  }
+}
+
+// ---- C-MOVE / C-GET -----------------------------------------------------------------------
+
+struct RetrieveRelay {
+  bool isGet;
+  T_ASC_Association* requester;
+  T_ASC_PresentationContextID requesterPresId;
+  T_DIMSE_Message* request;  // the requester's C-MOVE-RQ or C-GET-RQ
+  T_ASC_Association* upstream;
+  T_ASC_PresentationContextID upstreamPresId;
+  RetrieveJob* job;
+  bool broken = false;
+};
+
+std::uint16_t requestMessageId(const RetrieveRelay& r) {
+  return r.isGet ? r.request->msg.CGetRQ.MessageID : r.request->msg.CMoveRQ.MessageID;
+}
+
+// Sends a C-MOVE-RSP or C-GET-RSP with our own sub-operation counts.
+bool sendRetrieveResponse(RetrieveRelay& r, std::uint16_t statusCode, unsigned remaining, DcmDataset* identifiers) {
+  RetrieveJob& job = *r.job;
+  if (r.isGet) {
+    T_DIMSE_C_GetRSP rsp{};
+    rsp.MessageIDBeingRespondedTo = r.request->msg.CGetRQ.MessageID;
+    OFStandard::strlcpy(rsp.AffectedSOPClassUID, r.request->msg.CGetRQ.AffectedSOPClassUID, sizeof(rsp.AffectedSOPClassUID));
+    rsp.DimseStatus = statusCode;
+    rsp.NumberOfRemainingSubOperations = static_cast<DIC_US>(remaining);
+    rsp.NumberOfCompletedSubOperations = static_cast<DIC_US>(job.completed);
+    rsp.NumberOfFailedSubOperations = static_cast<DIC_US>(job.failed);
+    rsp.NumberOfWarningSubOperations = static_cast<DIC_US>(job.warning);
+    rsp.opts = O_GET_AFFECTEDSOPCLASSUID | O_GET_NUMBEROFCOMPLETEDSUBOPERATIONS | O_GET_NUMBEROFFAILEDSUBOPERATIONS |
+               O_GET_NUMBEROFWARNINGSUBOPERATIONS;
+    if (statusCode == status::kPending || statusCode == status::kCancel) rsp.opts |= O_GET_NUMBEROFREMAININGSUBOPERATIONS;
+    return DIMSE_sendGetResponse(r.requester, r.requesterPresId, &r.request->msg.CGetRQ, &rsp, identifiers, nullptr).good();
+  }
+  T_DIMSE_C_MoveRSP rsp{};
+  rsp.MessageIDBeingRespondedTo = r.request->msg.CMoveRQ.MessageID;
+  OFStandard::strlcpy(rsp.AffectedSOPClassUID, r.request->msg.CMoveRQ.AffectedSOPClassUID, sizeof(rsp.AffectedSOPClassUID));
+  rsp.DimseStatus = statusCode;
+  rsp.NumberOfRemainingSubOperations = static_cast<DIC_US>(remaining);
+  rsp.NumberOfCompletedSubOperations = static_cast<DIC_US>(job.completed);
+  rsp.NumberOfFailedSubOperations = static_cast<DIC_US>(job.failed);
+  rsp.NumberOfWarningSubOperations = static_cast<DIC_US>(job.warning);
+  rsp.opts = O_MOVE_AFFECTEDSOPCLASSUID | O_MOVE_NUMBEROFCOMPLETEDSUBOPERATIONS | O_MOVE_NUMBEROFFAILEDSUBOPERATIONS |
+             O_MOVE_NUMBEROFWARNINGSUBOPERATIONS;
+  if (statusCode == status::kPending || statusCode == status::kCancel) rsp.opts |= O_MOVE_NUMBEROFREMAININGSUBOPERATIONS;
+  return DIMSE_sendMoveResponse(r.requester, r.requesterPresId, &r.request->msg.CMoveRQ, &rsp, identifiers, nullptr).good();
+}
+
+// Called by DCMTK for every pending C-MOVE-RSP from the PACS: relay progress and watch for cancel.
+void relayMoveProgress(void* data, T_DIMSE_C_MoveRQ*, int, T_DIMSE_C_MoveRSP* response) {
+  auto* r = static_cast<RetrieveRelay*>(data);
+  if (r->broken) return;
+  std::lock_guard<std::mutex> lock(r->job->mutex);
+  if (!r->job->cancelled.load() &&
+      DIMSE_checkForCancelRQ(r->requester, r->requesterPresId, requestMessageId(*r)).good()) {
+    r->job->cancelled.store(true);
+    DIMSE_sendCancelRequest(r->upstream, r->upstreamPresId, r->job->upstreamMessageId);
+    spdlog::info("retrieve {} cancelled by {}; cancel relayed to the PACS", r->job->upstreamMessageId,
+                 r->job->requesterAeTitle);
+  }
+  if (response->DimseStatus == status::kPending || response->DimseStatus == 0xFF01) {
+    if (!sendRetrieveResponse(*r, status::kPending, response->NumberOfRemainingSubOperations, nullptr)) r->broken = true;
+  }
+}
+
+}  // namespace
+
+void Session::handleFind(T_DIMSE_Message& msg, T_ASC_PresentationContextID presId) {
+  T_DIMSE_C_FindRQ& request = msg.msg.CFindRQ;
+  DcmDataset* received = nullptr;
+  OFCondition cond = DIMSE_receiveDataSetInMemory(assoc_, DIMSE_NONBLOCKING,
+                                                  static_cast<int>(context_.config.gateway.dimseTimeoutSeconds),
+                                                  &presId, &received, nullptr, nullptr);
+  std::unique_ptr<DcmDataset> identifier(received);
+  auto reply = [&](std::uint16_t statusCode) {
+    T_DIMSE_C_FindRSP rsp{};
+    rsp.MessageIDBeingRespondedTo = request.MessageID;
+    OFStandard::strlcpy(rsp.AffectedSOPClassUID, request.AffectedSOPClassUID, sizeof(rsp.AffectedSOPClassUID));
+    rsp.DimseStatus = statusCode;
+    rsp.DataSetType = DIMSE_DATASET_NULL;
+    rsp.opts = O_FIND_AFFECTEDSOPCLASSUID;
+    if (DIMSE_sendFindResponse(assoc_, presId, &request, &rsp, nullptr, nullptr).bad()) broken_ = true;
+  };
+  if (cond.bad()) {
+    spdlog::warn("C-FIND from {}: identifier unreadable ({})", peer_.aeTitle, cond.text());
+    reply(status::kCannotUnderstand);
+    return;
+  }
+  if (peer_.workstation == nullptr || peer_.workstation->access == config::Access::Deny) {
+    spdlog::warn("audit: C-FIND from {}@{} refused: not an authorised workstation", peer_.aeTitle, peer_.address);
+    reply(0x0124);
+    return;
+  }
+  std::unique_ptr<PeerAssociation> upstream;
+  try {
+    upstream = openUpstream(context_, request.AffectedSOPClassUID);
+  } catch (const PeerUnavailable& e) {
+    spdlog::error("C-FIND from {}: upstream PACS unavailable: {}", peer_.aeTitle, e.what());
+    reply(status::kOutOfResources);
+    return;
+  }
+  FindRelay relay{assoc_, presId, &request, upstream->raw(),
+                  ASC_findAcceptedPresentationContextID(upstream->raw(), request.AffectedSOPClassUID), 0};
+  if (relay.upstreamPresId == 0) {
+    reply(status::kSopClassNotSupported);
+    return;
+  }
+  T_DIMSE_C_FindRQ forwarded = request;
+  forwarded.MessageID = upstream->nextMessageId();
+  relay.upstreamMessageId = forwarded.MessageID;
+  T_DIMSE_C_FindRSP finalResponse{};
+  DcmDataset* statusDetail = nullptr;
+  int responseCount = 0;
+  cond = DIMSE_findUser(upstream->raw(), relay.upstreamPresId, &forwarded, identifier.get(), responseCount,
+                        relayFindResponse, &relay, DIMSE_NONBLOCKING, upstream->dimseTimeout(), &finalResponse,
+                        &statusDetail);
+  delete statusDetail;
+  if (relay.broken) {
+    broken_ = true;
+    return;
+  }
+  if (cond.bad()) {
+    spdlog::error("C-FIND from {}: PACS query failed: {}", peer_.aeTitle, cond.text());
+    reply(status::kUnableToProcess);
+    return;
+  }
+  spdlog::info("C-FIND from {}: {} matches relayed, final {}", peer_.aeTitle, relay.matches,
+               describeStatus(finalResponse.DimseStatus));
+  reply(finalResponse.DimseStatus);
+}
+
+void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID presId) {
+  const bool isGet = msg.CommandField == DIMSE_C_GET_RQ;
+  const char* verb = isGet ? "C-GET" : "C-MOVE";
+  DcmDataset* received = nullptr;
+  OFCondition cond = DIMSE_receiveDataSetInMemory(assoc_, DIMSE_NONBLOCKING,
+                                                  static_cast<int>(context_.config.gateway.dimseTimeoutSeconds),
+                                                  &presId, &received, nullptr, nullptr);
+  std::unique_ptr<DcmDataset> identifier(received);
+
+  auto job = std::make_shared<RetrieveJob>();
+  job->requesterAeTitle = peer_.aeTitle;
+  job->requesterMessageId = isGet ? msg.msg.CGetRQ.MessageID : msg.msg.CMoveRQ.MessageID;
+  RetrieveRelay relay{isGet, assoc_, presId, &msg, nullptr, 0, job.get()};
+  auto refuse = [&](std::uint16_t statusCode) {
+    if (!sendRetrieveResponse(relay, statusCode, 0, nullptr)) broken_ = true;
+  };
+  if (cond.bad()) {
+    spdlog::warn("{} from {}: identifier unreadable ({})", verb, peer_.aeTitle, cond.text());
+    refuse(status::kCannotUnderstand);
+    return;
+  }
+  if (peer_.workstation == nullptr || peer_.workstation->access == config::Access::Deny) {
+    spdlog::warn("audit: {} from {}@{} refused: not an authorised workstation", verb, peer_.aeTitle, peer_.address);
+    refuse(0x0124);
+    return;
+  }
+  std::string sopClass;
+  if (isGet) {
+    job->access = peer_.workstation->access;
+    job->requesterAssociation = assoc_;
+    sopClass = msg.msg.CGetRQ.AffectedSOPClassUID;
+  } else {
+    const std::string destinationAe = msg.msg.CMoveRQ.MoveDestination;
+    const config::Workstation* destination = context_.policy.workstationByAeTitle(destinationAe);
+    if (destination == nullptr || destination->access == config::Access::Deny) {
+      spdlog::warn("audit: C-MOVE from {}@{} refused: move destination '{}' is {}", peer_.aeTitle, peer_.address,
+                   destinationAe, destination == nullptr ? "not configured" : "denied");
+      refuse(status::kMoveDestinationUnknown);
+      return;
+    }
+    // What the destination may see decides decryption: the images land there, not at the caller.
+    job->access = destination->access;
+    job->destination = PeerEndpoint{destination->aeTitle, destination->host, destination->port};
+    sopClass = msg.msg.CMoveRQ.AffectedSOPClassUID;
+  }
+
+  std::unique_ptr<PeerAssociation> upstream;
+  const std::string moveModel = moveModelFor(sopClass);
+  try {
+    upstream = openUpstream(context_, moveModel);
+  } catch (const PeerUnavailable& e) {
+    spdlog::error("{} from {}: upstream PACS unavailable: {}", verb, peer_.aeTitle, e.what());
+    refuse(status::kOutOfResources);
+    return;
+  }
+  relay.upstream = upstream->raw();
+  relay.upstreamPresId = ASC_findAcceptedPresentationContextID(upstream->raw(), moveModel.c_str());
+  if (relay.upstreamPresId == 0) {
+    refuse(status::kSopClassNotSupported);
+    return;
+  }
+  context_.retrieves.add(job);
+  spdlog::info("audit: {} from {}@{} accepted: {} access, PACS move id {}", verb, peer_.aeTitle, peer_.address,
+               config::toString(job->access), job->upstreamMessageId);
+
+  T_DIMSE_C_MoveRQ forwarded{};
+  forwarded.MessageID = job->upstreamMessageId;
+  OFStandard::strlcpy(forwarded.AffectedSOPClassUID, moveModel.c_str(), sizeof(forwarded.AffectedSOPClassUID));
+  forwarded.Priority = DIMSE_PRIORITY_MEDIUM;
+  forwarded.DataSetType = DIMSE_DATASET_PRESENT;
+  OFStandard::strlcpy(forwarded.MoveDestination, context_.config.gateway.aeTitle.c_str(), sizeof(forwarded.MoveDestination));
+  T_DIMSE_C_MoveRSP finalResponse{};
+  DcmDataset* statusDetail = nullptr;
+  DcmDataset* pacsFailedList = nullptr;
+  cond = DIMSE_moveUser(upstream->raw(), relay.upstreamPresId, &forwarded, identifier.get(), relayMoveProgress, &relay,
+                        DIMSE_NONBLOCKING, upstream->dimseTimeout(), nullptr, nullptr, nullptr, &finalResponse,
+                        &statusDetail, &pacsFailedList, OFFalse);
+  delete statusDetail;
+  std::unique_ptr<DcmDataset> pacsFailedIds(pacsFailedList);
+
+  // The PACS answers only after its last sub-operation got our response, but wait for any
+  // delivery still in progress before counting.
+  for (int i = 0; i < 100; ++i) {
+    {
+      std::lock_guard<std::mutex> lock(job->mutex);
+      if (job->inFlight == 0) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  context_.retrieves.remove(job->upstreamMessageId);
+
+  std::lock_guard<std::mutex> lock(job->mutex);
+  job->destinationAssociation.reset();
+  if (relay.broken) {
+    broken_ = true;
+    return;
+  }
+  std::uint16_t finalStatus;
+  if (cond.bad()) {
+    spdlog::error("{} from {}: PACS retrieve failed: {}", verb, peer_.aeTitle, cond.text());
+    finalStatus = job->completed > 0 ? status::kSubOperationsCompleteWithFailures : status::kUnableToProcess;
+  } else if (job->cancelled.load() || finalResponse.DimseStatus == status::kCancel) {
+    finalStatus = status::kCancel;
+  } else if (isFailureStatus(finalResponse.DimseStatus) && job->completed == 0 && job->failed == 0) {
+    finalStatus = finalResponse.DimseStatus;  // e.g. the PACS refused the query: relay its reason
+  } else {
+    // Sub-operations the PACS failed before they ever reached us count as failures too (ours were
+    // answered with a failure status, so the PACS counted them already).
+    const unsigned pacsFailed = finalResponse.NumberOfFailedSubOperations;
+    if (pacsFailed > job->failed) job->failed = pacsFailed;
+    OFString pacsList;
+    if (pacsFailedIds && pacsFailedIds->findAndGetOFStringArray(DCM_FailedSOPInstanceUIDList, pacsList).good()) {
+      std::string all = pacsList.c_str();
+      for (std::size_t start = 0; start < all.size();) {
+        std::size_t end = all.find('\\', start);
+        if (end == std::string::npos) end = all.size();
+        const std::string uid = all.substr(start, end - start);
+        if (!uid.empty() && std::find(job->failedSopInstanceUids.begin(), job->failedSopInstanceUids.end(), uid) ==
+                                job->failedSopInstanceUids.end()) {
+          job->failedSopInstanceUids.push_back(uid);
+        }
+        start = end + 1;
+      }
+    }
+    finalStatus = (job->failed > 0 || job->warning > 0) ? status::kSubOperationsCompleteWithFailures : status::kSuccess;
+  }
+  DcmDataset failedList;
+  DcmDataset* failedIdentifiers = nullptr;
+  if (!job->failedSopInstanceUids.empty()) {
+    std::string list;
+    for (const auto& uid : job->failedSopInstanceUids) list += (list.empty() ? "" : "\\") + uid;
+    failedList.putAndInsertString(DCM_FailedSOPInstanceUIDList, list.c_str());
+    failedIdentifiers = &failedList;
+  }
+  spdlog::info("{} from {} done: {} completed, {} failed, {} warning; final {}", verb, peer_.aeTitle, job->completed,
+               job->failed, job->warning, describeStatus(finalStatus));
+  const unsigned remaining = finalStatus == status::kCancel ? finalResponse.NumberOfRemainingSubOperations : 0;
+  if (!sendRetrieveResponse(relay, finalStatus, remaining, failedIdentifiers)) broken_ = true;
+}
+
+void Session::handleSubOperation(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationContextID presId,
+                                 std::unique_ptr<DcmDataset> dataset) {
+  std::optional<std::uint16_t> originator;
+  if ((request.opts & O_STORE_MOVEORIGINATORID) != 0 &&
+      context_.config.gateway.aeTitle == request.MoveOriginatorApplicationEntityTitle) {
+    originator = request.MoveOriginatorID;
+  }
+  std::shared_ptr<RetrieveJob> job = context_.retrieves.find(originator);
+  const std::string sopInstance = request.AffectedSOPInstanceUID;
+  const std::string sopClass = request.AffectedSOPClassUID;
+  if (!job) {
+    spdlog::warn("C-STORE {} from PACS {}: matches no outstanding retrieve (originator id {}); refused", sopInstance,
+                 peer_.aeTitle, originator ? std::to_string(*originator) : std::string("absent"));
+    sendStoreResponse(presId, request, status::kProcessingFailure, "no outstanding retrieve for this instance");
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(job->mutex);
+    ++job->inFlight;
+  }
+  auto finish = [&](const StoreOutcome& outcome) {
+    std::lock_guard<std::mutex> lock(job->mutex);
+    --job->inFlight;
+    if (outcome.delivered && outcome.status == status::kSuccess) {
+      ++job->completed;
+    } else if (outcome.delivered && (outcome.status & 0xF000) == 0xB000) {
+      ++job->warning;
+    } else {
+      ++job->failed;
+      job->failedSopInstanceUids.push_back(sopInstance);
+    }
+  };
+  E_TransferSyntax xfer = contextTransferSyntax(presId);
+  if (job->access == config::Access::Decrypt) {
+    try {
+      if (codecs::hasKeyReference(*dataset)) {
+        xfer = protector().restore(*dataset, xfer);
+      } else if (!context_.config.cipher.passthroughUnencrypted) {
+        throw codecs::CryptError(codecs::CryptErrorKind::NotEncrypted,
+                                 "instance was never encrypted and cipher.passthrough_unencrypted is off");
+      }
+    } catch (const codecs::CryptError& e) {
+      spdlog::warn("retrieve {}: instance {} not delivered to {} ({}): {}", job->upstreamMessageId, sopInstance,
+                   job->requesterAeTitle, codecs::toString(e.kind()), e.what());
+      StoreOutcome failed;
+      failed.errorComment = codecs::toString(e.kind());
+      finish(failed);
+      sendStoreResponse(presId, request, status::kProcessingFailure, failed.errorComment);
+      return;
+    }
+  }
+  StoreOutcome outcome = deliverToRetrieveDestination(*job, *dataset, xfer, sopClass, sopInstance);
+  if (!(outcome.delivered && (outcome.status == status::kSuccess || (outcome.status & 0xF000) == 0xB000))) {
+    spdlog::warn("retrieve {}: instance {} not accepted by destination: {} ({})", job->upstreamMessageId, sopInstance,
+                 describeStatus(outcome.status), outcome.errorComment);
+  }
+  finish(outcome);
+  // The PACS learns the real outcome, so its own counts agree with ours.
+  sendStoreResponse(presId, request, outcome.delivered ? outcome.status : status::kOutOfResources, outcome.errorComment);
+}
+
+StoreOutcome Session::deliverToRetrieveDestination(RetrieveJob& job, DcmDataset& dataset, E_TransferSyntax xfer,
+                                                   const std::string& sopClass, const std::string& sopInstance) {
+  std::lock_guard<std::mutex> lock(job.mutex);
+  if (job.requesterAssociation != nullptr) {
+    // C-GET: the requester's own association, where it plays the Storage SCP.
+    StoreOutcome outcome;
+    const char* wanted = DcmXfer(xfer).getXferID();
+    T_ASC_PresentationContextID pc = ASC_findAcceptedPresentationContextID(job.requesterAssociation, sopClass.c_str(), wanted);
+    if (pc == 0 && isNativeTransferSyntax(xfer)) {
+      for (E_TransferSyntax alt : {EXS_LittleEndianExplicit, EXS_LittleEndianImplicit, EXS_BigEndianExplicit}) {
+        pc = ASC_findAcceptedPresentationContextID(job.requesterAssociation, sopClass.c_str(), DcmXfer(alt).getXferID());
+        if (pc != 0) break;
+      }
+    }
+    if (pc == 0) {
+      outcome.status = status::kSopClassNotSupported;
+      outcome.errorComment = "requester negotiated no storage context for this object";
+      return outcome;
+    }
+    T_DIMSE_C_StoreRQ request{};
+    request.MessageID = ++job.nextStoreMessageId;
+    OFStandard::strlcpy(request.AffectedSOPClassUID, sopClass.c_str(), sizeof(request.AffectedSOPClassUID));
+    OFStandard::strlcpy(request.AffectedSOPInstanceUID, sopInstance.c_str(), sizeof(request.AffectedSOPInstanceUID));
+    request.DataSetType = DIMSE_DATASET_PRESENT;
+    request.Priority = DIMSE_PRIORITY_MEDIUM;
+    T_DIMSE_C_StoreRSP response{};
+    DcmDataset* detail = nullptr;
+    OFCondition cond = DIMSE_storeUser(job.requesterAssociation, pc, &request, nullptr, &dataset, nullptr, nullptr,
+                                       DIMSE_NONBLOCKING, context_.timeouts.dimseSeconds, &response, &detail);
+    delete detail;
+    if (cond.bad()) {
+      outcome.errorComment = std::string("C-STORE to requester failed: ") + cond.text();
+      return outcome;
+    }
+    outcome.delivered = true;
+    outcome.status = response.DimseStatus;
+    return outcome;
+  }
+  // C-MOVE: an association to the destination workstation, re-opened when a new kind of object
+  // needs a presentation context it does not have yet.
+  const std::string ts = DcmXfer(xfer).getXferID();
+  bool known = false;
+  for (const auto& c : job.destinationContexts) {
+    if (c.abstractSyntax == sopClass && c.transferSyntaxes.front() == ts) known = true;
+  }
+  if (!known) {
+    ProposedContext ctx{sopClass, {ts}};
+    if (isNativeTransferSyntax(xfer)) {
+      for (const char* alt : {UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax}) {
+        if (ts != alt) ctx.transferSyntaxes.push_back(alt);
+      }
+    }
+    job.destinationContexts.push_back(ctx);
+    job.destinationAssociation.reset();
+  }
+  MoveOriginator originator{job.requesterAeTitle, job.requesterMessageId};
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (!job.destinationAssociation || !job.destinationAssociation->usable()) {
+      try {
+        job.destinationAssociation = PeerAssociation::open(*job.destination, context_.config.gateway.aeTitle,
+                                                           job.destinationContexts, context_.timeouts,
+                                                           context_.config.gateway.maxPduBytes);
+      } catch (const PeerUnavailable& e) {
+        StoreOutcome outcome;
+        outcome.errorComment = e.what();
+        return outcome;
+      }
+    }
+    StoreOutcome outcome = job.destinationAssociation->store(dataset, xfer, sopClass, sopInstance, &originator);
+    if (outcome.delivered || attempt == 1) return outcome;
+  }
+  return StoreOutcome{};
+}
+
+}  // namespace pacsgw::gateway
