@@ -42,6 +42,7 @@ enum class CryptErrorKind {
   TransferSyntaxMismatch, // encapsulated ciphertext re-encoded into another transfer syntax
   UnsupportedLayout,
   AuthenticationFailed,
+  BackendFailure,         // the cipher backend failed otherwise (internal error, device, rejected record)
 };
 const char* toString(CryptErrorKind kind);
 

@@ -1,0 +1,32 @@
+#pragma once
+// Private to codecs/: the AES-256-GCM backend and its primitive, exposed for the registry and for
+// known-answer tests. Production code reaches the backend only through makeCipher("aes-256-gcm").
+#include "codecs/pixel_cipher.h"
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace pacsgw::codecs::detail {
+
+constexpr const char* kAesGcmId = "aes-256-gcm";
+constexpr const char* kAesGcmVersion = "1";
+constexpr std::size_t kAesGcmKeyBytes = 32;
+constexpr std::size_t kAesGcmNonceBytes = 12;
+constexpr std::size_t kAesGcmTagBytes = 16;
+
+std::unique_ptr<PixelCipher> makeAesGcmCipher();
+
+// Encrypts all segments of `pixels` in place, in order, as one GCM message under `nonce` and returns
+// the 16-byte tag. The caller owns nonce uniqueness: only the backend (fresh random nonce per call)
+// and known-answer tests call this directly.
+std::vector<std::uint8_t> aesGcmSeal(PixelBuffer& pixels, const SecretBytes& key,
+                                     const std::vector<std::uint8_t>& nonce,
+                                     const std::vector<std::uint8_t>& aad);
+
+// Verifies and decrypts in place. On AuthenticationError the segments hold the ciphertext again, so
+// unverified plaintext never stays in memory that a caller might still use.
+void aesGcmOpen(PixelBuffer& pixels, const SecretBytes& key, const std::vector<std::uint8_t>& nonce,
+                const std::vector<std::uint8_t>& aad, const std::vector<std::uint8_t>& tag);
+
+}  // namespace pacsgw::codecs::detail

@@ -1,0 +1,195 @@
+// Dataset-level encryption and decryption: pixel data + associated data + key-reference block.
+#include "codecs/dicom_crypt.h"
+
+#include "codecs/aad.h"
+#include "codecs/key_reference.h"
+#include "codecs/pixel_access.h"
+
+#include <dcmtk/dcmdata/dcdeftag.h>
+
+#include <algorithm>
+#include <exception>
+
+namespace pacsgw::codecs {
+namespace {
+
+using namespace detail;
+
+constexpr std::size_t kDataKeyBytes = 32;
+
+std::string requiredUid(DcmItem& dataset, const DcmTagKey& key, const char* name) {
+  OFString value;
+  if (dataset.findAndGetOFStringArray(key, value, OFFalse).bad() || value.empty())
+    throw CryptError(CryptErrorKind::MalformedObject, std::string(name) + " is missing");
+  return value.c_str();
+}
+
+AadFields aadFor(DcmItem& dataset, const LocatedPixels& pixels, const KeyReference& ref) {
+  AadFields f;
+  f.sopInstanceUid = requiredUid(dataset, DCM_SOPInstanceUID, "SOP Instance UID");
+  f.sopClassUid = requiredUid(dataset, DCM_SOPClassUID, "SOP Class UID");
+  f.originalTransferSyntax = ref.originalTransferSyntax;
+  f.layout = pixels.buffer.layout;
+  f.backendId = ref.record.backendId;
+  f.backendVersion = ref.record.backendVersion;
+  f.keyId = ref.keyId;
+  f.keyScope = ref.keyScope;
+  f.elementTags = pixels.elementTags;
+  f.elementLengths = pixels.elementLengths;
+  f.fragmentLengths = pixels.fragmentLengths;
+  return f;
+}
+
+void requireDataKey(const SecretBytes& key, const std::string& keyId) {
+  if (key.size() != kDataKeyBytes)
+    throw CryptError(CryptErrorKind::UnknownKey, "data key " + keyId + " does not have 32 bytes");
+}
+
+}  // namespace
+
+const char* toString(CryptErrorKind kind) {
+  switch (kind) {
+    case CryptErrorKind::NotEncrypted: return "NotEncrypted";
+    case CryptErrorKind::AlreadyEncrypted: return "AlreadyEncrypted";
+    case CryptErrorKind::NoPixelData: return "NoPixelData";
+    case CryptErrorKind::MalformedObject: return "MalformedObject";
+    case CryptErrorKind::MalformedKeyReference: return "MalformedKeyReference";
+    case CryptErrorKind::UnknownBackend: return "UnknownBackend";
+    case CryptErrorKind::UnknownKey: return "UnknownKey";
+    case CryptErrorKind::TransferSyntaxMismatch: return "TransferSyntaxMismatch";
+    case CryptErrorKind::UnsupportedLayout: return "UnsupportedLayout";
+    case CryptErrorKind::AuthenticationFailed: return "AuthenticationFailed";
+    case CryptErrorKind::BackendFailure: return "BackendFailure";
+  }
+  return "Unknown";
+}
+
+KeyReference encryptDataset(DcmDataset& dataset, E_TransferSyntax xfer, PixelCipher& cipher,
+                            const SecretBytes& dataKey, const EncryptParams& params) {
+  requireLittleEndianHost();
+  if (hasKeyReference(dataset))
+    throw CryptError(CryptErrorKind::AlreadyEncrypted, "the object already carries a PACSGW KEYREF 1 block");
+  requireUsableTransferSyntax(xfer);
+
+  KeyReference ref;
+  if (!isUuid(params.keyId)) throw CryptError(CryptErrorKind::MalformedKeyReference, "key id is not a UUID");
+  ref.keyId = params.keyId;
+  ref.keyScope = normaliseKeyScope(params.keyScope);
+  requireDataKey(dataKey, ref.keyId);
+  ref.originalTransferSyntax = DcmXfer(xfer).getXferID();
+
+  LocatedPixels pixels = locatePixelData(dataset, xfer);
+  const BackendInfo& info = cipher.info();
+  try {
+    cipher.checkSupported(pixels.buffer.layout);
+  } catch (const UnsupportedLayoutError& e) {
+    throw CryptError(CryptErrorKind::UnsupportedLayout, e.what());
+  }
+  if (pixels.buffer.layout.encapsulated && !info.supportsEncapsulated)
+    throw CryptError(CryptErrorKind::UnsupportedLayout, "backend " + info.id + " cannot protect encapsulated pixel data");
+  if (pixels.buffer.layout.floatingPoint && !info.supportsFloat)
+    throw CryptError(CryptErrorKind::UnsupportedLayout, "backend " + info.id + " cannot protect floating-point pixel data");
+
+  ref.record.backendId = info.id;
+  ref.record.backendVersion = info.version;
+  ref.protectedElements = pixels.elementTags;
+  ref.protectedLengths = pixels.elementLengths;
+  ref.encryptedAt = currentUtcDateTime();
+  const std::vector<std::uint8_t> aad = buildAad(aadFor(dataset, pixels, ref));
+
+  CipherRecord record;
+  try {
+    record = cipher.encrypt(pixels.buffer, dataKey, aad);
+  } catch (const UnsupportedLayoutError& e) {
+    throw CryptError(CryptErrorKind::UnsupportedLayout, e.what());
+  } catch (const std::exception& e) {  // CipherError, or a backend's own runtime failure
+    throw CryptError(CryptErrorKind::BackendFailure, e.what());
+  }
+  if (record.backendId.empty()) record.backendId = info.id;
+  if (record.backendVersion.empty()) record.backendVersion = info.version;
+
+  // From here on the pixels are ciphertext: if the block cannot be written, decrypt them back so the
+  // caller never holds ciphertext that nothing describes.
+  try {
+    if (record.backendId != info.id || record.backendVersion != info.version)
+      throw CryptError(CryptErrorKind::BackendFailure, "backend " + info.id + " returned a record for another backend");
+    ref.record = record;
+    writeKeyReference(dataset, ref);
+  } catch (...) {
+    try {
+      cipher.decrypt(pixels.buffer, dataKey, aad, record);
+    } catch (...) {
+      // Nothing left to restore with; the caller must discard the dataset, as documented.
+    }
+    throw;
+  }
+  return ref;
+}
+
+E_TransferSyntax decryptDataset(DcmDataset& dataset, E_TransferSyntax xfer, const KeyLookup& keys,
+                                const CipherOptions& options) {
+  requireLittleEndianHost();
+  if (!hasKeyReference(dataset))
+    throw CryptError(CryptErrorKind::NotEncrypted, "the object carries no PACSGW KEYREF 1 block");
+  const KeyReference ref = readKeyReference(dataset);
+  requireUsableTransferSyntax(xfer);
+
+  const auto backends = availableBackends();
+  if (std::find(backends.begin(), backends.end(), ref.record.backendId) == backends.end())
+    throw CryptError(CryptErrorKind::UnknownBackend, "cipher backend '" + ref.record.backendId +
+                                                         "' named by the key reference is not available in this build");
+  std::unique_ptr<PixelCipher> cipher;
+  try {
+    cipher = makeCipher(ref.record.backendId, options);
+  } catch (const std::exception& e) {
+    throw CryptError(CryptErrorKind::BackendFailure, e.what());
+  }
+  if (cipher->info().version != ref.record.backendVersion)
+    throw CryptError(CryptErrorKind::UnknownBackend, "cipher backend '" + ref.record.backendId + "' version " +
+                                                         ref.record.backendVersion + " is not supported (this build has " +
+                                                         cipher->info().version + ")");
+
+  // Native values survive re-encoding between native syntaxes; compressed fragments only in their own.
+  const DcmXfer original(ref.originalTransferSyntax.c_str());
+  const DcmXfer current(xfer);
+  if (original.isEncapsulated() ? current.getXfer() != original.getXfer() : current.isEncapsulated())
+    throw CryptError(CryptErrorKind::TransferSyntaxMismatch,
+                     std::string("the object was encrypted in ") + original.getXferName() + " but is now encoded in " +
+                         current.getXferName());
+
+  LocatedPixels pixels = locatePixelData(dataset, xfer);
+  if (pixels.elementTags != ref.protectedElements || pixels.elementLengths != ref.protectedLengths)
+    throw CryptError(CryptErrorKind::MalformedObject,
+                     "the pixel data elements or their lengths differ from those recorded at encryption");
+  try {
+    cipher->checkSupported(pixels.buffer.layout);
+  } catch (const UnsupportedLayoutError& e) {
+    throw CryptError(CryptErrorKind::UnsupportedLayout, e.what());
+  }
+  const std::vector<std::uint8_t> aad = buildAad(aadFor(dataset, pixels, ref));
+
+  SecretBytes dataKey;
+  try {
+    dataKey = keys(ref.keyId);
+  } catch (const CryptError&) {
+    throw;
+  } catch (const std::exception& e) {
+    // Keystore messages never contain key material.
+    throw CryptError(CryptErrorKind::UnknownKey, "data key " + ref.keyId + " is not available: " + e.what());
+  }
+  requireDataKey(dataKey, ref.keyId);
+
+  try {
+    cipher->decrypt(pixels.buffer, dataKey, aad, ref.record);
+  } catch (const AuthenticationError& e) {
+    throw CryptError(CryptErrorKind::AuthenticationFailed, e.what());
+  } catch (const UnsupportedLayoutError& e) {
+    throw CryptError(CryptErrorKind::UnsupportedLayout, e.what());
+  } catch (const std::exception& e) {
+    throw CryptError(CryptErrorKind::BackendFailure, e.what());
+  }
+  removeKeyReference(dataset);
+  return original.getXfer();
+}
+
+}  // namespace pacsgw::codecs
