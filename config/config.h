@@ -68,17 +68,27 @@ struct ConfigIssue {
   std::string message;  // e.g. "must be between 1 and 65535, got 70000"
 };
 
+// what() renders one issue per line as "<file>: <key>: <message>" (no "<file>: " without a source path,
+// no "<key>: " for issues about the whole file, such as YAML syntax errors).
 class ConfigError : public std::runtime_error {
  public:
   explicit ConfigError(std::vector<ConfigIssue> issues);
+  // The same, naming the file the issues were found in (parseConfig / loadConfig throw these).
+  static ConfigError inFile(std::vector<ConfigIssue> issues, const std::string& sourcePath);
   const std::vector<ConfigIssue>& issues() const { return issues_; }
+  const std::string& sourcePath() const { return sourcePath_; }
 
  private:
+  struct InFileTag {};
+  ConfigError(InFileTag, std::vector<ConfigIssue> issues, const std::string& sourcePath);
   std::vector<ConfigIssue> issues_;
+  std::string sourcePath_;
 };
 
 // Parses and validates; throws ConfigError listing every problem found (unknown keys, missing fields,
-// bad types, bad ports, bad AE titles, duplicate AE titles, unreadable master key file, ...).
+// bad types, bad ports, bad AE titles, duplicate AE titles, ...). File-system state (e.g. an unreadable
+// master key file) is not looked at here, so `keys init-master` can load a config whose key file does not
+// exist yet: call checkFiles() for that.
 Config loadConfig(const std::string& path);
 Config parseConfig(const std::string& yamlText, const std::string& sourcePath = "<string>");
 // Checks what the schema cannot: the master key file exists, is readable and has mode 0600 (or

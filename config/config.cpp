@@ -1,0 +1,546 @@
+// YAML loading and schema validation. Every problem is collected (never stop at the first) so that an
+// operator fixes the whole file in one pass.
+#include "config/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <sstream>
+
+namespace pacsgw::config {
+
+namespace {
+
+constexpr std::size_t kMaxConfigBytes = 1024 * 1024;  // a real config is a few KiB
+constexpr std::size_t kMaxAeTitle = 16;
+constexpr std::size_t kMaxHost = 253;
+
+std::string renderIssues(const std::vector<ConfigIssue>& issues, const std::string& sourcePath) {
+  std::string out;
+  for (const ConfigIssue& issue : issues) {
+    if (!out.empty()) out += '\n';
+    if (!sourcePath.empty()) out += sourcePath + ": ";
+    if (!issue.key.empty()) out += issue.key + ": ";
+    out += issue.message;
+  }
+  return out.empty() ? "invalid configuration" : out;
+}
+
+// Quotes a value found in the file for a message: control characters escaped, long values cut.
+std::string quoted(const std::string& text) {
+  std::string out = "'";
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (i == 80) {
+      out += "...";
+      break;
+    }
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x20 || c == 0x7f) {
+      static const char digits[] = "0123456789abcdef";
+      out += "\\x";
+      out += digits[c >> 4];
+      out += digits[c & 0xf];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "'";
+}
+
+std::string describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Map: return "a map";
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Null: return "nothing";
+    case YAML::NodeType::Scalar: return quoted(node.Scalar());
+    default: return "an undefined value";
+  }
+}
+
+std::string lineOf(const YAML::Node& node) {
+  const YAML::Mark mark = node.Mark();
+  if (mark.line < 0) return {};
+  return " (line " + std::to_string(mark.line + 1) + ")";
+}
+
+std::string join(const std::string& path, const std::string& name) { return path.empty() ? name : path + "." + name; }
+
+std::string listOf(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& name : names) out += (out.empty() ? "" : ", ") + name;
+  return out;
+}
+
+// "maxPduBytes", "max-pdu-bytes" and "MAX_PDU_BYTES" all normalise to "maxpdubytes".
+std::string normalised(const std::string& name) {
+  std::string out;
+  for (char c : name) {
+    if (c != '_' && c != '-') out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return out;
+}
+
+std::size_t editDistance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+std::optional<std::string> suggestion(const std::string& unknown, const std::vector<std::string>& allowed) {
+  for (const std::string& name : allowed) {
+    if (normalised(name) == normalised(unknown)) return name;
+  }
+  // Short names get a tighter bound, or "port" would suggest "host".
+  const std::size_t maxDistance = unknown.size() < 6 ? 1 : 2;
+  for (const std::string& name : allowed) {
+    if (editDistance(unknown, name) <= maxDistance) return name;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> aeTitleProblem(const std::string& value) {
+  if (value.empty()) return "must be 1 to 16 characters, got an empty string";
+  if (value.size() > kMaxAeTitle) {
+    return "must be at most 16 characters, got " + std::to_string(value.size()) + " (" + quoted(value) + ")";
+  }
+  for (char ch : value) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == 0x7f) return "must not contain control characters, got " + quoted(value);
+    if (c == '\\') return "must not contain a backslash, got " + quoted(value);
+    if (c > 0x7f) return "must use ASCII characters only, got " + quoted(value);
+  }
+  if (value.find_first_not_of(' ') == std::string::npos) return "must not be all spaces";
+  return std::nullopt;
+}
+
+std::optional<std::string> hostProblem(const std::string& value) {
+  if (value.size() > kMaxHost) return "must be a host name or IP address (at most 253 characters)";
+  for (char ch : value) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c <= 0x20 || c >= 0x7f) return "must be a host name or IP address without spaces, got " + quoted(value);
+  }
+  return std::nullopt;
+}
+
+bool isEnvVarName(const std::string& name) {
+  if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0]))) return false;
+  return std::all_of(name.begin(), name.end(),
+                     [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+}
+
+// DICOM AE titles compare without leading/trailing spaces.
+std::string aeKey(const std::string& aeTitle) {
+  const auto first = aeTitle.find_first_not_of(' ');
+  if (first == std::string::npos) return {};
+  return aeTitle.substr(first, aeTitle.find_last_not_of(' ') - first + 1);
+}
+
+// The fields of one YAML map, keyed by name, after unknown and duplicate keys were reported.
+struct Fields {
+  std::string path;
+  std::map<std::string, YAML::Node> byName;
+  const YAML::Node* find(const std::string& name) const {
+    const auto it = byName.find(name);
+    return it == byName.end() ? nullptr : &it->second;
+  }
+};
+
+class Validator {
+ public:
+  std::vector<ConfigIssue> issues;
+
+  void add(const std::string& key, const std::string& message) { issues.push_back({key, message}); }
+
+  // Checks that `node` is a map, reports unknown and repeated keys, and returns its known fields.
+  std::optional<Fields> map(const YAML::Node& node, const std::string& path, const std::vector<std::string>& allowed) {
+    if (!node.IsMap()) {
+      add(path, "expected a map with keys " + listOf(allowed) + ", got " + describe(node) + lineOf(node));
+      return std::nullopt;
+    }
+    Fields fields{path, {}};
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      if (!it->first.IsScalar()) {
+        add(path, "keys must be plain names, got " + describe(it->first) + lineOf(it->first));
+        continue;
+      }
+      const std::string name = it->first.Scalar();
+      const std::string key = join(path, name);
+      if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
+        const auto better = suggestion(name, allowed);
+        add(key, (better ? "unknown key; did you mean '" + *better + "'?"
+                         : "unknown key (allowed here: " + listOf(allowed) + ")") +
+                     lineOf(it->first));
+        continue;
+      }
+      if (!fields.byName.emplace(name, it->second).second) {
+        add(key, "appears more than once" + lineOf(it->first));
+      }
+    }
+    return fields;
+  }
+
+  // A section or list that may be absent or empty: returns nullptr then.
+  const YAML::Node* present(const Fields& fields, const std::string& name) {
+    const YAML::Node* node = fields.find(name);
+    return (node == nullptr || node->IsNull()) ? nullptr : node;
+  }
+
+  // A non-empty string; reports a missing value when required.
+  std::optional<std::string> text(const Fields& fields, const std::string& name, bool required) {
+    const std::string key = join(fields.path, name);
+    const YAML::Node* node = fields.find(name);
+    if (node == nullptr) {
+      if (required) add(key, "is required but missing");
+      return std::nullopt;
+    }
+    if (node->IsNull()) {
+      add(key,
+          std::string(required ? "is required but has no value" : "has no value; remove the key to use the default") +
+              lineOf(*node));
+      return std::nullopt;
+    }
+    if (!node->IsScalar()) {
+      add(key, "expected a text value, got " + describe(*node) + lineOf(*node));
+      return std::nullopt;
+    }
+    if (node->Scalar().empty()) {
+      add(key, "must not be empty" + lineOf(*node));
+      return std::nullopt;
+    }
+    return node->Scalar();
+  }
+
+  std::optional<long long> integer(const Fields& fields, const std::string& name, bool required, long long min,
+                                   long long max) {
+    const std::string key = join(fields.path, name);
+    const std::string range = "between " + std::to_string(min) + " and " + std::to_string(max);
+    const YAML::Node* node = fields.find(name);
+    if (node == nullptr) {
+      if (required) add(key, "is required but missing (an integer " + range + ")");
+      return std::nullopt;
+    }
+    if (!node->IsScalar()) {
+      add(key, "must be an integer " + range + ", got " + describe(*node) + lineOf(*node));
+      return std::nullopt;
+    }
+    const std::string& s = node->Scalar();
+    const bool negative = !s.empty() && s[0] == '-';
+    const char* digits = s.data() + (negative ? 1 : 0);
+    const char* end = s.data() + s.size();
+    long long magnitude = 0;
+    const auto [stop, error] = std::from_chars(digits, end, magnitude);
+    const bool allDigits = digits != end && stop == end &&
+                           std::all_of(digits, end, [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+    if (!allDigits) {
+      add(key, "must be an integer " + range + ", got " + quoted(s) + lineOf(*node));
+      return std::nullopt;
+    }
+    if (error == std::errc::result_out_of_range || (negative ? -magnitude : magnitude) < min ||
+        (negative ? -magnitude : magnitude) > max) {
+      add(key, "must be " + range + ", got " + s + lineOf(*node));
+      return std::nullopt;
+    }
+    return negative ? -magnitude : magnitude;
+  }
+
+  std::optional<std::uint16_t> port(const Fields& fields, const std::string& name, bool required) {
+    const auto value = integer(fields, name, required, 1, 65535);
+    if (!value) return std::nullopt;
+    return static_cast<std::uint16_t>(*value);
+  }
+
+  std::optional<bool> boolean(const Fields& fields, const std::string& name) {
+    const std::string key = join(fields.path, name);
+    const YAML::Node* node = fields.find(name);
+    if (node == nullptr) return std::nullopt;
+    if (node->IsScalar()) {
+      std::string s = node->Scalar();
+      std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+      if (s == "true") return true;
+      if (s == "false") return false;
+    }
+    add(key, "must be true or false, got " + describe(*node) + lineOf(*node));
+    return std::nullopt;
+  }
+
+  std::optional<std::string> oneOf(const Fields& fields, const std::string& name, bool required,
+                                   const std::vector<std::string>& allowed) {
+    const auto value = text(fields, name, required);
+    if (!value) return std::nullopt;
+    if (std::find(allowed.begin(), allowed.end(), *value) == allowed.end()) {
+      add(join(fields.path, name),
+          "must be one of " + listOf(allowed) + ", got " + quoted(*value) + lineOf(*fields.find(name)));
+      return std::nullopt;
+    }
+    return value;
+  }
+
+  std::optional<std::string> aeTitle(const Fields& fields, const std::string& name) {
+    const std::string key = join(fields.path, name);
+    const YAML::Node* node = fields.find(name);
+    if (node != nullptr && node->IsScalar() && node->Scalar().empty()) {
+      add(key, "must be 1 to 16 characters, got an empty string" + lineOf(*node));
+      return std::nullopt;
+    }
+    auto value = text(fields, name, true);
+    if (!value) return std::nullopt;
+    if (auto problem = aeTitleProblem(*value)) {
+      add(key, *problem + lineOf(*node));
+      return std::nullopt;
+    }
+    return value;
+  }
+
+  std::optional<std::string> host(const Fields& fields, const std::string& name, bool required) {
+    auto value = text(fields, name, required);
+    if (!value) return std::nullopt;
+    if (auto problem = hostProblem(*value)) {
+      add(join(fields.path, name), *problem + lineOf(*fields.find(name)));
+      return std::nullopt;
+    }
+    return value;
+  }
+
+  template <typename T, typename V>
+  static void assign(T& target, const std::optional<V>& value) {
+    if (value) target = static_cast<T>(*value);
+  }
+
+  // A required section: reports its absence; returns its fields when it is a map.
+  std::optional<Fields> section(const Fields& top, const std::string& name, const std::vector<std::string>& allowed,
+                                bool required) {
+    const YAML::Node* node = top.find(name);
+    if (node == nullptr || node->IsNull()) {
+      if (required)
+        add(name, node == nullptr ? "required section is missing" : "required section is empty" + lineOf(*node));
+      return std::nullopt;
+    }
+    return map(*node, name, allowed);
+  }
+
+  void gateway(const Fields& top, GatewaySection& out) {
+    const auto f = section(top, "gateway",
+                           {"ae_title", "bind", "port", "data_dir", "max_associations", "max_pdu_bytes",
+                            "connect_timeout_s", "acse_timeout_s", "dimse_timeout_s", "log_level"},
+                           true);
+    if (!f) return;
+    assign(out.aeTitle, aeTitle(*f, "ae_title"));
+    assign(out.bind, host(*f, "bind", false));
+    assign(out.port, port(*f, "port", true));
+    assign(out.dataDir, text(*f, "data_dir", false));
+    assign(out.maxAssociations, integer(*f, "max_associations", false, 1, 1000));
+    assign(out.maxPduBytes, integer(*f, "max_pdu_bytes", false, 4096, 131072));
+    assign(out.connectTimeoutSeconds, integer(*f, "connect_timeout_s", false, 1, 3600));
+    assign(out.acseTimeoutSeconds, integer(*f, "acse_timeout_s", false, 1, 3600));
+    assign(out.dimseTimeoutSeconds, integer(*f, "dimse_timeout_s", false, 1, 3600));
+    assign(out.logLevel, oneOf(*f, "log_level", false, {"trace", "debug", "info", "warn", "error"}));
+  }
+
+  void upstream(const Fields& top, UpstreamSection& out) {
+    const auto f = section(top, "upstream", {"ae_title", "host", "port"}, true);
+    if (!f) return;
+    assign(out.aeTitle, aeTitle(*f, "ae_title"));
+    assign(out.host, host(*f, "host", true));
+    assign(out.port, port(*f, "port", true));
+  }
+
+  void keystore(const Fields& top, KeystoreSection& out) {
+    const auto f = section(top, "keystore", {"path", "master_key_file", "master_key_env"}, true);
+    if (!f) return;
+    assign(out.path, text(*f, "path", true));
+    const auto file = text(*f, "master_key_file", false);
+    const auto env = text(*f, "master_key_env", false);
+    if (env && !isEnvVarName(*env)) {
+      add("keystore.master_key_env", "must be an environment variable name (letters, digits, _), got " + quoted(*env) +
+                                         lineOf(*f->find("master_key_env")));
+    } else {
+      assign(out.masterKeyEnv, env);
+    }
+    assign(out.masterKeyFile, file);
+    const bool fileGiven = f->find("master_key_file") != nullptr;
+    const bool envGiven = f->find("master_key_env") != nullptr;
+    if (fileGiven && envGiven) {
+      add("keystore", "set exactly one of master_key_file or master_key_env, not both");
+    } else if (!fileGiven && !envGiven) {
+      add("keystore", "one of master_key_file or master_key_env is required (where the master key comes from)");
+    }
+  }
+
+  void cipher(const Fields& top, CipherSection& out) {
+    const auto f = section(top, "cipher", {"backend", "key_scope", "device", "passthrough_unencrypted"}, false);
+    if (!f) return;
+    const auto backend = text(*f, "backend", false);
+    if (backend && hostProblem(*backend)) {  // same rule: one word, no spaces or control characters
+      add("cipher.backend",
+          "must be a backend name without spaces, got " + quoted(*backend) + lineOf(*f->find("backend")));
+    } else {
+      assign(out.backend, backend);
+    }
+    assign(out.keyScope, oneOf(*f, "key_scope", false, {"study", "series", "instance"}));
+    assign(out.device, oneOf(*f, "device", false, {"cpu", "cuda", "auto"}));
+    assign(out.passthroughUnencrypted, boolean(*f, "passthrough_unencrypted"));
+  }
+
+  // Visits each element of an optional list of maps; `visit` gets the element's fields and its path.
+  template <typename Visit>
+  void list(const Fields& top, const std::string& name, const std::vector<std::string>& allowed, Visit visit) {
+    const YAML::Node* node = present(top, name);
+    if (node == nullptr) return;
+    if (!node->IsSequence()) {
+      add(name, "expected a list, got " + describe(*node) + lineOf(*node));
+      return;
+    }
+    for (std::size_t i = 0; i < node->size(); ++i) {
+      const std::string path = name + "[" + std::to_string(i) + "]";
+      if (auto f = map((*node)[i], path, allowed)) visit(*f, path);
+    }
+  }
+
+  // Reports a repeated AE title at the later occurrence.
+  void unique(std::map<std::string, std::string>& seen, const std::optional<std::string>& aeTitle,
+              const std::string& path) {
+    if (!aeTitle) return;
+    const auto [it, inserted] = seen.emplace(aeKey(*aeTitle), path);
+    if (!inserted)
+      add(path + ".ae_title", "duplicate AE title " + quoted(*aeTitle) + " (already used by " + it->second + ")");
+  }
+
+  void modalities(const Fields& top, std::vector<Modality>& out) {
+    std::map<std::string, std::string> seen;
+    list(top, "modalities", {"ae_title", "host"}, [&](const Fields& f, const std::string& path) {
+      Modality m;
+      const auto ae = aeTitle(f, "ae_title");
+      const auto h = host(f, "host", true);
+      unique(seen, ae, path);
+      if (ae && h) {
+        m.aeTitle = *ae;
+        m.host = *h;
+        out.push_back(m);
+      }
+    });
+  }
+
+  void workstations(const Fields& top, std::vector<Workstation>& out) {
+    std::map<std::string, std::string> seen;
+    list(top, "workstations", {"ae_title", "host", "port", "access"}, [&](const Fields& f, const std::string& path) {
+      Workstation w;
+      const auto ae = aeTitle(f, "ae_title");
+      const auto h = host(f, "host", true);
+      const auto p = port(f, "port", true);
+      const auto access = oneOf(f, "access", true, {"decrypt", "ciphertext", "deny"});
+      unique(seen, ae, path);
+      if (ae && h && p && access) {
+        w.aeTitle = *ae;
+        w.host = *h;
+        w.port = *p;
+        w.access = accessFromString(*access);
+        out.push_back(w);
+      }
+    });
+  }
+};
+
+}  // namespace
+
+ConfigError::ConfigError(std::vector<ConfigIssue> issues)
+    : ConfigError(InFileTag{}, std::move(issues), std::string()) {}
+
+ConfigError::ConfigError(InFileTag, std::vector<ConfigIssue> issues, const std::string& sourcePath)
+    : std::runtime_error(renderIssues(issues, sourcePath)), issues_(std::move(issues)), sourcePath_(sourcePath) {}
+
+ConfigError ConfigError::inFile(std::vector<ConfigIssue> issues, const std::string& sourcePath) {
+  return ConfigError(InFileTag{}, std::move(issues), sourcePath);
+}
+
+Access accessFromString(const std::string& text) {
+  if (text == "decrypt") return Access::Decrypt;
+  if (text == "ciphertext") return Access::Ciphertext;
+  if (text == "deny") return Access::Deny;
+  throw std::invalid_argument("unknown access '" + text + "' (expected decrypt, ciphertext or deny)");
+}
+
+const char* toString(Access access) {
+  switch (access) {
+    case Access::Decrypt: return "decrypt";
+    case Access::Ciphertext: return "ciphertext";
+    case Access::Deny: return "deny";
+  }
+  return "deny";
+}
+
+Config parseConfig(const std::string& yamlText, const std::string& sourcePath) {
+  std::vector<YAML::Node> documents;
+  try {
+    documents = YAML::LoadAll(yamlText);
+  } catch (const YAML::ParserException& e) {
+    std::string where;
+    if (e.mark.line >= 0) {
+      where = " at line " + std::to_string(e.mark.line + 1) + ", column " + std::to_string(e.mark.column + 1);
+    }
+    throw ConfigError::inFile({{"", "YAML syntax error" + where + ": " + e.msg}}, sourcePath);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError::inFile({{"", std::string("cannot parse YAML: ") + e.what()}}, sourcePath);
+  }
+  if (documents.size() > 1) {
+    throw ConfigError::inFile({{"", "expected one YAML document, found " + std::to_string(documents.size()) +
+                                        " (remove the extra '---' separators)"}},
+                              sourcePath);
+  }
+
+  Config config;
+  config.sourcePath = sourcePath;
+  const YAML::Node root = documents.empty() ? YAML::Node() : documents.front();
+  Validator v;
+  std::optional<Fields> top;
+  if (root.IsNull()) {
+    top = Fields{"", {}};  // an empty file: report each missing section
+  } else {
+    top = v.map(root, "", {"gateway", "upstream", "keystore", "cipher", "modalities", "workstations"});
+  }
+  if (top) {
+    v.gateway(*top, config.gateway);
+    v.upstream(*top, config.upstream);
+    v.keystore(*top, config.keystore);
+    v.cipher(*top, config.cipher);
+    v.modalities(*top, config.modalities);
+    v.workstations(*top, config.workstations);
+  }
+  if (!v.issues.empty()) throw ConfigError::inFile(std::move(v.issues), sourcePath);
+  return config;
+}
+
+Config loadConfig(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    throw ConfigError::inFile({{"", "is a directory; expected a YAML configuration file"}}, path);
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError::inFile({{"", "cannot open the configuration file (missing or not readable)"}}, path);
+  std::string text;
+  char buffer[8192];
+  while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
+    text.append(buffer, static_cast<std::size_t>(in.gcount()));
+    if (text.size() > kMaxConfigBytes) {
+      throw ConfigError::inFile({{"", "the configuration file is larger than 1 MiB; is this the right file?"}}, path);
+    }
+  }
+  if (in.bad()) throw ConfigError::inFile({{"", "cannot read the configuration file"}}, path);
+  return parseConfig(text, path);
+}
+
+}  // namespace pacsgw::config

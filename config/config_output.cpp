@@ -1,0 +1,138 @@
+// Built-in defaults and YAML output (`pacsgw config defaults`, writing a configuration back out).
+#include "config/config.h"
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+
+namespace pacsgw::config {
+
+namespace {
+
+// Words a YAML 1.1 or 1.2 reader could take for null or a boolean if left unquoted.
+bool isSpecialWord(const std::string& text) {
+  std::string lower = text;
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  static const char* const words[] = {"~", "null", "true", "false", "yes", "no", "on", "off", "y", "n"};
+  return std::any_of(std::begin(words), std::end(words), [&](const char* word) { return lower == word; });
+}
+
+// Emits a string as a plain scalar when that is unambiguous, otherwise double-quoted.
+std::string scalar(const std::string& text) {
+  const bool plain = !text.empty() && !isSpecialWord(text) &&
+                     (std::isalnum(static_cast<unsigned char>(text[0])) || text[0] == '/' || text[0] == '_') &&
+                     std::all_of(text.begin(), text.end(), [](char ch) {
+                       const auto c = static_cast<unsigned char>(ch);
+                       return std::isalnum(c) || c == '_' || c == '-' || c == '.' || c == '/';
+                     });
+  if (plain) return text;
+  std::string out = "\"";
+  for (char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c < 0x20 || c == 0x7f) {
+      static const char digits[] = "0123456789abcdef";
+      out += "\\x";
+      out += digits[c >> 4];
+      out += digits[c & 0xf];
+    } else {
+      out += ch;
+    }
+  }
+  return out + "\"";
+}
+
+std::string joinPath(const std::string& dir, const std::string& name) {
+  return (std::filesystem::path(dir) / name).string();
+}
+
+}  // namespace
+
+Config embeddedDefaults(const std::string& dataDir) {
+  Config c;
+  c.sourcePath = "<built-in defaults>";
+  c.gateway.aeTitle = "GATEWAY";
+  c.gateway.bind = "127.0.0.1";  // loopback until an operator decides otherwise
+  c.gateway.port = 11112;
+  c.gateway.dataDir = dataDir;
+  c.upstream = {"ORTHANC", "127.0.0.1", 4242};
+  c.keystore.path = joinPath(dataDir, "keystore.db");
+  c.keystore.masterKeyFile = joinPath(dataDir, "master.key");
+  c.cipher.backend = "aes-256-gcm";
+  c.cipher.keyScope = "study";
+  c.cipher.device = "cpu";
+  c.cipher.passthroughUnencrypted = false;
+  c.modalities = {{"CT1", "127.0.0.1"}, {"STORESCU", "127.0.0.1"}};
+  c.workstations = {{"WS1", "127.0.0.1", 11120, Access::Decrypt}};
+  return c;
+}
+
+std::string toYaml(const Config& c) {
+  std::string y;
+  auto line = [&y](const std::string& text) { y += text + "\n"; };
+  auto field = [&](const char* name, const std::string& value) { line(std::string("  ") + name + ": " + value); };
+
+  line("# pacsgw configuration (see docs/configuration.md for every key)");
+  line("gateway:");
+  field("ae_title", scalar(c.gateway.aeTitle));
+  field("bind", scalar(c.gateway.bind));
+  field("port", std::to_string(c.gateway.port));
+  field("data_dir", scalar(c.gateway.dataDir));
+  field("max_associations", std::to_string(c.gateway.maxAssociations));
+  field("max_pdu_bytes", std::to_string(c.gateway.maxPduBytes));
+  field("connect_timeout_s", std::to_string(c.gateway.connectTimeoutSeconds));
+  field("acse_timeout_s", std::to_string(c.gateway.acseTimeoutSeconds));
+  field("dimse_timeout_s", std::to_string(c.gateway.dimseTimeoutSeconds));
+  field("log_level", scalar(c.gateway.logLevel));
+
+  line("");
+  line("# The PACS that stores the encrypted objects.");
+  line("upstream:");
+  field("ae_title", scalar(c.upstream.aeTitle));
+  field("host", scalar(c.upstream.host));
+  field("port", std::to_string(c.upstream.port));
+
+  line("");
+  line("keystore:");
+  field("path", scalar(c.keystore.path));
+  if (!c.keystore.masterKeyFile.empty()) field("master_key_file", scalar(c.keystore.masterKeyFile));
+  if (!c.keystore.masterKeyEnv.empty()) field("master_key_env", scalar(c.keystore.masterKeyEnv));
+
+  line("");
+  line("cipher:");
+  field("backend", scalar(c.cipher.backend));
+  field("key_scope", scalar(c.cipher.keyScope));
+  field("device", scalar(c.cipher.device));
+  field("passthrough_unencrypted", c.cipher.passthroughUnencrypted ? "true" : "false");
+
+  line("");
+  line("# Devices allowed to send (C-STORE) to the gateway.");
+  if (c.modalities.empty()) {
+    line("modalities: []");
+  } else {
+    line("modalities:");
+    for (const Modality& m : c.modalities) {
+      line("  - ae_title: " + scalar(m.aeTitle));
+      line("    host: " + scalar(m.host));
+    }
+  }
+
+  line("");
+  line("# Devices allowed to query and retrieve, and what they receive.");
+  if (c.workstations.empty()) {
+    line("workstations: []");
+  } else {
+    line("workstations:");
+    for (const Workstation& w : c.workstations) {
+      line("  - ae_title: " + scalar(w.aeTitle));
+      line("    host: " + scalar(w.host));
+      line("    port: " + std::to_string(w.port));
+      line(std::string("    access: ") + toString(w.access));
+    }
+  }
+  return y;
+}
+
+}  // namespace pacsgw::config
