@@ -117,7 +117,7 @@ int cmdServe(const Options& o) {
   }
   setupLogging(o.logLevel.value_or(cfg.gateway.logLevel));
   std::vector<config::ConfigIssue> problems = config::checkFiles(cfg);
-  if (!problems.empty()) throw config::ConfigError(problems);
+  if (!problems.empty()) throw config::ConfigError::inFile(problems, cfg.sourcePath);
   codecs::makeCipher(cfg.cipher.backend, codecs::CipherOptions{cfg.cipher.device});  // fail fast on a bad backend
   std::unique_ptr<keystore::Keystore> keys = openKeystore(cfg);
   GatewayServer server(cfg, *keys);
@@ -234,7 +234,9 @@ int cmdConfig(const std::vector<std::string>& args) {
     std::cout << *o.configPath << ": OK\n";
     return 0;
   }
-  for (const auto& issue : issues) std::cerr << *o.configPath << ": " << issue.key << ": " << issue.message << "\n";
+  for (const auto& issue : issues) {
+    std::cerr << *o.configPath << ": " << (issue.key.empty() ? "" : issue.key + ": ") << issue.message << "\n";
+  }
   return 1;
 }
 
@@ -264,8 +266,7 @@ int runCli(const std::vector<std::string>& args) {
     std::cerr << "pacsgw: " << e.what() << "\n\n" << kUsage;
     return 2;
   } catch (const config::ConfigError& e) {
-    std::cerr << "pacsgw " << command << ": configuration problems:\n";
-    for (const auto& issue : e.issues()) std::cerr << "  " << issue.key << ": " << issue.message << "\n";
+    std::cerr << "pacsgw " << command << ": configuration problems:\n" << e.what() << "\n";
     return 1;
   } catch (const codecs::CryptError& e) {
     std::cerr << "pacsgw " << command << ": " << codecs::toString(e.kind()) << ": " << e.what() << "\n";
