@@ -47,12 +47,7 @@ ProtectResult InstanceProtector::protect(DcmDataset& dataset, E_TransferSyntax x
   keystore::DataKey key = keys_.getOrCreate(scope_, scopeUid);
   // A thumbnail is a downscaled copy of the patient image: the PACS must not get it in the clear.
   // It is dropped, not encrypted; viewers regenerate thumbnails from the (decrypted) pixel data.
-  if (!codecs::hasKeyReference(dataset)) {
-    DcmElement* icon = nullptr;
-    if (dataset.findAndGetElement(DCM_IconImageSequence, icon, OFFalse).good()) {
-      delete dataset.remove(icon);
-    }
-  }
+  if (!codecs::hasKeyReference(dataset)) dataset.findAndDeleteElement(DCM_IconImageSequence);
   codecs::EncryptParams params;
   params.keyId = key.id;
   params.keyScope = scope_ == keystore::KeyScope::Study    ? "STUDY"
