@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -35,7 +36,11 @@ struct RetrieveJob {
   unsigned inFlight = 0;
   std::uint16_t nextStoreMessageId = 0;  // C-GET: sub-operations on the requester's association
   std::vector<std::string> failedSopInstanceUids;
+  std::set<std::string> offeredSopInstanceUids;  // every sub-operation the PACS sent us, any outcome
+  unsigned announcedByPacs = 0;  // largest sub-operation total the PACS's pending responses announced
   std::atomic<bool> cancelled{false};
+  // For log lines: where the instances go.
+  std::string destinationAeTitle() const { return destination ? destination->aeTitle : requesterAeTitle; }
 };
 
 class RetrieveRegistry {

@@ -132,8 +132,52 @@ void relayMoveProgress(void* data, T_DIMSE_C_MoveRQ*, int, T_DIMSE_C_MoveRSP* re
                  r->job->requesterAeTitle);
   }
   if (response->DimseStatus == status::kPending || response->DimseStatus == 0xFF01) {
+    const unsigned announced = response->NumberOfRemainingSubOperations + response->NumberOfCompletedSubOperations +
+                               response->NumberOfFailedSubOperations + response->NumberOfWarningSubOperations;
+    r->job->announcedByPacs = std::max(r->job->announcedByPacs, announced);
     if (!sendRetrieveResponse(*r, status::kPending, response->NumberOfRemainingSubOperations, nullptr)) r->broken = true;
   }
+}
+
+// The C-FIND model to enumerate what a C-MOVE model retrieves.
+std::string findModelFor(const std::string& moveModel) {
+  if (moveModel == UID_MOVEPatientRootQueryRetrieveInformationModel) return UID_FINDPatientRootQueryRetrieveInformationModel;
+  return UID_FINDStudyRootQueryRetrieveInformationModel;
+}
+
+void collectSopInstanceUid(void* data, T_DIMSE_C_FindRQ*, int, T_DIMSE_C_FindRSP*, DcmDataset* identifiers) {
+  OFString uid;
+  if (identifiers != nullptr && identifiers->findAndGetOFString(DCM_SOPInstanceUID, uid).good() && !uid.empty()) {
+    static_cast<std::vector<std::string>*>(data)->push_back(uid.c_str());
+  }
+}
+
+// SOP Instance UIDs of every instance the retrieve identifier names, asked of the PACS at IMAGE level.
+std::vector<std::string> instancesOf(GatewayContext& ctx, const std::string& moveModel, DcmDataset& identifier) {
+  std::vector<std::string> uids;
+  const std::string model = findModelFor(moveModel);
+  std::unique_ptr<PeerAssociation> upstream = openUpstream(ctx, model);
+  DcmDataset query;
+  query.putAndInsertString(DCM_QueryRetrieveLevel, "IMAGE");
+  for (const DcmTagKey& key : {DCM_PatientID, DCM_StudyInstanceUID, DCM_SeriesInstanceUID, DCM_SOPInstanceUID}) {
+    OFString value;
+    identifier.findAndGetOFStringArray(key, value);
+    query.putAndInsertString(key, value.c_str());
+  }
+  T_DIMSE_C_FindRQ request{};
+  request.MessageID = upstream->nextMessageId();
+  OFStandard::strlcpy(request.AffectedSOPClassUID, model.c_str(), sizeof(request.AffectedSOPClassUID));
+  request.Priority = DIMSE_PRIORITY_MEDIUM;
+  request.DataSetType = DIMSE_DATASET_PRESENT;
+  T_DIMSE_C_FindRSP response{};
+  DcmDataset* detail = nullptr;
+  int count = 0;
+  OFCondition cond = DIMSE_findUser(upstream->raw(), ASC_findAcceptedPresentationContextID(upstream->raw(), model.c_str()),
+                                    &request, &query, count, collectSopInstanceUid, &uids, DIMSE_NONBLOCKING,
+                                    upstream->dimseTimeout(), &response, &detail);
+  delete detail;
+  if (cond.bad() || response.DimseStatus != status::kSuccess) uids.clear();
+  return uids;
 }
 
 }  // namespace
@@ -282,6 +326,46 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
   delete statusDetail;
   std::unique_ptr<DcmDataset> pacsFailedIds(pacsFailedList);
 
+  // Some PACS (Orthanc >= 1.6) abort the whole C-MOVE with a failure status as soon as one
+  // sub-operation is answered with a failure. Ask again for the instances it never offered, so a
+  // bad instance fails only its own sub-operation.
+  for (unsigned failedBefore = 0; cond.good() && !job->cancelled.load() && isFailureStatus(finalResponse.DimseStatus);) {
+    std::vector<std::string> rest;
+    {
+      std::lock_guard<std::mutex> lock(job->mutex);
+      if (job->failed == failedBefore) break;  // the abort was not caused by us, or no progress
+      failedBefore = job->failed;
+    }
+    try {
+      for (const auto& uid : instancesOf(context_, moveModel, *identifier)) {
+        std::lock_guard<std::mutex> lock(job->mutex);
+        if (job->offeredSopInstanceUids.count(uid) == 0) rest.push_back(uid);
+      }
+    } catch (const PeerUnavailable& e) {
+      spdlog::warn("{} from {}: cannot list the remaining instances: {}", verb, peer_.aeTitle, e.what());
+    }
+    if (rest.empty()) break;
+    spdlog::info("{} from {}: PACS stopped after a failed sub-operation; asking again for {} instances", verb,
+                 peer_.aeTitle, rest.size());
+    std::string list;
+    for (const auto& uid : rest) list += (list.empty() ? "" : "\\") + uid;
+    DcmDataset resume;
+    resume.putAndInsertString(DCM_QueryRetrieveLevel, "IMAGE");
+    OFString value;
+    if (identifier->findAndGetOFStringArray(DCM_PatientID, value).good()) resume.putAndInsertString(DCM_PatientID, value.c_str());
+    if (identifier->findAndGetOFStringArray(DCM_StudyInstanceUID, value).good()) resume.putAndInsertString(DCM_StudyInstanceUID, value.c_str());
+    resume.putAndInsertString(DCM_SOPInstanceUID, list.c_str());
+    delete pacsFailedIds.release();
+    statusDetail = nullptr;
+    pacsFailedList = nullptr;
+    finalResponse = T_DIMSE_C_MoveRSP{};
+    cond = DIMSE_moveUser(upstream->raw(), relay.upstreamPresId, &forwarded, &resume, relayMoveProgress, &relay,
+                          DIMSE_NONBLOCKING, upstream->dimseTimeout(), nullptr, nullptr, nullptr, &finalResponse,
+                          &statusDetail, &pacsFailedList, OFFalse);
+    delete statusDetail;
+    pacsFailedIds.reset(pacsFailedList);
+  }
+
   // The PACS answers only after its last sub-operation got our response, but wait for any
   // delivery still in progress before counting.
   for (int i = 0; i < 100; ++i) {
@@ -326,6 +410,14 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
         start = end + 1;
       }
     }
+    // Sub-operations the PACS announced but never delivered (e.g. a PACS that moves asynchronously
+    // after answering) must not turn into a silent success.
+    const unsigned seen = job->completed + job->failed + job->warning;
+    if (job->announcedByPacs > seen) {
+      spdlog::warn("{} from {}: the PACS announced {} sub-operations but delivered {}", verb, peer_.aeTitle,
+                   job->announcedByPacs, seen);
+      job->failed += job->announcedByPacs - seen;
+    }
     finalStatus = (job->failed > 0 || job->warning > 0) ? status::kSubOperationsCompleteWithFailures : status::kSuccess;
   }
   DcmDataset failedList;
@@ -361,6 +453,7 @@ void Session::handleSubOperation(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationC
   {
     std::lock_guard<std::mutex> lock(job->mutex);
     ++job->inFlight;
+    job->offeredSopInstanceUids.insert(sopInstance);
   }
   auto finish = [&](const StoreOutcome& outcome) {
     std::lock_guard<std::mutex> lock(job->mutex);
@@ -385,7 +478,7 @@ void Session::handleSubOperation(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationC
       }
     } catch (const codecs::CryptError& e) {
       spdlog::warn("retrieve {}: instance {} not delivered to {} ({}): {}", job->upstreamMessageId, sopInstance,
-                   job->requesterAeTitle, codecs::toString(e.kind()), e.what());
+                   job->destinationAeTitle(), codecs::toString(e.kind()), e.what());
       StoreOutcome failed;
       failed.errorComment = codecs::toString(e.kind());
       finish(failed);

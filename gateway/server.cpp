@@ -223,11 +223,14 @@ bool GatewayServer::negotiate(T_ASC_Association* assoc, const PeerIdentity& peer
                                                     numberOfDcmAllStorageSOPClassUIDs, kAcceptedTransferSyntaxes,
                                                     kAcceptedTransferSyntaxCount);
   }
-  if (peer.workstation != nullptr && peer.workstation->access != config::Access::Deny) {
+  if (peer.workstation != nullptr) {
+    // A denied workstation still negotiates Q/R so each request is refused with 0x0124 and audited.
     ASC_acceptContextsWithPreferredTransferSyntaxes(assoc->params, kQueryRetrieveSopClasses,
                                                     kQueryRetrieveSopClassCount, kQueryTransferSyntaxes,
                                                     kQueryTransferSyntaxCount);
-    acceptStorageWithProposedRole(assoc);  // C-GET: the workstation is the Storage SCP
+    if (peer.workstation->access != config::Access::Deny) {
+      acceptStorageWithProposedRole(assoc);  // C-GET: the workstation is the Storage SCP
+    }
   }
   if (ASC_countAcceptedPresentationContexts(assoc->params) == 0) {
     spdlog::warn("association from {} rejected: no acceptable presentation context", who);
