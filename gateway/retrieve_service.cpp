@@ -468,13 +468,17 @@ void Session::handleSubOperation(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationC
     }
   };
   E_TransferSyntax xfer = contextTransferSyntax(presId);
-  if (job->access == config::Access::Decrypt) {
+  {
     try {
-      if (codecs::hasKeyReference(*dataset)) {
+      // Plaintext that never went through the gateway is handed out (to any destination) only when
+      // the operator allowed it, e.g. while legacy studies remain in the PACS.
+      if (!codecs::hasKeyReference(*dataset)) {
+        if (!context_.config.cipher.passthroughUnencrypted) {
+          throw codecs::CryptError(codecs::CryptErrorKind::NotEncrypted,
+                                   "instance was never encrypted and cipher.passthrough_unencrypted is off");
+        }
+      } else if (job->access == config::Access::Decrypt) {
         xfer = protector().restore(*dataset, xfer);
-      } else if (!context_.config.cipher.passthroughUnencrypted) {
-        throw codecs::CryptError(codecs::CryptErrorKind::NotEncrypted,
-                                 "instance was never encrypted and cipher.passthrough_unencrypted is off");
       }
     } catch (const codecs::CryptError& e) {
       spdlog::warn("retrieve {}: instance {} not delivered to {} ({}): {}", job->upstreamMessageId, sopInstance,
