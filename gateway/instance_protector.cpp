@@ -29,6 +29,9 @@ InstanceProtector::InstanceProtector(keystore::Keystore& keys, const config::Cip
 
 ProtectResult InstanceProtector::protect(DcmDataset& dataset, E_TransferSyntax xfer) {
   ProtectResult result;
+  // A thumbnail is a downscaled copy of the patient image: the PACS must not get it in the clear.
+  // It is dropped (wherever it is nested), not encrypted; viewers regenerate thumbnails.
+  if (!codecs::hasKeyReference(dataset)) dataset.findAndDeleteElement(DCM_IconImageSequence, OFTrue, OFTrue);
   if (!hasAnyPixelData(dataset)) {
     // Structured reports, presentation states, key objects: nothing to encrypt. An image pixel
     // module without pixel data is malformed and must not pass as "nothing to do".
@@ -45,9 +48,6 @@ ProtectResult InstanceProtector::protect(DcmDataset& dataset, E_TransferSyntax x
     case keystore::KeyScope::Instance: scopeUid = requiredUid(dataset, DCM_SOPInstanceUID, "SOP Instance UID"); break;
   }
   keystore::DataKey key = keys_.getOrCreate(scope_, scopeUid);
-  // A thumbnail is a downscaled copy of the patient image: the PACS must not get it in the clear.
-  // It is dropped, not encrypted; viewers regenerate thumbnails from the (decrypted) pixel data.
-  if (!codecs::hasKeyReference(dataset)) dataset.findAndDeleteElement(DCM_IconImageSequence);
   codecs::EncryptParams params;
   params.keyId = key.id;
   params.keyScope = scope_ == keystore::KeyScope::Study    ? "STUDY"

@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -116,8 +117,41 @@ ListenSocket::~ListenSocket() {
 int ListenSocket::accept(int timeoutMs) {
   if (!waitReadable(fd_, timeoutMs)) return -1;
   int fd = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-  if (fd >= 0) setTcpNoDelay(fd);
+  if (fd < 0) {
+    // Out of descriptors: the listen socket stays readable, so back off instead of spinning.
+    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) ::poll(nullptr, 0, 100);
+    return -1;
+  }
+  setTcpNoDelay(fd);
   return fd;
+}
+
+bool associateRequestBuffered(int fd, int timeoutMs, std::uint32_t maxPduBytes) {
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + std::chrono::milliseconds(timeoutMs);
+  // SO_RCVLOWAT makes poll() wait for `n` bytes instead of one, so a slow sender cannot make us spin.
+  auto waitFor = [&](int n) {
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &n, sizeof(n));
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    return left > 0 && waitReadable(fd, static_cast<int>(left));
+  };
+  unsigned char header[6];
+  bool ok = waitFor(6) && ::recv(fd, header, sizeof(header), MSG_PEEK) == 6 && header[0] == 0x01;
+  if (ok) {
+    const std::uint32_t length = (std::uint32_t(header[2]) << 24) | (std::uint32_t(header[3]) << 16) |
+                                 (std::uint32_t(header[4]) << 8) | std::uint32_t(header[5]);
+    ok = length <= maxPduBytes && waitFor(static_cast<int>(6 + length));
+  }
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
+  return ok;
+}
+
+std::string printable(const std::string& text) {
+  std::string out;
+  // Backslash is the DICOM value separator: keep it out of single-valued comments too.
+  for (char c : text.substr(0, 64)) out += (c >= 0x20 && c <= 0x7E && c != '\\') ? c : '?';
+  return out;
 }
 
 bool waitReadable(int fd, int timeoutMs) {

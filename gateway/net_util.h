@@ -4,6 +4,7 @@
 #include <dcmtk/dcmnet/assoc.h>
 
 #include <atomic>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -37,5 +38,10 @@ class ListenSocket {
 
 // Waits until `fd` is readable; false on timeout or error.
 bool waitReadable(int fd, int timeoutMs);
+// Waits until a whole A-ASSOCIATE-RQ PDU (at most `maxPduBytes`) sits in the socket's receive buffer,
+// so DCMTK can read it without blocking. False on timeout, a different PDU type or an oversized PDU.
+bool associateRequestBuffered(int fd, int timeoutMs, std::uint32_t maxPduBytes = 64 * 1024);
+// A peer-supplied string made safe for a log line: non-printable bytes become '?', at most 64 chars.
+std::string printable(const std::string& text);
 
 }  // namespace pacsgw::gateway

@@ -41,6 +41,8 @@ namespace status {
 constexpr std::uint16_t kSuccess = 0x0000;
 constexpr std::uint16_t kProcessingFailure = 0x0110;
 constexpr std::uint16_t kSopClassNotSupported = 0x0122;
+constexpr std::uint16_t kNotAuthorised = 0x0124;
+constexpr std::uint16_t kUnableToPerformSubOperations = 0xA702;  // C-MOVE / C-GET: out of resources
 constexpr std::uint16_t kOutOfResources = 0xA700;
 constexpr std::uint16_t kDataSetDoesNotMatchSopClass = 0xA900;
 constexpr std::uint16_t kCannotUnderstand = 0xC000;
@@ -78,6 +80,8 @@ class PeerAssociation {
                      const std::string& sopInstanceUid, const MoveOriginator* originator = nullptr);
   // False once a network error has broken the association.
   bool usable() const { return usable_; }
+  // Marks the association broken: it is aborted, not released, when destroyed.
+  void markBroken() { usable_ = false; }
   const PeerEndpoint& peer() const { return peer_; }
   // The raw association, for services that drive DIMSE themselves (C-FIND / C-MOVE relays).
   T_ASC_Association* raw() { return assoc_; }

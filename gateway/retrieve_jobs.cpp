@@ -1,8 +1,27 @@
 #include "gateway/retrieve_jobs.h"
 
+#include <dcmtk/dcmdata/dcdeftag.h>
+
+#include <algorithm>
 #include <stdexcept>
 
 namespace pacsgw::gateway {
+
+namespace {
+bool valueAllowed(DcmDataset& dataset, const DcmTagKey& tag, const std::vector<std::string>& allowed) {
+  if (allowed.empty()) return true;
+  OFString value;
+  if (dataset.findAndGetOFString(tag, value).bad()) return false;
+  return std::find(allowed.begin(), allowed.end(), std::string(value.c_str())) != allowed.end();
+}
+}  // namespace
+
+bool RetrieveJob::matchesRequest(DcmDataset& dataset) const {
+  return valueAllowed(dataset, DCM_PatientID, requestedPatientIds) &&
+         valueAllowed(dataset, DCM_StudyInstanceUID, requestedStudyUids) &&
+         valueAllowed(dataset, DCM_SeriesInstanceUID, requestedSeriesUids) &&
+         valueAllowed(dataset, DCM_SOPInstanceUID, requestedInstanceUids);
+}
 
 void RetrieveRegistry::add(const std::shared_ptr<RetrieveJob>& job) {
   std::lock_guard<std::mutex> lock(mutex_);

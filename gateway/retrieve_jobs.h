@@ -5,6 +5,7 @@
 #include "gateway/peer_association.h"
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -26,15 +27,29 @@ struct RetrieveJob {
   std::optional<PeerEndpoint> destination;
   T_ASC_Association* requesterAssociation = nullptr;
 
-  // Guards everything below and every use of the outgoing association(s).
-  std::mutex mutex;
+  // What the requester asked for (values of the identifier's unique keys; empty = not restricted).
+  // Every sub-operation must match, so a stray C-STORE from the PACS is never handed to this requester.
+  std::vector<std::string> requestedPatientIds;
+  std::vector<std::string> requestedStudyUids;
+  std::vector<std::string> requestedSeriesUids;
+  std::vector<std::string> requestedInstanceUids;
+  bool matchesRequest(DcmDataset& dataset) const;
+
+  // Held for each delivery: the destination association (C-MOVE) or the requester's association
+  // (C-GET) is used by one thread at a time. Never taken while holding `mutex`.
+  std::mutex deliveryMutex;
   std::unique_ptr<PeerAssociation> destinationAssociation;
   std::vector<ProposedContext> destinationContexts;
+  std::uint16_t nextStoreMessageId = 0;  // C-GET: sub-operations on the requester's association
+
+  // Guards the state below; held only briefly and never during network I/O.
+  std::mutex mutex;
+  std::condition_variable drained;
+  bool closed = false;  // the retrieve has ended: late sub-operations are refused
   unsigned completed = 0;
   unsigned failed = 0;
   unsigned warning = 0;
   unsigned inFlight = 0;
-  std::uint16_t nextStoreMessageId = 0;  // C-GET: sub-operations on the requester's association
   std::vector<std::string> failedSopInstanceUids;
   std::set<std::string> offeredSopInstanceUids;  // every sub-operation the PACS sent us, any outcome
   unsigned announcedByPacs = 0;  // largest sub-operation total the PACS's pending responses announced

@@ -2,6 +2,7 @@
 // gateway as destination, and the PACS's C-STORE sub-operations decrypted (per the destination's
 // access) and delivered to the real destination.
 #include "gateway/instance_protector.h"
+#include "gateway/net_util.h"
 #include "gateway/session.h"
 
 #include <dcmtk/dcmdata/dcdeftag.h>
@@ -36,6 +37,29 @@ std::unique_ptr<PeerAssociation> openUpstream(GatewayContext& ctx, const std::st
 
 bool isFailureStatus(std::uint16_t s) {
   return s != 0x0000 && (s & 0xF000) != 0xB000 && s != 0xFF00 && s != 0xFF01 && s != 0xFE00;
+}
+
+std::vector<std::string> splitValues(const std::string& all) {
+  std::vector<std::string> out;
+  for (std::size_t start = 0; start <= all.size();) {
+    std::size_t end = all.find('\\', start);
+    if (end == std::string::npos) end = all.size();
+    if (end > start) out.push_back(all.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+// Values of a retrieve identifier's key, ignoring empty values and wildcard patterns (which do not
+// restrict a retrieve).
+std::vector<std::string> uniqueKeyValues(DcmDataset& identifier, const DcmTagKey& tag) {
+  OFString all;
+  if (identifier.findAndGetOFStringArray(tag, all).bad()) return {};
+  std::vector<std::string> values = splitValues(all.c_str());
+  for (const auto& v : values) {
+    if (v.find_first_of("*?") != std::string::npos) return {};
+  }
+  return values;
 }
 
 // ---- C-FIND -------------------------------------------------------------------------------
@@ -88,9 +112,18 @@ std::uint16_t requestMessageId(const RetrieveRelay& r) {
   return r.isGet ? r.request->msg.CGetRQ.MessageID : r.request->msg.CMoveRQ.MessageID;
 }
 
-// Sends a C-MOVE-RSP or C-GET-RSP with our own sub-operation counts.
+struct Counts {
+  unsigned completed = 0, failed = 0, warning = 0;
+};
+
+// Sends a C-MOVE-RSP or C-GET-RSP with our own sub-operation counts. The caller must not hold the
+// job's state mutex (it is taken here to read the counts).
 bool sendRetrieveResponse(RetrieveRelay& r, std::uint16_t statusCode, unsigned remaining, DcmDataset* identifiers) {
-  RetrieveJob& job = *r.job;
+  Counts job;
+  {
+    std::lock_guard<std::mutex> lock(r.job->mutex);
+    job = {r.job->completed, r.job->failed, r.job->warning};
+  }
   if (r.isGet) {
     T_DIMSE_C_GetRSP rsp{};
     rsp.MessageIDBeingRespondedTo = r.request->msg.CGetRQ.MessageID;
@@ -123,7 +156,9 @@ bool sendRetrieveResponse(RetrieveRelay& r, std::uint16_t statusCode, unsigned r
 void relayMoveProgress(void* data, T_DIMSE_C_MoveRQ*, int, T_DIMSE_C_MoveRSP* response) {
   auto* r = static_cast<RetrieveRelay*>(data);
   if (r->broken) return;
-  std::lock_guard<std::mutex> lock(r->job->mutex);
+  // C-GET deliveries use the requester's association from other threads: take turns with them.
+  std::unique_lock<std::mutex> io;
+  if (r->isGet) io = std::unique_lock<std::mutex>(r->job->deliveryMutex);
   if (!r->job->cancelled.load() &&
       DIMSE_checkForCancelRQ(r->requester, r->requesterPresId, requestMessageId(*r)).good()) {
     r->job->cancelled.store(true);
@@ -134,7 +169,10 @@ void relayMoveProgress(void* data, T_DIMSE_C_MoveRQ*, int, T_DIMSE_C_MoveRSP* re
   if (response->DimseStatus == status::kPending || response->DimseStatus == 0xFF01) {
     const unsigned announced = response->NumberOfRemainingSubOperations + response->NumberOfCompletedSubOperations +
                                response->NumberOfFailedSubOperations + response->NumberOfWarningSubOperations;
-    r->job->announcedByPacs = std::max(r->job->announcedByPacs, announced);
+    {
+      std::lock_guard<std::mutex> lock(r->job->mutex);
+      r->job->announcedByPacs = std::max(r->job->announcedByPacs, announced);
+    }
     if (!sendRetrieveResponse(*r, status::kPending, response->NumberOfRemainingSubOperations, nullptr)) r->broken = true;
   }
 }
@@ -203,9 +241,14 @@ void Session::handleFind(T_DIMSE_Message& msg, T_ASC_PresentationContextID presI
     reply(status::kCannotUnderstand);
     return;
   }
+  if (!requestMatchesContext(presId, request.AffectedSOPClassUID)) {
+    reply(status::kSopClassNotSupported);
+    return;
+  }
   if (peer_.workstation == nullptr || peer_.workstation->access == config::Access::Deny) {
-    spdlog::warn("audit: C-FIND from {}@{} refused: not an authorised workstation", peer_.aeTitle, peer_.address);
-    reply(0x0124);
+    spdlog::warn("audit: C-FIND from {}@{} refused: not an authorised workstation", printable(peer_.aeTitle),
+                 peer_.address);
+    reply(status::kNotAuthorised);
     return;
   }
   std::unique_ptr<PeerAssociation> upstream;
@@ -263,42 +306,49 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
     if (!sendRetrieveResponse(relay, statusCode, 0, nullptr)) broken_ = true;
   };
   if (cond.bad()) {
-    spdlog::warn("{} from {}: identifier unreadable ({})", verb, peer_.aeTitle, cond.text());
+    spdlog::warn("{} from {}: identifier unreadable ({})", verb, printable(peer_.aeTitle), cond.text());
     refuse(status::kCannotUnderstand);
     return;
   }
-  if (peer_.workstation == nullptr || peer_.workstation->access == config::Access::Deny) {
-    spdlog::warn("audit: {} from {}@{} refused: not an authorised workstation", verb, peer_.aeTitle, peer_.address);
-    refuse(0x0124);
+  const std::string sopClass = isGet ? msg.msg.CGetRQ.AffectedSOPClassUID : msg.msg.CMoveRQ.AffectedSOPClassUID;
+  if (!requestMatchesContext(presId, sopClass)) {
+    refuse(status::kSopClassNotSupported);
     return;
   }
-  std::string sopClass;
+  if (peer_.workstation == nullptr || peer_.workstation->access == config::Access::Deny) {
+    spdlog::warn("audit: {} from {}@{} refused: not an authorised workstation", verb, printable(peer_.aeTitle),
+                 peer_.address);
+    refuse(status::kNotAuthorised);
+    return;
+  }
   if (isGet) {
     job->access = peer_.workstation->access;
     job->requesterAssociation = assoc_;
-    sopClass = msg.msg.CGetRQ.AffectedSOPClassUID;
   } else {
     const std::string destinationAe = msg.msg.CMoveRQ.MoveDestination;
     const config::Workstation* destination = context_.policy.workstationByAeTitle(destinationAe);
     if (destination == nullptr || destination->access == config::Access::Deny) {
-      spdlog::warn("audit: C-MOVE from {}@{} refused: move destination '{}' is {}", peer_.aeTitle, peer_.address,
-                   destinationAe, destination == nullptr ? "not configured" : "denied");
+      spdlog::warn("audit: C-MOVE from {}@{} refused: move destination '{}' is {}", printable(peer_.aeTitle),
+                   peer_.address, printable(destinationAe), destination == nullptr ? "not configured" : "denied");
       refuse(status::kMoveDestinationUnknown);
       return;
     }
     // What the destination may see decides decryption: the images land there, not at the caller.
     job->access = destination->access;
     job->destination = PeerEndpoint{destination->aeTitle, destination->host, destination->port};
-    sopClass = msg.msg.CMoveRQ.AffectedSOPClassUID;
   }
+  job->requestedPatientIds = uniqueKeyValues(*identifier, DCM_PatientID);
+  job->requestedStudyUids = uniqueKeyValues(*identifier, DCM_StudyInstanceUID);
+  job->requestedSeriesUids = uniqueKeyValues(*identifier, DCM_SeriesInstanceUID);
+  job->requestedInstanceUids = uniqueKeyValues(*identifier, DCM_SOPInstanceUID);
 
   std::unique_ptr<PeerAssociation> upstream;
   const std::string moveModel = moveModelFor(sopClass);
   try {
     upstream = openUpstream(context_, moveModel);
   } catch (const PeerUnavailable& e) {
-    spdlog::error("{} from {}: upstream PACS unavailable: {}", verb, peer_.aeTitle, e.what());
-    refuse(status::kOutOfResources);
+    spdlog::error("{} from {}: upstream PACS unavailable: {}", verb, printable(peer_.aeTitle), e.what());
+    refuse(status::kUnableToPerformSubOperations);
     return;
   }
   relay.upstream = upstream->raw();
@@ -308,23 +358,53 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
     return;
   }
   context_.retrieves.add(job);
-  spdlog::info("audit: {} from {}@{} accepted: {} access, PACS move id {}", verb, peer_.aeTitle, peer_.address,
-               config::toString(job->access), job->upstreamMessageId);
+  // However this ends, the job must leave the registry and no delivery may touch it afterwards.
+  struct Closer {
+    GatewayContext& context;
+    RetrieveJob& job;
+    ~Closer() {
+      context.retrieves.remove(job.upstreamMessageId);
+      std::unique_lock<std::mutex> lock(job.mutex);
+      job.closed = true;
+      job.drained.wait(lock, [this] { return job.inFlight == 0; });
+      lock.unlock();
+      std::lock_guard<std::mutex> io(job.deliveryMutex);
+      job.destinationAssociation.reset();
+      job.requesterAssociation = nullptr;
+    }
+  } closer{context_, *job};
+  spdlog::info("audit: {} from {}@{} accepted: {} access, destination {}, PACS move id {}", verb,
+               printable(peer_.aeTitle), peer_.address, config::toString(job->access), job->destinationAeTitle(),
+               job->upstreamMessageId);
 
   T_DIMSE_C_MoveRQ forwarded{};
   forwarded.MessageID = job->upstreamMessageId;
   OFStandard::strlcpy(forwarded.AffectedSOPClassUID, moveModel.c_str(), sizeof(forwarded.AffectedSOPClassUID));
-  forwarded.Priority = DIMSE_PRIORITY_MEDIUM;
+  forwarded.Priority = isGet ? msg.msg.CGetRQ.Priority : msg.msg.CMoveRQ.Priority;
   forwarded.DataSetType = DIMSE_DATASET_PRESENT;
   OFStandard::strlcpy(forwarded.MoveDestination, context_.config.gateway.aeTitle.c_str(), sizeof(forwarded.MoveDestination));
+  // Pending responses are optional, so a large retrieve may stay silent for a while; wait longer than
+  // for a single DIMSE message.
+  const int responseTimeout = std::max(5 * upstream->dimseTimeout(), 300);
   T_DIMSE_C_MoveRSP finalResponse{};
-  DcmDataset* statusDetail = nullptr;
-  DcmDataset* pacsFailedList = nullptr;
-  cond = DIMSE_moveUser(upstream->raw(), relay.upstreamPresId, &forwarded, identifier.get(), relayMoveProgress, &relay,
-                        DIMSE_NONBLOCKING, upstream->dimseTimeout(), nullptr, nullptr, nullptr, &finalResponse,
-                        &statusDetail, &pacsFailedList, OFFalse);
-  delete statusDetail;
-  std::unique_ptr<DcmDataset> pacsFailedIds(pacsFailedList);
+  std::unique_ptr<DcmDataset> pacsFailedIds;
+  auto moveOnce = [&](DcmDataset& query) {
+    DcmDataset* statusDetail = nullptr;
+    DcmDataset* failedList = nullptr;
+    finalResponse = T_DIMSE_C_MoveRSP{};
+    OFCondition c = DIMSE_moveUser(upstream->raw(), relay.upstreamPresId, &forwarded, &query, relayMoveProgress,
+                                   &relay, DIMSE_NONBLOCKING, responseTimeout, nullptr, nullptr, nullptr,
+                                   &finalResponse, &statusDetail, &failedList, OFFalse);
+    delete statusDetail;
+    pacsFailedIds.reset(failedList);
+    if (c.bad()) {
+      // Stop the PACS before dropping the association under it.
+      DIMSE_sendCancelRequest(upstream->raw(), relay.upstreamPresId, forwarded.MessageID);
+      upstream->markBroken();
+    }
+    return c;
+  };
+  cond = moveOnce(*identifier);
 
   // Some PACS (Orthanc >= 1.6) abort the whole C-MOVE with a failure status as soon as one
   // sub-operation is answered with a failure. Ask again for the instances it never offered, so a
@@ -342,95 +422,92 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
         if (job->offeredSopInstanceUids.count(uid) == 0) rest.push_back(uid);
       }
     } catch (const PeerUnavailable& e) {
-      spdlog::warn("{} from {}: cannot list the remaining instances: {}", verb, peer_.aeTitle, e.what());
+      spdlog::warn("{} from {}: cannot list the remaining instances: {}", verb, printable(peer_.aeTitle), e.what());
     }
     if (rest.empty()) break;
     spdlog::info("{} from {}: PACS stopped after a failed sub-operation; asking again for {} instances", verb,
-                 peer_.aeTitle, rest.size());
-    std::string list;
-    for (const auto& uid : rest) list += (list.empty() ? "" : "\\") + uid;
-    DcmDataset resume;
-    resume.putAndInsertString(DCM_QueryRetrieveLevel, "IMAGE");
-    OFString value;
-    if (identifier->findAndGetOFStringArray(DCM_PatientID, value).good()) resume.putAndInsertString(DCM_PatientID, value.c_str());
-    if (identifier->findAndGetOFStringArray(DCM_StudyInstanceUID, value).good()) resume.putAndInsertString(DCM_StudyInstanceUID, value.c_str());
-    resume.putAndInsertString(DCM_SOPInstanceUID, list.c_str());
-    delete pacsFailedIds.release();
-    statusDetail = nullptr;
-    pacsFailedList = nullptr;
-    finalResponse = T_DIMSE_C_MoveRSP{};
-    cond = DIMSE_moveUser(upstream->raw(), relay.upstreamPresId, &forwarded, &resume, relayMoveProgress, &relay,
-                          DIMSE_NONBLOCKING, upstream->dimseTimeout(), nullptr, nullptr, nullptr, &finalResponse,
-                          &statusDetail, &pacsFailedList, OFFalse);
-    delete statusDetail;
-    pacsFailedIds.reset(pacsFailedList);
-  }
-
-  // The PACS answers only after its last sub-operation got our response, but wait for any
-  // delivery still in progress before counting.
-  for (int i = 0; i < 100; ++i) {
-    {
-      std::lock_guard<std::mutex> lock(job->mutex);
-      if (job->inFlight == 0) break;
+                 printable(peer_.aeTitle), rest.size());
+    // UI values are limited to 64 KiB: ask in batches.
+    constexpr std::size_t kBatch = 400;
+    for (std::size_t first = 0; first < rest.size() && cond.good() && !job->cancelled.load(); first += kBatch) {
+      std::string list;
+      for (std::size_t i = first; i < std::min(rest.size(), first + kBatch); ++i) list += (list.empty() ? "" : "\\") + rest[i];
+      DcmDataset resume;
+      resume.putAndInsertString(DCM_QueryRetrieveLevel, "IMAGE");
+      OFString value;
+      if (identifier->findAndGetOFStringArray(DCM_PatientID, value).good()) resume.putAndInsertString(DCM_PatientID, value.c_str());
+      if (identifier->findAndGetOFStringArray(DCM_StudyInstanceUID, value).good()) resume.putAndInsertString(DCM_StudyInstanceUID, value.c_str());
+      resume.putAndInsertString(DCM_SOPInstanceUID, list.c_str());
+      cond = moveOnce(resume);
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  context_.retrieves.remove(job->upstreamMessageId);
 
-  std::lock_guard<std::mutex> lock(job->mutex);
-  job->destinationAssociation.reset();
+  // Wait for deliveries still running, then count.
+  {
+    std::unique_lock<std::mutex> lock(job->mutex);
+    job->drained.wait_for(lock, std::chrono::seconds(context_.timeouts.dimseSeconds + 5),
+                          [&] { return job->inFlight == 0; });
+  }
   if (relay.broken) {
     broken_ = true;
     return;
   }
   std::uint16_t finalStatus;
-  if (cond.bad()) {
-    spdlog::error("{} from {}: PACS retrieve failed: {}", verb, peer_.aeTitle, cond.text());
-    finalStatus = job->completed > 0 ? status::kSubOperationsCompleteWithFailures : status::kUnableToProcess;
-  } else if (job->cancelled.load() || finalResponse.DimseStatus == status::kCancel) {
-    finalStatus = status::kCancel;
-  } else if (isFailureStatus(finalResponse.DimseStatus) && job->completed == 0 && job->failed == 0) {
-    finalStatus = finalResponse.DimseStatus;  // e.g. the PACS refused the query: relay its reason
-  } else {
-    // Sub-operations the PACS failed before they ever reached us count as failures too (ours were
-    // answered with a failure status, so the PACS counted them already).
-    const unsigned pacsFailed = finalResponse.NumberOfFailedSubOperations;
-    if (pacsFailed > job->failed) job->failed = pacsFailed;
-    OFString pacsList;
-    if (pacsFailedIds && pacsFailedIds->findAndGetOFStringArray(DCM_FailedSOPInstanceUIDList, pacsList).good()) {
-      std::string all = pacsList.c_str();
-      for (std::size_t start = 0; start < all.size();) {
-        std::size_t end = all.find('\\', start);
-        if (end == std::string::npos) end = all.size();
-        const std::string uid = all.substr(start, end - start);
-        if (!uid.empty() && std::find(job->failedSopInstanceUids.begin(), job->failedSopInstanceUids.end(), uid) ==
-                                job->failedSopInstanceUids.end()) {
-          job->failedSopInstanceUids.push_back(uid);
-        }
-        start = end + 1;
-      }
-    }
-    // Sub-operations the PACS announced but never delivered (e.g. a PACS that moves asynchronously
-    // after answering) must not turn into a silent success.
-    const unsigned seen = job->completed + job->failed + job->warning;
-    if (job->announcedByPacs > seen) {
-      spdlog::warn("{} from {}: the PACS announced {} sub-operations but delivered {}", verb, peer_.aeTitle,
-                   job->announcedByPacs, seen);
-      job->failed += job->announcedByPacs - seen;
-    }
-    finalStatus = (job->failed > 0 || job->warning > 0) ? status::kSubOperationsCompleteWithFailures : status::kSuccess;
-  }
   DcmDataset failedList;
   DcmDataset* failedIdentifiers = nullptr;
-  if (!job->failedSopInstanceUids.empty()) {
-    std::string list;
-    for (const auto& uid : job->failedSopInstanceUids) list += (list.empty() ? "" : "\\") + uid;
-    failedList.putAndInsertString(DCM_FailedSOPInstanceUIDList, list.c_str());
-    failedIdentifiers = &failedList;
+  unsigned completed, failed, warning;
+  {
+    std::lock_guard<std::mutex> lock(job->mutex);
+    if (cond.bad()) {
+      spdlog::error("{} from {}: PACS retrieve failed: {}", verb, printable(peer_.aeTitle), cond.text());
+      finalStatus = job->completed > 0 ? status::kSubOperationsCompleteWithFailures : status::kUnableToProcess;
+    } else if (job->cancelled.load() || finalResponse.DimseStatus == status::kCancel) {
+      finalStatus = status::kCancel;
+    } else if (isFailureStatus(finalResponse.DimseStatus) && job->completed == 0 && job->failed == 0) {
+      finalStatus = finalResponse.DimseStatus;  // e.g. the PACS refused the query: relay its reason
+    } else {
+      // Sub-operations the PACS failed before they ever reached us count as failures too (ours were
+      // answered with a failure status, so the PACS counted them already).
+      const unsigned pacsFailed = finalResponse.NumberOfFailedSubOperations;
+      if (pacsFailed > job->failed) job->failed = pacsFailed;
+      OFString pacsList;
+      if (pacsFailedIds && pacsFailedIds->findAndGetOFStringArray(DCM_FailedSOPInstanceUIDList, pacsList).good()) {
+        for (const auto& uid : splitValues(pacsList.c_str())) {
+          if (std::find(job->failedSopInstanceUids.begin(), job->failedSopInstanceUids.end(), uid) ==
+              job->failedSopInstanceUids.end()) {
+            job->failedSopInstanceUids.push_back(uid);
+          }
+        }
+      }
+      // Sub-operations the PACS announced but never delivered (e.g. a PACS that moves asynchronously
+      // after answering) must not turn into a silent success.
+      const unsigned seen = job->completed + job->failed + job->warning;
+      if (job->announcedByPacs > seen) {
+        spdlog::warn("{} from {}: the PACS announced {} sub-operations but delivered {}", verb,
+                     printable(peer_.aeTitle), job->announcedByPacs, seen);
+        job->failed += job->announcedByPacs - seen;
+      }
+      finalStatus = (job->failed > 0 || job->warning > 0) ? status::kSubOperationsCompleteWithFailures : status::kSuccess;
+    }
+    if (!job->failedSopInstanceUids.empty()) {
+      // The list is one UI value: keep it under the 64 KiB value limit.
+      std::string list;
+      for (const auto& uid : job->failedSopInstanceUids) {
+        if (list.size() + uid.size() + 1 > 65000) break;
+        list += (list.empty() ? "" : "\\") + uid;
+      }
+      failedList.putAndInsertString(DCM_FailedSOPInstanceUIDList, list.c_str());
+      failedIdentifiers = &failedList;
+    }
+    completed = job->completed;
+    failed = job->failed;
+    warning = job->warning;
   }
-  spdlog::info("{} from {} done: {} completed, {} failed, {} warning; final {}", verb, peer_.aeTitle, job->completed,
-               job->failed, job->warning, describeStatus(finalStatus));
+  spdlog::info("{} from {} done: {} completed, {} failed, {} warning; final {}", verb, printable(peer_.aeTitle),
+               completed, failed, warning, describeStatus(finalStatus));
   const unsigned remaining = finalStatus == status::kCancel ? finalResponse.NumberOfRemainingSubOperations : 0;
+  std::unique_lock<std::mutex> io;
+  if (isGet) io = std::unique_lock<std::mutex>(job->deliveryMutex);
   if (!sendRetrieveResponse(relay, finalStatus, remaining, failedIdentifiers)) broken_ = true;
 }
 
@@ -444,20 +521,26 @@ void Session::handleSubOperation(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationC
   std::shared_ptr<RetrieveJob> job = context_.retrieves.find(originator);
   const std::string sopInstance = request.AffectedSOPInstanceUID;
   const std::string sopClass = request.AffectedSOPClassUID;
+  const std::string originatorText = originator ? std::to_string(*originator) : std::string("absent");
+  if (job) {
+    std::lock_guard<std::mutex> lock(job->mutex);
+    if (job->closed) {
+      job.reset();
+    } else {
+      ++job->inFlight;
+      job->offeredSopInstanceUids.insert(sopInstance);
+    }
+  }
   if (!job) {
-    spdlog::warn("C-STORE {} from PACS {}: matches no outstanding retrieve (originator id {}); refused", sopInstance,
-                 peer_.aeTitle, originator ? std::to_string(*originator) : std::string("absent"));
+    spdlog::warn("C-STORE {} from PACS {}: matches no outstanding retrieve (originator id {}); refused",
+                 printable(sopInstance), printable(peer_.aeTitle), originatorText);
     sendStoreResponse(presId, request, status::kProcessingFailure, "no outstanding retrieve for this instance");
     return;
   }
-  {
-    std::lock_guard<std::mutex> lock(job->mutex);
-    ++job->inFlight;
-    job->offeredSopInstanceUids.insert(sopInstance);
-  }
+  bool finished = false;
   auto finish = [&](const StoreOutcome& outcome) {
     std::lock_guard<std::mutex> lock(job->mutex);
-    --job->inFlight;
+    finished = true;
     if (outcome.delivered && outcome.status == status::kSuccess) {
       ++job->completed;
     } else if (outcome.delivered && (outcome.status & 0xF000) == 0xB000) {
@@ -466,9 +549,22 @@ void Session::handleSubOperation(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationC
       ++job->failed;
       job->failedSopInstanceUids.push_back(sopInstance);
     }
+    if (--job->inFlight == 0) job->drained.notify_all();
   };
-  E_TransferSyntax xfer = contextTransferSyntax(presId);
-  {
+  auto fail = [&](const char* reason) {
+    StoreOutcome failed;
+    failed.errorComment = reason;
+    finish(failed);
+    sendStoreResponse(presId, request, status::kProcessingFailure, reason);
+  };
+  try {
+    if (!job->matchesRequest(*dataset)) {
+      spdlog::warn("audit: retrieve {}: instance {} from PACS {} is not part of what {} asked for; refused",
+                   job->upstreamMessageId, printable(sopInstance), printable(peer_.aeTitle), job->requesterAeTitle);
+      fail("not part of this retrieve");
+      return;
+    }
+    E_TransferSyntax xfer = contextTransferSyntax(presId);
     try {
       // Plaintext that never went through the gateway is handed out (to any destination) only when
       // the operator allowed it, e.g. while legacy studies remain in the PACS.
@@ -481,28 +577,33 @@ void Session::handleSubOperation(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationC
         xfer = protector().restore(*dataset, xfer);
       }
     } catch (const codecs::CryptError& e) {
-      spdlog::warn("retrieve {}: instance {} not delivered to {} ({}): {}", job->upstreamMessageId, sopInstance,
-                   job->destinationAeTitle(), codecs::toString(e.kind()), e.what());
-      StoreOutcome failed;
-      failed.errorComment = codecs::toString(e.kind());
-      finish(failed);
-      sendStoreResponse(presId, request, status::kProcessingFailure, failed.errorComment);
+      spdlog::warn("retrieve {}: instance {} not delivered to {} ({}): {}", job->upstreamMessageId,
+                   printable(sopInstance), job->destinationAeTitle(), codecs::toString(e.kind()), e.what());
+      fail(codecs::toString(e.kind()));
       return;
     }
+    StoreOutcome outcome = deliverToRetrieveDestination(*job, *dataset, xfer, sopClass, sopInstance);
+    if (!(outcome.delivered && (outcome.status == status::kSuccess || (outcome.status & 0xF000) == 0xB000))) {
+      spdlog::warn("retrieve {}: instance {} not accepted by {}: {} ({})", job->upstreamMessageId,
+                   printable(sopInstance), job->destinationAeTitle(), describeStatus(outcome.status),
+                   outcome.errorComment);
+    } else {
+      spdlog::debug("retrieve {}: instance {} delivered to {} ({} access)", job->upstreamMessageId,
+                    printable(sopInstance), job->destinationAeTitle(), config::toString(job->access));
+    }
+    finish(outcome);
+    // The PACS learns the real outcome, so its own counts agree with ours.
+    sendStoreResponse(presId, request, outcome.delivered ? outcome.status : status::kProcessingFailure,
+                      outcome.delivered ? outcome.errorComment : "destination unavailable");
+  } catch (const std::exception& e) {
+    spdlog::error("retrieve {}: instance {} failed: {}", job->upstreamMessageId, printable(sopInstance), e.what());
+    if (!finished) fail("gateway error");
   }
-  StoreOutcome outcome = deliverToRetrieveDestination(*job, *dataset, xfer, sopClass, sopInstance);
-  if (!(outcome.delivered && (outcome.status == status::kSuccess || (outcome.status & 0xF000) == 0xB000))) {
-    spdlog::warn("retrieve {}: instance {} not accepted by destination: {} ({})", job->upstreamMessageId, sopInstance,
-                 describeStatus(outcome.status), outcome.errorComment);
-  }
-  finish(outcome);
-  // The PACS learns the real outcome, so its own counts agree with ours.
-  sendStoreResponse(presId, request, outcome.delivered ? outcome.status : status::kOutOfResources, outcome.errorComment);
 }
 
 StoreOutcome Session::deliverToRetrieveDestination(RetrieveJob& job, DcmDataset& dataset, E_TransferSyntax xfer,
                                                    const std::string& sopClass, const std::string& sopInstance) {
-  std::lock_guard<std::mutex> lock(job.mutex);
+  std::lock_guard<std::mutex> io(job.deliveryMutex);
   if (job.requesterAssociation != nullptr) {
     // C-GET: the requester's own association, where it plays the Storage SCP.
     StoreOutcome outcome;
@@ -527,9 +628,11 @@ StoreOutcome Session::deliverToRetrieveDestination(RetrieveJob& job, DcmDataset&
     request.Priority = DIMSE_PRIORITY_MEDIUM;
     T_DIMSE_C_StoreRSP response{};
     DcmDataset* detail = nullptr;
+    T_DIMSE_DetectedCancelParameters cancel{};
     OFCondition cond = DIMSE_storeUser(job.requesterAssociation, pc, &request, nullptr, &dataset, nullptr, nullptr,
-                                       DIMSE_NONBLOCKING, context_.timeouts.dimseSeconds, &response, &detail);
+                                       DIMSE_NONBLOCKING, context_.timeouts.dimseSeconds, &response, &detail, &cancel);
     delete detail;
+    if (cancel.cancelEncountered) job.cancelled.store(true);  // honoured at the next progress relay
     if (cond.bad()) {
       outcome.errorComment = std::string("C-STORE to requester failed: ") + cond.text();
       return outcome;
@@ -538,6 +641,7 @@ StoreOutcome Session::deliverToRetrieveDestination(RetrieveJob& job, DcmDataset&
     outcome.status = response.DimseStatus;
     return outcome;
   }
+  if (!job.destination) return StoreOutcome{};  // the retrieve has ended
   // C-MOVE: an association to the destination workstation, re-opened when a new kind of object
   // needs a presentation context it does not have yet.
   const std::string ts = DcmXfer(xfer).getXferID();

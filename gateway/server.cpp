@@ -59,6 +59,7 @@ void acceptStorageWithProposedRole(T_ASC_Association* assoc) {
     T_ASC_PresentationContext pc;
     if (ASC_getPresentationContext(assoc->params, i, &pc).bad()) continue;
     if (pc.resultReason == ASC_P_ACCEPTANCE || !dcmIsaStorageSOPClassUID(pc.abstractSyntax)) continue;
+    if (pc.proposedRole != ASC_SC_ROLE_SCP && pc.proposedRole != ASC_SC_ROLE_SCUSCP) continue;
     for (int t = 0; t < kAcceptedTransferSyntaxCount; ++t) {
       bool offered = false;
       for (int k = 0; k < pc.transferSyntaxCount; ++k) {
@@ -81,7 +82,7 @@ void rejectAssociation(T_ASC_Association* assoc, T_ASC_RejectParametersResult re
 
 void dropAndDestroy(T_ASC_Association*& assoc) {
   if (assoc == nullptr) return;
-  ASC_dropSCPAssociation(assoc);
+  ASC_dropSCPAssociation(assoc, 2);  // do not wait long for a peer that will not close
   ASC_destroyAssociation(&assoc);
 }
 
@@ -115,12 +116,20 @@ void GatewayServer::run() {
   spdlog::info("listening on {}:{} as {} (upstream PACS {}@{}:{}, cipher {}, key scope {})", config_.gateway.bind,
                config_.gateway.port, config_.gateway.aeTitle, config_.upstream.aeTitle, config_.upstream.host,
                config_.upstream.port, config_.cipher.backend, config_.cipher.keyScope);
+  // Connections still negotiating are capped too, so a flood of idle sockets cannot exhaust threads.
+  const unsigned connectionCap = 2 * config_.gateway.maxAssociations + 8;
   while (!stopping_.load()) {
     int fd = listener.accept(250);
     if (fd < 0) continue;
     {
       std::lock_guard<std::mutex> lock(countMutex_);
-      ++active_;
+      if (connections_ >= connectionCap) {
+        spdlog::warn("connection from {} closed: {} connections open", peerAddress(fd), connections_);
+        ::close(fd);
+        continue;
+      }
+      ++connections_;
+      liveFds_.insert(fd);
     }
     std::thread([this, fd] {
       try {
@@ -129,24 +138,29 @@ void GatewayServer::run() {
         spdlog::error("association handler failed: {}", e.what());
       }
       std::lock_guard<std::mutex> lock(countMutex_);
-      --active_;
+      --connections_;
       countChanged_.notify_all();
     }).detach();
   }
-  spdlog::info("stopping: no new associations; waiting for {} running", active_);
   std::unique_lock<std::mutex> lock(countMutex_);
-  const auto grace = std::chrono::seconds(config_.gateway.dimseTimeoutSeconds + 5);
-  if (!countChanged_.wait_for(lock, grace, [this] { return active_ == 0; })) {
-    spdlog::warn("{} associations still running at shutdown", active_);
+  spdlog::info("stopping: no new associations; waiting for {} running", connections_);
+  // Give running transfers a moment to finish, then cut their sockets so every DCMTK wait returns.
+  // Sessions use the keystore and this object: nothing may outlive run(), so the final wait is unbounded
+  // (each remaining DCMTK wait is itself bounded by a timeout).
+  if (!countChanged_.wait_for(lock, std::chrono::seconds(10), [this] { return connections_ == 0; })) {
+    spdlog::warn("{} associations still running; shutting their connections", connections_);
+    for (int fd : liveFds_) ::shutdown(fd, SHUT_RDWR);
   }
+  countChanged_.wait(lock, [this] { return connections_ == 0; });
 }
 
 void GatewayServer::serveConnection(int fd) {
   const std::string address = peerAddress(fd);
-  // Only hand the socket to DCMTK once the peer has sent something, so a silent client cannot hold
-  // the (process-global) hand-over for long.
-  if (!waitReadable(fd, static_cast<int>(config_.gateway.acseTimeoutSeconds) * 1000)) {
-    spdlog::warn("connection from {} sent no association request; closed", address);
+  // The hand-over of a socket to DCMTK is a process global (held under receiveMutex_), so only do it
+  // once the whole A-ASSOCIATE-RQ is buffered: a slow or silent client cannot block other peers.
+  if (!associateRequestBuffered(fd, static_cast<int>(config_.gateway.acseTimeoutSeconds) * 1000)) {
+    spdlog::warn("connection from {} sent no complete association request in time; closed", address);
+    forgetSocket(fd);
     ::close(fd);
     return;
   }
@@ -162,29 +176,43 @@ void GatewayServer::serveConnection(int fd) {
   }
   if (cond.bad()) {
     spdlog::warn("association request from {} unreadable: {}", address, cond.text());
-    if (assoc != nullptr) {
-      dropAndDestroy(assoc);
+    forgetSocket(fd);
+    if (assoc != nullptr && assoc->DULassociation != nullptr) {
+      dropAndDestroy(assoc);  // DCMTK owns (and closes) the socket
     } else {
+      if (assoc != nullptr) ASC_destroyAssociation(&assoc);
       ::close(fd);
     }
     return;
   }
   const std::string calling = assoc->params->DULparams.callingAPTitle;
   PeerIdentity peer = policy_.identify(calling, address);
-  if (!negotiate(assoc, peer)) {
-    dropAndDestroy(assoc);
-    return;
+  bool counted = false;
+  try {
+    if (negotiate(assoc, peer, counted)) {
+      Session session(context_, assoc, peer);
+      session.run();
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("association from {}@{} failed: {}", printable(calling), address, e.what());
+    ASC_abortAssociation(assoc);
   }
-  {
-    Session session(context_, assoc, peer);
-    session.run();
+  if (counted) {
+    std::lock_guard<std::mutex> lock(countMutex_);
+    --negotiated_;
   }
+  forgetSocket(fd);
   dropAndDestroy(assoc);
 }
 
-bool GatewayServer::negotiate(T_ASC_Association* assoc, const PeerIdentity& peer) {
+void GatewayServer::forgetSocket(int fd) {
+  std::lock_guard<std::mutex> lock(countMutex_);
+  liveFds_.erase(fd);
+}
+
+bool GatewayServer::negotiate(T_ASC_Association* assoc, const PeerIdentity& peer, bool& counted) {
   const std::string called = assoc->params->DULparams.calledAPTitle;
-  const std::string who = peer.aeTitle + "@" + peer.address;
+  const std::string who = printable(peer.aeTitle) + "@" + peer.address;
   char contextName[BUFSIZ];
   ASC_getApplicationContextName(assoc->params, contextName, sizeof(contextName));
   if (std::string(contextName) != UID_StandardApplicationContext) {
@@ -194,7 +222,7 @@ bool GatewayServer::negotiate(T_ASC_Association* assoc, const PeerIdentity& peer
     return false;
   }
   if (called != config_.gateway.aeTitle) {
-    spdlog::warn("audit: association from {} rejected: called AE title '{}' is not {}", who, called,
+    spdlog::warn("audit: association from {} rejected: called AE title '{}' is not {}", who, printable(called),
                  config_.gateway.aeTitle);
     rejectAssociation(assoc, ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
                       ASC_REASON_SU_CALLEDAETITLENOTRECOGNIZED);
@@ -206,14 +234,18 @@ bool GatewayServer::negotiate(T_ASC_Association* assoc, const PeerIdentity& peer
                       ASC_REASON_SU_CALLINGAETITLENOTRECOGNIZED);
     return false;
   }
-  {
+  // The PACS's retrieve sub-operations are exempt: they serve retrieves that already hold a slot, and
+  // refusing them would deadlock those retrieves.
+  if (!peer.isUpstream) {
     std::lock_guard<std::mutex> lock(countMutex_);
-    if (active_ > config_.gateway.maxAssociations) {
-      spdlog::warn("association from {} rejected: {} associations already running", who, active_ - 1);
+    if (negotiated_ >= config_.gateway.maxAssociations) {
+      spdlog::warn("association from {} rejected: {} associations already running", who, negotiated_);
       rejectAssociation(assoc, ASC_RESULT_REJECTEDTRANSIENT, ASC_SOURCE_SERVICEPROVIDER_PRESENTATION_RELATED,
                         ASC_REASON_SP_PRES_LOCALLIMITEXCEEDED);
       return false;
     }
+    ++negotiated_;
+    counted = true;
   }
   const char* verification[] = {UID_VerificationSOPClass};
   ASC_acceptContextsWithPreferredTransferSyntaxes(assoc->params, verification, 1, kAcceptedTransferSyntaxes,

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <set>
 
 namespace pacsgw::gateway {
 
@@ -22,7 +23,9 @@ class GatewayServer {
 
  private:
   void serveConnection(int fd);
-  bool negotiate(T_ASC_Association* assoc, const PeerIdentity& peer);
+  // Accepts or rejects; `counted` tells whether the association took one of max_associations.
+  bool negotiate(T_ASC_Association* assoc, const PeerIdentity& peer, bool& counted);
+  void forgetSocket(int fd);
 
   const config::Config& config_;
   AccessPolicy policy_;
@@ -31,9 +34,11 @@ class GatewayServer {
   GatewayContext context_;
   T_ASC_Network* network_ = nullptr;
   std::mutex receiveMutex_;  // DCMTK's external-socket hand-over is a process global
-  std::mutex countMutex_;
+  std::mutex countMutex_;  // guards the counters and liveFds_
   std::condition_variable countChanged_;
-  unsigned active_ = 0;
+  unsigned connections_ = 0;  // connection threads, negotiated or not
+  unsigned negotiated_ = 0;   // accepted associations from modalities and workstations
+  std::set<int> liveFds_;     // sockets to shut down when stopping
 };
 
 }  // namespace pacsgw::gateway

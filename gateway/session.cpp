@@ -1,6 +1,7 @@
 #include "gateway/session.h"
 
 #include "gateway/instance_protector.h"
+#include "gateway/net_util.h"
 #include "keystore/keystore.h"
 
 #include <dcmtk/dcmdata/dcdeftag.h>
@@ -79,25 +80,33 @@ void Session::run() {
       ASC_abortAssociation(assoc_);
       return;
     }
-    switch (msg.CommandField) {
-      case DIMSE_C_ECHO_RQ:
-        handleEcho(msg, presId);
-        break;
-      case DIMSE_C_STORE_RQ:
-        handleStore(msg, presId);
-        break;
-      case DIMSE_C_FIND_RQ:
-        handleFind(msg, presId);
-        break;
-      case DIMSE_C_MOVE_RQ:
-      case DIMSE_C_GET_RQ:
-        handleRetrieve(msg, presId);
-        break;
-      default:
-        spdlog::warn("association from {}@{}: unsupported DIMSE command 0x{:04x}; aborting", peer_.aeTitle,
-                     peer_.address, static_cast<unsigned>(msg.CommandField));
-        ASC_abortAssociation(assoc_);
-        return;
+    try {
+      switch (msg.CommandField) {
+        case DIMSE_C_ECHO_RQ:
+          handleEcho(msg, presId);
+          break;
+        case DIMSE_C_STORE_RQ:
+          handleStore(msg, presId);
+          break;
+        case DIMSE_C_FIND_RQ:
+          handleFind(msg, presId);
+          break;
+        case DIMSE_C_MOVE_RQ:
+        case DIMSE_C_GET_RQ:
+          handleRetrieve(msg, presId);
+          break;
+        case DIMSE_C_CANCEL_RQ:
+          break;  // a cancel that crossed our final response: nothing left to cancel
+        default:
+          spdlog::warn("association from {}@{}: unsupported DIMSE command 0x{:04x}; aborting",
+                       printable(peer_.aeTitle), peer_.address, static_cast<unsigned>(msg.CommandField));
+          ASC_abortAssociation(assoc_);
+          return;
+      }
+    } catch (const std::exception& e) {
+      spdlog::error("association from {}@{}: {}; aborting", printable(peer_.aeTitle), peer_.address, e.what());
+      ASC_abortAssociation(assoc_);
+      return;
     }
   }
   ASC_abortAssociation(assoc_);
@@ -106,6 +115,15 @@ void Session::run() {
 void Session::handleEcho(T_DIMSE_Message& msg, T_ASC_PresentationContextID presId) {
   OFCondition cond = DIMSE_sendEchoResponse(assoc_, presId, &msg.msg.CEchoRQ, STATUS_Success, nullptr);
   if (cond.bad()) broken_ = true;
+}
+
+bool Session::requestMatchesContext(T_ASC_PresentationContextID presId, const std::string& sopClassUid) const {
+  T_ASC_PresentationContext pc;
+  if (ASC_findAcceptedPresentationContext(assoc_->params, presId, &pc).bad()) return false;
+  if (sopClassUid == pc.abstractSyntax) return true;
+  spdlog::warn("association from {}@{}: SOP class {} sent on a context negotiated for {}; refused",
+               printable(peer_.aeTitle), peer_.address, printable(sopClassUid), pc.abstractSyntax);
+  return false;
 }
 
 InstanceProtector& Session::protector() {
@@ -138,6 +156,11 @@ void Session::handleStore(T_DIMSE_Message& msg, T_ASC_PresentationContextID pres
     sendStoreResponse(presId, request, status::kCannotUnderstand, "data set could not be parsed");
     return;
   }
+  if (!requestMatchesContext(presId, request.AffectedSOPClassUID)) {
+    ++stats_.failed;
+    sendStoreResponse(presId, request, status::kSopClassNotSupported, "SOP class not negotiated on this context");
+    return;
+  }
   if (peer_.isUpstream && !peer_.isModality) {
     handleSubOperation(request, presId, std::move(dataset));
     return;
@@ -145,7 +168,7 @@ void Session::handleStore(T_DIMSE_Message& msg, T_ASC_PresentationContextID pres
   if (!peer_.isModality) {
     ++stats_.failed;
     spdlog::warn("audit: C-STORE from {}@{} refused: not a configured modality", peer_.aeTitle, peer_.address);
-    sendStoreResponse(presId, request, 0x0124, "not authorised to store");
+    sendStoreResponse(presId, request, status::kNotAuthorised, "not authorised to store");
     return;
   }
   const auto receivedAt = std::chrono::steady_clock::now();
@@ -167,7 +190,7 @@ void Session::handleStore(T_DIMSE_Message& msg, T_ASC_PresentationContextID pres
     ++stats_.failed;
     spdlog::warn("C-STORE {} from {} refused ({}): {}", sopInstance, peer_.aeTitle, codecs::toString(e.kind()),
                  e.what());
-    sendStoreResponse(presId, request, statusForCryptError(e.kind()), e.what());
+    sendStoreResponse(presId, request, statusForCryptError(e.kind()), codecs::toString(e.kind()));
     return;
   } catch (const std::exception& e) {
     ++stats_.failed;
@@ -265,7 +288,7 @@ void Session::sendStoreResponse(T_ASC_PresentationContextID presId, const T_DIMS
   DcmDataset* detailPtr = nullptr;
   if (statusCode != status::kSuccess && !comment.empty()) {
     // Error Comment is LO: at most 64 characters.
-    detail.putAndInsertString(DCM_ErrorComment, comment.substr(0, 64).c_str());
+    detail.putAndInsertString(DCM_ErrorComment, printable(comment).c_str());
     detailPtr = &detail;
   }
   OFCondition cond = DIMSE_sendStoreResponse(assoc_, presId, &request, &response, detailPtr);

@@ -61,6 +61,8 @@ class Session {
   StoreOutcome forwardToUpstream(DcmDataset& dataset, E_TransferSyntax xfer, const std::string& sopClass,
                                  const std::string& sopInstance);
   E_TransferSyntax contextTransferSyntax(T_ASC_PresentationContextID presId) const;
+  // DCMTK does not check that a command's SOP class is the one its presentation context negotiated.
+  bool requestMatchesContext(T_ASC_PresentationContextID presId, const std::string& sopClassUid) const;
 
   GatewayContext& context_;
   T_ASC_Association* assoc_;

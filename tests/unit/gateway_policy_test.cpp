@@ -1,5 +1,10 @@
 #include "gateway/access_policy.h"
+#include "gateway/net_util.h"
 #include "gateway/retrieve_jobs.h"
+
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dcdatset.h>
+#include <dcmtk/dcmdata/dcdeftag.h>
 
 #include <gtest/gtest.h>
 
@@ -97,4 +102,28 @@ TEST(RetrieveRegistry, MessageIdsWrapAroundSkippingZeroAndBusyIds) {
     ASSERT_NE(j->upstreamMessageId, held->upstreamMessageId);
     registry.remove(j->upstreamMessageId);
   }
+}
+
+TEST(RetrieveJob, SubOperationsMustMatchWhatWasRequested) {
+  gateway::RetrieveJob job;
+  job.requestedStudyUids = {"1.2.3"};
+  DcmDataset inStudy;
+  inStudy.putAndInsertString(DCM_StudyInstanceUID, "1.2.3");
+  inStudy.putAndInsertString(DCM_SOPInstanceUID, "1.2.3.4");
+  DcmDataset otherStudy;
+  otherStudy.putAndInsertString(DCM_StudyInstanceUID, "9.9.9");
+  DcmDataset noStudy;
+  EXPECT_TRUE(job.matchesRequest(inStudy));
+  EXPECT_FALSE(job.matchesRequest(otherStudy));
+  EXPECT_FALSE(job.matchesRequest(noStudy));
+  job.requestedInstanceUids = {"1.2.3.5", "1.2.3.6"};
+  EXPECT_FALSE(job.matchesRequest(inStudy));  // right study, instance not asked for
+  job.requestedInstanceUids.push_back("1.2.3.4");
+  EXPECT_TRUE(job.matchesRequest(inStudy));
+}
+
+TEST(NetUtil, PrintableNeutralisesControlCharactersAndLength) {
+  EXPECT_EQ(gateway::printable("CT1"), "CT1");
+  EXPECT_EQ(gateway::printable("A\nB\x1b[31m\\"), "A?B?[31m?");
+  EXPECT_EQ(gateway::printable(std::string(200, 'x')).size(), 64u);
 }

@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""Hostile or broken clients must not stop the gateway from serving real modalities: a client that
+stalls half-way through its association request, one that sends garbage, and a crowd of idle
+connections. Every assertion is on what a real modality (storescu) achieves and what Orthanc holds.
+
+Run alone:  PACSGW_BIN=build/pacsgw python3 tests/integration/test_robustness.py -v
+"""
+
+import socket
+import sys
+import time
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import pacsgw_harness as h  # noqa: E402
+
+
+class HostileClients(h.LogDumpingTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.workdir = h.make_workdir(cls.__name__)
+        gateway_port = h.free_port()
+        cls.pacs = h.Orthanc(cls.workdir / "pacs", gateway_port=gateway_port)
+        cls.gateway = h.Gateway(cls.workdir / "gateway", upstream_port=cls.pacs.dicom_port, port=gateway_port)
+        cls.logs = {"pacsgw serve": cls.gateway.log_path, "Orthanc": cls.pacs.log_path}
+        cls.pacs.start()
+        cls.gateway.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        alive = cls.gateway.alive()
+        cls.gateway.stop()
+        cls.pacs.stop()
+        assert alive, "the gateway died during the hostile-client tests"
+
+    def store_one(self, name):
+        copy = h.fresh_copy(h.test_file("ct_le.dcm"), self.workdir, name)
+        before = self.pacs.instance_count()
+        started = time.monotonic()
+        result = h.storescu(self.gateway.port, [copy], timeout=60)
+        elapsed = time.monotonic() - started
+        self.assertTrue(result.all_succeeded(1), result.describe())
+        self.assertEqual(self.pacs.instance_count(), before + 1)
+        self.assertIsNotNone(self.pacs.find_instance(h.sop_instance_uid(copy)))
+        return elapsed
+
+    def connect(self):
+        return socket.create_connection((h.LOOPBACK, self.gateway.port), timeout=5)
+
+    def test_stalled_association_request_does_not_block_others(self):
+        # An A-ASSOCIATE-RQ header announcing 200 bytes, then 10 of them, then silence.
+        stalled = self.connect()
+        stalled.sendall(bytes([0x01, 0x00, 0x00, 0x00, 0x00, 0xC8]) + b"\x00" * 10)
+        try:
+            elapsed = self.store_one("after-stall.dcm")
+            self.assertLess(elapsed, 15, "a stalled client delayed a real modality")
+        finally:
+            stalled.close()
+
+    def test_garbage_and_oversized_requests_are_dropped(self):
+        for payload in (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+                        bytes([0x01, 0x00, 0x7F, 0xFF, 0xFF, 0xFF]),  # absurd PDU length
+                        bytes([0x04, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00])):  # P-DATA before association
+            s = self.connect()
+            s.sendall(payload)
+            s.settimeout(10)
+            try:
+                data = s.recv(1024)  # the gateway closes (or aborts) instead of hanging
+            except (ConnectionResetError, socket.timeout):
+                data = b""
+            s.close()
+            self.assertLessEqual(len(data), 1024)
+        self.store_one("after-garbage.dcm")
+        self.assertTrue(self.gateway.alive())
+
+    def test_crowd_of_idle_connections_does_not_lock_out_modalities(self):
+        idle = [self.connect() for _ in range(30)]
+        try:
+            elapsed = self.store_one("after-crowd.dcm")
+            self.assertLess(elapsed, 15)
+        finally:
+            for s in idle:
+                s.close()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
