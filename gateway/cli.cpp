@@ -197,6 +197,11 @@ int cmdKeys(const std::vector<std::string>& args) {
   }
   if (args[1] == "init-master") {
     if (cfg.keystore.masterKeyFile.empty()) throw UsageError("keystore.master_key_file is not set in the config");
+    const std::filesystem::path parent = std::filesystem::path(cfg.keystore.masterKeyFile).parent_path();
+    if (!parent.empty() && !std::filesystem::exists(parent)) {
+      std::filesystem::create_directories(parent);
+      std::filesystem::permissions(parent, std::filesystem::perms::owner_all);
+    }
     if (keystore::generateMasterKeyFile(cfg.keystore.masterKeyFile)) {
       std::cout << "created master key " << cfg.keystore.masterKeyFile
                 << " (mode 0600). Back it up: without it no encrypted image can be restored.\n";

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <stdexcept>
 #include <thread>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <vector>
 
@@ -159,7 +160,13 @@ void GatewayServer::serveConnection(int fd) {
   // The hand-over of a socket to DCMTK is a process global (held under receiveMutex_), so only do it
   // once the whole A-ASSOCIATE-RQ is buffered: a slow or silent client cannot block other peers.
   if (!associateRequestBuffered(fd, static_cast<int>(config_.gateway.acseTimeoutSeconds) * 1000)) {
-    spdlog::warn("connection from {} sent no complete association request in time; closed", address);
+    // A bare connect-and-close is what TCP health checks do: not worth a warning.
+    char probe;
+    if (::recv(fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT) == 0) {
+      spdlog::debug("connection from {} closed without a request (health check?)", address);
+    } else {
+      spdlog::warn("connection from {} sent no complete association request in time; closed", address);
+    }
     forgetSocket(fd);
     ::close(fd);
     return;
