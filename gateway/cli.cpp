@@ -152,32 +152,39 @@ DcmFileFormat loadDicom(const std::string& in) {
   return file;
 }
 
-int cmdEncrypt(const Options& o) {
+// Runs `transform` over the dataset of IN with the configured keystore and cipher, then writes OUT
+// in the transfer syntax `transform` returns.
+template <typename Transform>
+void transformFile(const Options& o, Transform transform) {
   requirePositional(o, 2, "IN OUT");
   config::Config cfg = requireConfig(o);
   auto keys = openKeystore(cfg);
   InstanceProtector protector(*keys, cfg.cipher);
   DcmFileFormat file = loadDicom(o.positional[0]);
   const E_TransferSyntax xfer = file.getDataset()->getOriginalXfer();
-  ProtectResult result = protector.protect(*file.getDataset(), xfer);
-  if (!result.encrypted) throw std::runtime_error(o.positional[0] + " has no pixel data to encrypt");
-  saveAtomically(file, o.positional[1], xfer);
+  const E_TransferSyntax out = transform(protector, *file.getDataset(), xfer);
+  saveAtomically(file, o.positional[1], out);
+}
+
+int cmdEncrypt(const Options& o) {
+  ProtectResult result;
+  transformFile(o, [&](InstanceProtector& protector, DcmDataset& dataset, E_TransferSyntax xfer) {
+    result = protector.protect(dataset, xfer);
+    if (!result.encrypted) throw std::runtime_error(o.positional[0] + " has no pixel data to encrypt");
+    return xfer;
+  });
   std::cout << "encrypted " << o.positional[0] << " -> " << o.positional[1] << " (backend " << result.backendId
             << ", key " << result.keyId << ")\n";
   return 0;
 }
 
 int cmdDecrypt(const Options& o) {
-  requirePositional(o, 2, "IN OUT");
-  config::Config cfg = requireConfig(o);
-  auto keys = openKeystore(cfg);
-  InstanceProtector protector(*keys, cfg.cipher);
-  DcmFileFormat file = loadDicom(o.positional[0]);
-  const E_TransferSyntax xfer = file.getDataset()->getOriginalXfer();
-  E_TransferSyntax original = protector.restore(*file.getDataset(), xfer);
-  // Native data goes back into the syntax it was encrypted in; encapsulated data never changed syntax.
-  if (original != xfer && file.getDataset()->chooseRepresentation(original, nullptr).bad()) original = xfer;
-  saveAtomically(file, o.positional[1], original);
+  transformFile(o, [](InstanceProtector& protector, DcmDataset& dataset, E_TransferSyntax xfer) {
+    E_TransferSyntax original = protector.restore(dataset, xfer);
+    // Native data goes back into the syntax it was encrypted in; encapsulated data never changed syntax.
+    if (original != xfer && dataset.chooseRepresentation(original, nullptr).bad()) original = xfer;
+    return original;
+  });
   std::cout << "decrypted " << o.positional[0] << " -> " << o.positional[1] << "\n";
   return 0;
 }

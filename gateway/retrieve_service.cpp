@@ -116,40 +116,43 @@ struct Counts {
   unsigned completed = 0, failed = 0, warning = 0;
 };
 
+// Fills the fields C-MOVE-RSP and C-GET-RSP share (DCMTK gives them identical layouts).
+template <typename Response>
+void fillRetrieveResponse(Response& rsp, std::uint16_t messageId, const char* sopClass, std::uint16_t statusCode,
+                          unsigned remaining, const Counts& counts) {
+  rsp.MessageIDBeingRespondedTo = messageId;
+  OFStandard::strlcpy(rsp.AffectedSOPClassUID, sopClass, sizeof(rsp.AffectedSOPClassUID));
+  rsp.DimseStatus = statusCode;
+  rsp.NumberOfRemainingSubOperations = static_cast<DIC_US>(remaining);
+  rsp.NumberOfCompletedSubOperations = static_cast<DIC_US>(counts.completed);
+  rsp.NumberOfFailedSubOperations = static_cast<DIC_US>(counts.failed);
+  rsp.NumberOfWarningSubOperations = static_cast<DIC_US>(counts.warning);
+}
+
 // Sends a C-MOVE-RSP or C-GET-RSP with our own sub-operation counts. The caller must not hold the
 // job's state mutex (it is taken here to read the counts).
 bool sendRetrieveResponse(RetrieveRelay& r, std::uint16_t statusCode, unsigned remaining, DcmDataset* identifiers) {
-  Counts job;
+  Counts counts;
   {
     std::lock_guard<std::mutex> lock(r.job->mutex);
-    job = {r.job->completed, r.job->failed, r.job->warning};
+    counts = {r.job->completed, r.job->failed, r.job->warning};
   }
+  // Remaining is only meaningful while the operation runs, or in the response to a cancel.
+  const bool withRemaining = statusCode == status::kPending || statusCode == status::kCancel;
   if (r.isGet) {
+    T_DIMSE_C_GetRQ& rq = r.request->msg.CGetRQ;
     T_DIMSE_C_GetRSP rsp{};
-    rsp.MessageIDBeingRespondedTo = r.request->msg.CGetRQ.MessageID;
-    OFStandard::strlcpy(rsp.AffectedSOPClassUID, r.request->msg.CGetRQ.AffectedSOPClassUID, sizeof(rsp.AffectedSOPClassUID));
-    rsp.DimseStatus = statusCode;
-    rsp.NumberOfRemainingSubOperations = static_cast<DIC_US>(remaining);
-    rsp.NumberOfCompletedSubOperations = static_cast<DIC_US>(job.completed);
-    rsp.NumberOfFailedSubOperations = static_cast<DIC_US>(job.failed);
-    rsp.NumberOfWarningSubOperations = static_cast<DIC_US>(job.warning);
+    fillRetrieveResponse(rsp, rq.MessageID, rq.AffectedSOPClassUID, statusCode, remaining, counts);
     rsp.opts = O_GET_AFFECTEDSOPCLASSUID | O_GET_NUMBEROFCOMPLETEDSUBOPERATIONS | O_GET_NUMBEROFFAILEDSUBOPERATIONS |
-               O_GET_NUMBEROFWARNINGSUBOPERATIONS;
-    if (statusCode == status::kPending || statusCode == status::kCancel) rsp.opts |= O_GET_NUMBEROFREMAININGSUBOPERATIONS;
-    return DIMSE_sendGetResponse(r.requester, r.requesterPresId, &r.request->msg.CGetRQ, &rsp, identifiers, nullptr).good();
+               O_GET_NUMBEROFWARNINGSUBOPERATIONS | (withRemaining ? O_GET_NUMBEROFREMAININGSUBOPERATIONS : 0);
+    return DIMSE_sendGetResponse(r.requester, r.requesterPresId, &rq, &rsp, identifiers, nullptr).good();
   }
+  T_DIMSE_C_MoveRQ& rq = r.request->msg.CMoveRQ;
   T_DIMSE_C_MoveRSP rsp{};
-  rsp.MessageIDBeingRespondedTo = r.request->msg.CMoveRQ.MessageID;
-  OFStandard::strlcpy(rsp.AffectedSOPClassUID, r.request->msg.CMoveRQ.AffectedSOPClassUID, sizeof(rsp.AffectedSOPClassUID));
-  rsp.DimseStatus = statusCode;
-  rsp.NumberOfRemainingSubOperations = static_cast<DIC_US>(remaining);
-  rsp.NumberOfCompletedSubOperations = static_cast<DIC_US>(job.completed);
-  rsp.NumberOfFailedSubOperations = static_cast<DIC_US>(job.failed);
-  rsp.NumberOfWarningSubOperations = static_cast<DIC_US>(job.warning);
+  fillRetrieveResponse(rsp, rq.MessageID, rq.AffectedSOPClassUID, statusCode, remaining, counts);
   rsp.opts = O_MOVE_AFFECTEDSOPCLASSUID | O_MOVE_NUMBEROFCOMPLETEDSUBOPERATIONS | O_MOVE_NUMBEROFFAILEDSUBOPERATIONS |
-             O_MOVE_NUMBEROFWARNINGSUBOPERATIONS;
-  if (statusCode == status::kPending || statusCode == status::kCancel) rsp.opts |= O_MOVE_NUMBEROFREMAININGSUBOPERATIONS;
-  return DIMSE_sendMoveResponse(r.requester, r.requesterPresId, &r.request->msg.CMoveRQ, &rsp, identifiers, nullptr).good();
+             O_MOVE_NUMBEROFWARNINGSUBOPERATIONS | (withRemaining ? O_MOVE_NUMBEROFREMAININGSUBOPERATIONS : 0);
+  return DIMSE_sendMoveResponse(r.requester, r.requesterPresId, &rq, &rsp, identifiers, nullptr).good();
 }
 
 // Called by DCMTK for every pending C-MOVE-RSP from the PACS: relay progress and watch for cancel.

@@ -1,6 +1,8 @@
 // checkFiles(): master key file and environment, data_dir and keystore directory, against real files.
 #include "config/config.h"
 
+#include "test_support.h"
+
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
@@ -14,29 +16,14 @@ namespace fs = std::filesystem;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "pacsgw-cfg-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
+struct TempDir : pacsgw::testing::TempDir {
+  TempDir() : pacsgw::testing::TempDir("pacsgw-cfg") {}
 };
+using pacsgw::testing::writeFile;
 
-const std::string kHex = "00112233445566778899aabbccddeeff0123456789abcdef0f1e2d3c4b5a6978";
 
-void writeFile(const std::string& path, const std::string& content, mode_t mode) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << content;
-  ::chmod(path.c_str(), mode);
-}
+const std::string kHex = pacsgw::testing::kTestMasterKeyHex;
+
 
 // A valid configuration whose files all live in `dir`.
 Config configIn(const TempDir& dir) {

@@ -1,6 +1,8 @@
 // Master key sources: file permission and format checks, environment variable parsing, generation.
 #include "keystore/keystore.h"
 
+#include "test_support.h"
+
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
@@ -16,29 +18,14 @@ namespace fs = std::filesystem;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "pacsgw-mk-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
+struct TempDir : pacsgw::testing::TempDir {
+  TempDir() : pacsgw::testing::TempDir("pacsgw-mk") {}
 };
+using pacsgw::testing::writeFile;
 
-const std::string kHex = "00112233445566778899aabbccddeeff0123456789abcdef0f1e2d3c4b5a6978";
 
-void writeFile(const std::string& path, const std::string& content, mode_t mode) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << content;
-  ::chmod(path.c_str(), mode);
-}
+const std::string kHex = pacsgw::testing::kTestMasterKeyHex;
+
 
 std::string hexOf(const SecretBytes& key) {
   static const char digits[] = "0123456789abcdef";

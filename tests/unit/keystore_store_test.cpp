@@ -3,6 +3,8 @@
 #include "keystore/key_cache.h"
 #include "keystore/keystore.h"
 
+#include "test_support.h"
+
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
@@ -23,22 +25,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "pacsgw-ks-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
+struct TempDir : pacsgw::testing::TempDir {
+  TempDir() : pacsgw::testing::TempDir("pacsgw-ks") {}
 };
+
+
 
 SecretBytes masterKey(std::uint8_t seed) {
   SecretBytes key(32);
