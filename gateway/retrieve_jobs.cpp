@@ -16,6 +16,19 @@ bool valueAllowed(DcmDataset& dataset, const DcmTagKey& tag, const std::vector<s
 }
 }  // namespace
 
+void RetrieveJob::record(const std::string& sopInstance, const StoreOutcome& outcome) {
+  std::lock_guard<std::mutex> lock(mutex);
+  if (outcome.delivered && outcome.status == status::kSuccess) {
+    ++completed;
+  } else if (outcome.delivered && (outcome.status & 0xF000) == 0xB000) {
+    ++warning;
+  } else {
+    ++failed;
+    failedSopInstanceUids.push_back(sopInstance);
+  }
+  if (--inFlight == 0) drained.notify_all();
+}
+
 bool RetrieveJob::matchesRequest(DcmDataset& dataset) const {
   return valueAllowed(dataset, DCM_PatientID, requestedPatientIds) &&
          valueAllowed(dataset, DCM_StudyInstanceUID, requestedStudyUids) &&

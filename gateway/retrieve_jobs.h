@@ -5,6 +5,8 @@
 #include "gateway/peer_association.h"
 
 #include <atomic>
+#include <deque>
+#include <thread>
 #include <condition_variable>
 #include <cstdint>
 #include <map>
@@ -46,6 +48,19 @@ struct RetrieveJob {
   std::mutex mutex;
   std::condition_variable drained;
   bool closed = false;  // the retrieve has ended: late sub-operations are refused
+
+  // Verified instances waiting for delivery. Bounded, so a slow destination slows the PACS down
+  // instead of filling memory; one thread (`deliverer`) empties it in order.
+  struct PendingDelivery {
+    std::unique_ptr<DcmDataset> dataset;
+    E_TransferSyntax xfer = EXS_Unknown;
+    std::string sopClass;
+    std::string sopInstance;
+  };
+  static constexpr std::size_t kMaxQueued = 4;
+  std::deque<PendingDelivery> queue;
+  std::condition_variable queueChanged;
+  std::thread deliverer;
   unsigned completed = 0;
   unsigned failed = 0;
   unsigned warning = 0;
@@ -54,6 +69,8 @@ struct RetrieveJob {
   std::set<std::string> offeredSopInstanceUids;  // every sub-operation the PACS sent us, any outcome
   unsigned announcedByPacs = 0;  // largest sub-operation total the PACS's pending responses announced
   std::atomic<bool> cancelled{false};
+  // Counts one sub-operation's outcome and releases its in-flight slot.
+  void record(const std::string& sopInstance, const StoreOutcome& outcome);
   // For log lines: where the instances go.
   std::string destinationAeTitle() const { return destination ? destination->aeTitle : requesterAeTitle; }
 };

@@ -131,9 +131,12 @@ void fillRetrieveResponse(Response& rsp, std::uint16_t messageId, const char* so
 
 // Sends a C-MOVE-RSP or C-GET-RSP with our own sub-operation counts. The caller must not hold the
 // job's state mutex (it is taken here to read the counts).
-bool sendRetrieveResponse(RetrieveRelay& r, std::uint16_t statusCode, unsigned remaining, DcmDataset* identifiers) {
+bool sendRetrieveResponse(RetrieveRelay& r, std::uint16_t statusCode, unsigned remaining, DcmDataset* identifiers,
+                          const Counts* snapshot = nullptr) {
   Counts counts;
-  {
+  if (snapshot != nullptr) {
+    counts = *snapshot;
+  } else {
     std::lock_guard<std::mutex> lock(r.job->mutex);
     counts = {r.job->completed, r.job->failed, r.job->warning};
   }
@@ -172,11 +175,17 @@ void relayMoveProgress(void* data, T_DIMSE_C_MoveRQ*, int, T_DIMSE_C_MoveRSP* re
   if (response->DimseStatus == status::kPending || response->DimseStatus == 0xFF01) {
     const unsigned announced = response->NumberOfRemainingSubOperations + response->NumberOfCompletedSubOperations +
                                response->NumberOfFailedSubOperations + response->NumberOfWarningSubOperations;
+    // Our counts trail the PACS's while instances wait for delivery: those are still "remaining".
+    unsigned remaining = response->NumberOfRemainingSubOperations;
+    Counts counts;
     {
       std::lock_guard<std::mutex> lock(r->job->mutex);
       r->job->announcedByPacs = std::max(r->job->announcedByPacs, announced);
+      counts = {r->job->completed, r->job->failed, r->job->warning};
+      const unsigned done = counts.completed + counts.failed + counts.warning;
+      if (r->job->announcedByPacs > done) remaining = std::max(remaining, r->job->announcedByPacs - done);
     }
-    if (!sendRetrieveResponse(*r, status::kPending, response->NumberOfRemainingSubOperations, nullptr)) r->broken = true;
+    if (!sendRetrieveResponse(*r, status::kPending, remaining, nullptr, &counts)) r->broken = true;
   }
 }
 
@@ -219,6 +228,113 @@ std::vector<std::string> instancesOf(GatewayContext& ctx, const std::string& mov
   delete detail;
   if (cond.bad() || response.DimseStatus != status::kSuccess) uids.clear();
   return uids;
+}
+
+StoreOutcome deliver(GatewayContext& context, RetrieveJob& job, DcmDataset& dataset, E_TransferSyntax xfer,
+                     const std::string& sopClass, const std::string& sopInstance) {
+  std::lock_guard<std::mutex> io(job.deliveryMutex);
+  if (job.requesterAssociation != nullptr) {
+    // C-GET: the requester's own association, where it plays the Storage SCP.
+    StoreOutcome outcome;
+    const char* wanted = DcmXfer(xfer).getXferID();
+    T_ASC_PresentationContextID pc = ASC_findAcceptedPresentationContextID(job.requesterAssociation, sopClass.c_str(), wanted);
+    if (pc == 0 && isNativeTransferSyntax(xfer)) {
+      for (E_TransferSyntax alt : {EXS_LittleEndianExplicit, EXS_LittleEndianImplicit, EXS_BigEndianExplicit}) {
+        pc = ASC_findAcceptedPresentationContextID(job.requesterAssociation, sopClass.c_str(), DcmXfer(alt).getXferID());
+        if (pc != 0) break;
+      }
+    }
+    if (pc == 0) {
+      outcome.status = status::kSopClassNotSupported;
+      outcome.errorComment = "requester negotiated no storage context for this object";
+      return outcome;
+    }
+    T_DIMSE_C_StoreRQ request{};
+    request.MessageID = ++job.nextStoreMessageId;
+    OFStandard::strlcpy(request.AffectedSOPClassUID, sopClass.c_str(), sizeof(request.AffectedSOPClassUID));
+    OFStandard::strlcpy(request.AffectedSOPInstanceUID, sopInstance.c_str(), sizeof(request.AffectedSOPInstanceUID));
+    request.DataSetType = DIMSE_DATASET_PRESENT;
+    request.Priority = DIMSE_PRIORITY_MEDIUM;
+    T_DIMSE_C_StoreRSP response{};
+    DcmDataset* detail = nullptr;
+    T_DIMSE_DetectedCancelParameters cancel{};
+    OFCondition cond = DIMSE_storeUser(job.requesterAssociation, pc, &request, nullptr, &dataset, nullptr, nullptr,
+                                       DIMSE_NONBLOCKING, context.timeouts.dimseSeconds, &response, &detail, &cancel);
+    delete detail;
+    if (cancel.cancelEncountered) job.cancelled.store(true);  // honoured at the next progress relay
+    if (cond.bad()) {
+      outcome.errorComment = std::string("C-STORE to requester failed: ") + cond.text();
+      return outcome;
+    }
+    outcome.delivered = true;
+    outcome.status = response.DimseStatus;
+    return outcome;
+  }
+  if (!job.destination) return StoreOutcome{};  // the retrieve has ended
+  // C-MOVE: an association to the destination workstation, re-opened when a new kind of object
+  // needs a presentation context it does not have yet.
+  const std::string ts = DcmXfer(xfer).getXferID();
+  bool known = false;
+  for (const auto& c : job.destinationContexts) {
+    if (c.abstractSyntax == sopClass && c.transferSyntaxes.front() == ts) known = true;
+  }
+  if (!known) {
+    ProposedContext ctx{sopClass, {ts}};
+    if (isNativeTransferSyntax(xfer)) {
+      for (const char* alt : {UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax}) {
+        if (ts != alt) ctx.transferSyntaxes.push_back(alt);
+      }
+    }
+    job.destinationContexts.push_back(ctx);
+    job.destinationAssociation.reset();
+  }
+  MoveOriginator originator{job.requesterAeTitle, job.requesterMessageId};
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (!job.destinationAssociation || !job.destinationAssociation->usable()) {
+      try {
+        job.destinationAssociation = PeerAssociation::open(*job.destination, context.config.gateway.aeTitle,
+                                                           job.destinationContexts, context.timeouts,
+                                                           context.config.gateway.maxPduBytes);
+      } catch (const PeerUnavailable& e) {
+        StoreOutcome outcome;
+        outcome.errorComment = e.what();
+        return outcome;
+      }
+    }
+    StoreOutcome outcome = job.destinationAssociation->store(dataset, xfer, sopClass, sopInstance, &originator);
+    if (outcome.delivered || attempt == 1) return outcome;
+  }
+  return StoreOutcome{};
+}
+
+// The job's delivery thread: sends verified instances to the destination in arrival order.
+void deliveryLoop(GatewayContext& context, RetrieveJob& job) {
+  for (;;) {
+    RetrieveJob::PendingDelivery item;
+    {
+      std::unique_lock<std::mutex> lock(job.mutex);
+      job.queueChanged.wait(lock, [&] { return !job.queue.empty() || job.closed; });
+      if (job.queue.empty()) return;
+      item = std::move(job.queue.front());
+      job.queue.pop_front();
+      job.queueChanged.notify_all();
+    }
+    StoreOutcome outcome;
+    try {
+      outcome = deliver(context, job, *item.dataset, item.xfer, item.sopClass, item.sopInstance);
+    } catch (const std::exception& e) {
+      outcome.errorComment = e.what();
+    }
+    if (!(outcome.delivered && (outcome.status == status::kSuccess || (outcome.status & 0xF000) == 0xB000))) {
+      spdlog::warn("retrieve {}: instance {} not accepted by {}: {} ({})", job.upstreamMessageId,
+                   printable(item.sopInstance), job.destinationAeTitle(), describeStatus(outcome.status),
+                   outcome.errorComment);
+    } else {
+      spdlog::debug("retrieve {}: instance {} delivered to {} ({} access)", job.upstreamMessageId,
+                    printable(item.sopInstance), job.destinationAeTitle(), config::toString(job.access));
+    }
+    job.record(item.sopInstance, outcome);
+  }
 }
 
 }  // namespace
@@ -361,16 +477,21 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
     return;
   }
   context_.retrieves.add(job);
-  // However this ends, the job must leave the registry and no delivery may touch it afterwards.
+  job->deliverer = std::thread(deliveryLoop, std::ref(context_), std::ref(*job));
+  // However this ends, the job must leave the registry, deliver what it accepted, and no delivery
+  // may touch it afterwards.
   struct Closer {
     GatewayContext& context;
     RetrieveJob& job;
     ~Closer() {
       context.retrieves.remove(job.upstreamMessageId);
-      std::unique_lock<std::mutex> lock(job.mutex);
-      job.closed = true;
-      job.drained.wait(lock, [this] { return job.inFlight == 0; });
-      lock.unlock();
+      {
+        std::unique_lock<std::mutex> lock(job.mutex);
+        job.closed = true;
+        job.queueChanged.notify_all();
+        job.drained.wait(lock, [this] { return job.inFlight == 0; });
+      }
+      job.deliverer.join();
       std::lock_guard<std::mutex> io(job.deliveryMutex);
       job.destinationAssociation.reset();
       job.requesterAssociation = nullptr;
@@ -445,11 +566,11 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
     }
   }
 
-  // Wait for deliveries still running, then count.
+  // Every accepted instance must have reached its destination (or failed) before we count. Each
+  // delivery is bounded by the DIMSE timeout and the queue is short, so this wait is bounded too.
   {
     std::unique_lock<std::mutex> lock(job->mutex);
-    job->drained.wait_for(lock, std::chrono::seconds(context_.timeouts.dimseSeconds + 5),
-                          [&] { return job->inFlight == 0; });
+    job->drained.wait(lock, [&] { return job->inFlight == 0; });
   }
   if (relay.broken) {
     broken_ = true;
@@ -540,24 +661,12 @@ void Session::handleSubOperation(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationC
     sendStoreResponse(presId, request, status::kProcessingFailure, "no outstanding retrieve for this instance");
     return;
   }
-  bool finished = false;
-  auto finish = [&](const StoreOutcome& outcome) {
-    std::lock_guard<std::mutex> lock(job->mutex);
-    finished = true;
-    if (outcome.delivered && outcome.status == status::kSuccess) {
-      ++job->completed;
-    } else if (outcome.delivered && (outcome.status & 0xF000) == 0xB000) {
-      ++job->warning;
-    } else {
-      ++job->failed;
-      job->failedSopInstanceUids.push_back(sopInstance);
-    }
-    if (--job->inFlight == 0) job->drained.notify_all();
-  };
+  bool counted = false;
   auto fail = [&](const char* reason) {
     StoreOutcome failed;
     failed.errorComment = reason;
-    finish(failed);
+    counted = true;
+    job->record(sopInstance, failed);
     sendStoreResponse(presId, request, status::kProcessingFailure, reason);
   };
   try {
@@ -585,100 +694,20 @@ void Session::handleSubOperation(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationC
       fail(codecs::toString(e.kind()));
       return;
     }
-    StoreOutcome outcome = deliverToRetrieveDestination(*job, *dataset, xfer, sopClass, sopInstance);
-    if (!(outcome.delivered && (outcome.status == status::kSuccess || (outcome.status & 0xF000) == 0xB000))) {
-      spdlog::warn("retrieve {}: instance {} not accepted by {}: {} ({})", job->upstreamMessageId,
-                   printable(sopInstance), job->destinationAeTitle(), describeStatus(outcome.status),
-                   outcome.errorComment);
-    } else {
-      spdlog::debug("retrieve {}: instance {} delivered to {} ({} access)", job->upstreamMessageId,
-                    printable(sopInstance), job->destinationAeTitle(), config::toString(job->access));
+    // Verified: hand it to the delivery thread and let the PACS send the next one meanwhile. What
+    // the destination makes of it reaches the requester in the counts and the failed-UID list.
+    {
+      std::unique_lock<std::mutex> lock(job->mutex);
+      job->queueChanged.wait(lock, [&] { return job->queue.size() < RetrieveJob::kMaxQueued; });
+      job->queue.push_back({std::move(dataset), xfer, sopClass, sopInstance});
+      counted = true;
+      job->queueChanged.notify_all();
     }
-    finish(outcome);
-    // The PACS learns the real outcome, so its own counts agree with ours.
-    sendStoreResponse(presId, request, outcome.delivered ? outcome.status : status::kProcessingFailure,
-                      outcome.delivered ? outcome.errorComment : "destination unavailable");
+    sendStoreResponse(presId, request, status::kSuccess, "");
   } catch (const std::exception& e) {
     spdlog::error("retrieve {}: instance {} failed: {}", job->upstreamMessageId, printable(sopInstance), e.what());
-    if (!finished) fail("gateway error");
+    if (!counted) fail("gateway error");
   }
-}
-
-StoreOutcome Session::deliverToRetrieveDestination(RetrieveJob& job, DcmDataset& dataset, E_TransferSyntax xfer,
-                                                   const std::string& sopClass, const std::string& sopInstance) {
-  std::lock_guard<std::mutex> io(job.deliveryMutex);
-  if (job.requesterAssociation != nullptr) {
-    // C-GET: the requester's own association, where it plays the Storage SCP.
-    StoreOutcome outcome;
-    const char* wanted = DcmXfer(xfer).getXferID();
-    T_ASC_PresentationContextID pc = ASC_findAcceptedPresentationContextID(job.requesterAssociation, sopClass.c_str(), wanted);
-    if (pc == 0 && isNativeTransferSyntax(xfer)) {
-      for (E_TransferSyntax alt : {EXS_LittleEndianExplicit, EXS_LittleEndianImplicit, EXS_BigEndianExplicit}) {
-        pc = ASC_findAcceptedPresentationContextID(job.requesterAssociation, sopClass.c_str(), DcmXfer(alt).getXferID());
-        if (pc != 0) break;
-      }
-    }
-    if (pc == 0) {
-      outcome.status = status::kSopClassNotSupported;
-      outcome.errorComment = "requester negotiated no storage context for this object";
-      return outcome;
-    }
-    T_DIMSE_C_StoreRQ request{};
-    request.MessageID = ++job.nextStoreMessageId;
-    OFStandard::strlcpy(request.AffectedSOPClassUID, sopClass.c_str(), sizeof(request.AffectedSOPClassUID));
-    OFStandard::strlcpy(request.AffectedSOPInstanceUID, sopInstance.c_str(), sizeof(request.AffectedSOPInstanceUID));
-    request.DataSetType = DIMSE_DATASET_PRESENT;
-    request.Priority = DIMSE_PRIORITY_MEDIUM;
-    T_DIMSE_C_StoreRSP response{};
-    DcmDataset* detail = nullptr;
-    T_DIMSE_DetectedCancelParameters cancel{};
-    OFCondition cond = DIMSE_storeUser(job.requesterAssociation, pc, &request, nullptr, &dataset, nullptr, nullptr,
-                                       DIMSE_NONBLOCKING, context_.timeouts.dimseSeconds, &response, &detail, &cancel);
-    delete detail;
-    if (cancel.cancelEncountered) job.cancelled.store(true);  // honoured at the next progress relay
-    if (cond.bad()) {
-      outcome.errorComment = std::string("C-STORE to requester failed: ") + cond.text();
-      return outcome;
-    }
-    outcome.delivered = true;
-    outcome.status = response.DimseStatus;
-    return outcome;
-  }
-  if (!job.destination) return StoreOutcome{};  // the retrieve has ended
-  // C-MOVE: an association to the destination workstation, re-opened when a new kind of object
-  // needs a presentation context it does not have yet.
-  const std::string ts = DcmXfer(xfer).getXferID();
-  bool known = false;
-  for (const auto& c : job.destinationContexts) {
-    if (c.abstractSyntax == sopClass && c.transferSyntaxes.front() == ts) known = true;
-  }
-  if (!known) {
-    ProposedContext ctx{sopClass, {ts}};
-    if (isNativeTransferSyntax(xfer)) {
-      for (const char* alt : {UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax}) {
-        if (ts != alt) ctx.transferSyntaxes.push_back(alt);
-      }
-    }
-    job.destinationContexts.push_back(ctx);
-    job.destinationAssociation.reset();
-  }
-  MoveOriginator originator{job.requesterAeTitle, job.requesterMessageId};
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    if (!job.destinationAssociation || !job.destinationAssociation->usable()) {
-      try {
-        job.destinationAssociation = PeerAssociation::open(*job.destination, context_.config.gateway.aeTitle,
-                                                           job.destinationContexts, context_.timeouts,
-                                                           context_.config.gateway.maxPduBytes);
-      } catch (const PeerUnavailable& e) {
-        StoreOutcome outcome;
-        outcome.errorComment = e.what();
-        return outcome;
-      }
-    }
-    StoreOutcome outcome = job.destinationAssociation->store(dataset, xfer, sopClass, sopInstance, &originator);
-    if (outcome.delivered || attempt == 1) return outcome;
-  }
-  return StoreOutcome{};
 }
 
 }  // namespace pacsgw::gateway

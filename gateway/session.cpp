@@ -162,6 +162,8 @@ void Session::handleStore(T_DIMSE_Message& msg, T_ASC_PresentationContextID pres
     return;
   }
   if (peer_.isUpstream && !peer_.isModality) {
+    spdlog::trace("sub-operation {} received in {:.2f} ms", printable(request.AffectedSOPInstanceUID),
+                  std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count());
     handleSubOperation(request, presId, std::move(dataset));
     return;
   }

@@ -53,8 +53,6 @@ class Session {
   void handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID presId);  // C-MOVE and C-GET
   void handleSubOperation(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationContextID presId,
                           std::unique_ptr<DcmDataset> dataset);
-  StoreOutcome deliverToRetrieveDestination(RetrieveJob& job, DcmDataset& dataset, E_TransferSyntax xfer,
-                                            const std::string& sopClass, const std::string& sopInstance);
   InstanceProtector& protector();
   void sendStoreResponse(T_ASC_PresentationContextID presId, const T_DIMSE_C_StoreRQ& request,
                          std::uint16_t status, const std::string& comment);

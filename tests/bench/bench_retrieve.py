@@ -76,7 +76,7 @@ def main() -> int:
     orthanc = rh.RetrieveOrthanc(workdir / "orthanc", gateway_port=gateway_port,
                                  extra_modalities=[("BENCHDIRECT", direct_port)])
     gateway = rh.RetrieveGateway(workdir / "gateway", upstream_port=orthanc.dicom_port, upstream_aet=orthanc.aet,
-                                 port=gateway_port, log_level="info",
+                                 port=gateway_port, log_level=os.environ.get("PACSGW_BENCH_LOG_LEVEL", "info"),
                                  workstations=[("WS1", h.LOOPBACK, ws_port, "decrypt")])
     ok = False
     try:
