@@ -1,0 +1,36 @@
+#pragma once
+// Reading evaluation inputs: real DICOM files, decompressed to native little-endian samples.
+#include "codecs/pixel_cipher.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace pacsgw::eval {
+
+struct EvalImage {
+  std::string path;
+  std::string sopClassUid;
+  std::string modality;
+  std::string originalTransferSyntax;  // UID as stored
+  codecs::PixelLayout layout;          // of the native representation
+  std::vector<std::uint8_t> bytes;     // exactly rows * columns * samples * frames * bits / 8 bytes
+};
+
+// Registers DCMTK's RLE, JPEG and JPEG-LS decoders for the lifetime of the object.
+class DecoderRegistration {
+ public:
+  DecoderRegistration();
+  ~DecoderRegistration();
+  DecoderRegistration(const DecoderRegistration&) = delete;
+  DecoderRegistration& operator=(const DecoderRegistration&) = delete;
+};
+
+// Loads one file; compressed pixel data is decoded to native first. Throws std::runtime_error with a
+// message naming the file (unreadable, no pixel data, float data, 32-bit samples, undecodable...).
+EvalImage loadDicomImage(const std::string& path);
+
+// Expands the INPUT arguments: files as given, directories recursively (regular files, sorted).
+std::vector<std::string> expandInputs(const std::vector<std::string>& inputs);
+
+}  // namespace pacsgw::eval

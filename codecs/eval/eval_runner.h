@@ -1,0 +1,61 @@
+#pragma once
+// Runs cipher backends over DICOM images and computes the papers' metrics (see docs/evaluation.md).
+#include "codecs/eval/dicom_input.h"
+#include "codecs/eval/json.h"
+
+#include <array>
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace pacsgw::eval {
+
+struct EvalOptions {
+  std::vector<std::string> backends;
+  std::string device = "cpu";
+  std::size_t pairs = 10000;             // adjacent-pixel pairs per direction
+  std::uint64_t seed = 20250107;         // sampling positions, noise and the one-pixel change
+  bool nist = true;
+  std::size_t nistKeyBits = 1200000;     // per key stream (the paper's batch size)
+  std::size_t nistCipherBits = std::size_t{1} << 22;  // ciphertext bits tested at most
+  std::size_t nistImages = 1;            // images whose key streams and ciphertext go through NIST
+  double timingSeconds = 0.5;            // CPU time spent per direction when measuring throughput
+  std::size_t figureImages = 3;          // images that get figures in the HTML report
+  std::size_t differentialRuns = 10;     // repetitions of the one-pixel test (fresh nonce and position each)
+  int threads = 1;                       // LibTorch intra-op threads (1 = the single-core figures)
+};
+
+// A grey-scale picture for the report (first plane, downsampled to at most 256 columns).
+struct Thumbnail {
+  std::size_t width = 0, height = 0;
+  std::vector<std::uint8_t> pixels;
+};
+
+// Figure data of one (backend, image): 8-bit view histograms and adjacent-pixel pairs, as in the papers.
+struct Figures {
+  std::string image;
+  std::vector<std::uint64_t> histPlain, histCipher;
+  std::array<std::vector<std::pair<double, double>>, 3> pairsPlain, pairsCipher;  // H, V, D
+  Thumbnail plain, cipher, decrypted, wrongKey, cropped, noisy;
+};
+
+struct BackendResult {
+  std::string backend;
+  Json json;  // the backend's object in the report ("images" holds the per-image details)
+  std::vector<Figures> figures;
+};
+
+struct EvalReport {
+  Json json;  // the whole JSON document
+  std::vector<BackendResult> backends;
+};
+
+// `log` receives one progress line per step (never key material or pixel values).
+EvalReport runEvaluation(const std::vector<EvalImage>& images, const EvalOptions& options, std::ostream& log);
+
+// Published figures of Kumar, Chivukula, Barua, Sci. Rep. 15:1211 (2025) used for comparison.
+Json publishedFigures();
+
+}  // namespace pacsgw::eval
