@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""The research backend `chaos-vpd` end to end, exactly like the default one: a modality stores real
+CT and multi-frame MR through the gateway configured with `cipher.backend: chaos-vpd`, the PACS holds
+ciphertext labelled chaos-vpd, `pacsgw decrypt` restores the pixels bit for bit, and a C-MOVE to a
+`decrypt` workstation delivers the original pixels. Objects encrypted earlier with aes-256-gcm stay
+decryptable after the default changes. Compressed objects, which chaos-vpd cannot protect, are
+refused with an error status and never reach the PACS.
+
+Skipped when the build has no LibTorch backends.
+"""
+
+import sys
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import pacsgw_harness as h  # noqa: E402
+import retrieve_helpers as rh  # noqa: E402
+
+
+def backend_available(name: str) -> bool:
+    result = h.run_tool([str(h.pacsgw_bin()), "config", "defaults"], timeout=60)
+    probe = h.make_workdir("backend-probe")
+    cfg = probe / "probe.yaml"
+    cfg.write_text(result.output.replace("backend: aes-256-gcm", f"backend: {name}"))
+    check = h.run_tool([str(h.pacsgw_bin()), "config", "check", "--config", str(cfg)], timeout=60)
+    return "unknown backend" not in check.output
+
+
+@unittest.skipUnless(backend_available("chaos-vpd"), "built without the LibTorch backends")
+class ChaosBackendEndToEnd(h.LogDumpingTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.workdir = h.make_workdir(cls.__name__)
+        gateway_port = h.free_port()
+        cls.ws_port = h.free_port()
+        cls.pacs = rh.RetrieveOrthanc(cls.workdir / "pacs", gateway_port=gateway_port)
+        cls.gateway = rh.RetrieveGateway(cls.workdir / "gateway", upstream_port=cls.pacs.dicom_port,
+                                         port=gateway_port, backend="chaos-vpd",
+                                         workstations=[("WS1", h.LOOPBACK, cls.ws_port, "decrypt")])
+        cls.logs = {"pacsgw serve": cls.gateway.log_path, "Orthanc": cls.pacs.log_path}
+        cls.pacs.start()
+        cls.gateway.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        alive = cls.gateway.alive()
+        cls.gateway.stop()
+        cls.pacs.stop()
+        assert alive, "the gateway died"
+
+    def store(self, source: str, name: str):
+        copy = h.fresh_copy(h.test_file(source), self.workdir, name)
+        result = h.storescu(self.gateway.port, [copy])
+        self.assertTrue(result.all_succeeded(1), result.describe())
+        return copy
+
+    def pacs_copy(self, original: Path) -> Path:
+        return self.pacs.download_by_uid(h.sop_instance_uid(original), self.workdir / (original.stem + "-pacs.dcm"))
+
+    def test_store_decrypt_and_move_are_bit_exact(self):
+        originals = [self.store("ct_le.dcm", "chaos-ct.dcm"), self.store("mf_mr.dcm", "chaos-mr.dcm")]
+        for original in originals:
+            with self.subTest(file=original.name):
+                pacs = self.pacs_copy(original)
+                ds = h.read(pacs)
+                block = h.key_reference(ds)
+                self.assertIn(0x01, block, "no key-reference block in the PACS copy")
+                self.assertEqual(h.element_text(block[0x01]), "chaos-vpd")
+                self.assertNotEqual(h.pixel_element_bytes(ds), h.pixel_element_bytes(h.read(original)))
+                restored = self.workdir / (original.stem + "-restored.dcm")
+                result = self.gateway.decrypt(pacs, restored)
+                self.assertTrue(restored.exists(), result.describe())
+                self.assertEqual(h.pixel_element_bytes(h.read(restored)), h.pixel_element_bytes(h.read(original)))
+        study_uid = str(h.read(originals[0]).StudyInstanceUID)
+        with rh.StoreSCP("WS1", self.ws_port, self.workdir / "ws1") as scp:
+            moved = rh.movescu(self.gateway.port, "WS1", {"QueryRetrieveLevel": "STUDY", "StudyInstanceUID": study_uid})
+            files = scp.files()
+        self.assertEqual(moved.final.status, rh.STATUS_SUCCESS, moved.describe())
+        received = {str(h.read(f).SOPInstanceUID): f for f in files}
+        original = originals[0]
+        self.assertIn(h.sop_instance_uid(original), received)
+        got = h.read(received[h.sop_instance_uid(original)])
+        self.assertEqual(h.pixel_element_bytes(got), h.pixel_element_bytes(h.read(original)))
+        self.assertEqual(rh.group_elements(got, 0x0077), [])
+
+    def test_tampered_ciphertext_fails_authentication(self):
+        original = self.store("ct_le.dcm", "chaos-tamper.dcm")
+        pacs = self.pacs_copy(original)
+        tampered = self.workdir / "chaos-tampered.dcm"
+        rh.flip_pixel_byte(pacs, tampered)
+        result = self.gateway.decrypt(tampered, self.workdir / "chaos-tampered-out.dcm")
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("authentication", result.output.lower())
+        self.assertFalse((self.workdir / "chaos-tampered-out.dcm").exists())
+
+    def test_compressed_object_is_refused_and_never_stored(self):
+        copy = h.fresh_copy(h.test_file("ct_jpls.dcm"), self.workdir, "chaos-jpls.dcm")
+        before = self.pacs.instance_count()
+        result = h.dcmsend(self.gateway.port, [copy])
+        self.assertEqual(len(result.statuses), 1, result.describe())
+        self.assertEqual(len(result.failures), 1, result.describe())
+        self.assertIn("UnsupportedLayout", self.gateway.log())
+        self.assertEqual(self.pacs.instance_count(), before)
+        self.assertIsNone(self.pacs.find_instance(h.sop_instance_uid(copy)))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
