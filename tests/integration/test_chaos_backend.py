@@ -84,6 +84,24 @@ class ChaosBackendEndToEnd(h.LogDumpingTestCase):
         self.assertEqual(h.pixel_element_bytes(got), h.pixel_element_bytes(h.read(original)))
         self.assertEqual(rh.group_elements(got, 0x0077), [])
 
+    def test_objects_of_the_previous_default_stay_decryptable(self):
+        # Encrypted under aes-256-gcm (the former default) with the same keystore, decrypted by a
+        # gateway whose default is now chaos-vpd: the backend id in the object decides.
+        aes_config = self.workdir / "aes.yaml"
+        aes_config.write_text(self.gateway.config_path.read_text().replace("backend: \"chaos-vpd\"",
+                                                                             "backend: \"aes-256-gcm\""))
+        self.assertIn("aes-256-gcm", aes_config.read_text())
+        original = h.fresh_copy(h.test_file("ct_le.dcm"), self.workdir, "aes-era.dcm")
+        encrypted = self.workdir / "aes-era-encrypted.dcm"
+        result = h.run_tool([str(h.pacsgw_bin()), "encrypt", "--config", str(aes_config), str(original),
+                             str(encrypted)])
+        self.assertTrue(encrypted.exists(), result.describe())
+        self.assertEqual(h.element_text(h.key_reference(h.read(encrypted))[0x01]), "aes-256-gcm")
+        restored = self.workdir / "aes-era-restored.dcm"
+        result = self.gateway.decrypt(encrypted, restored)
+        self.assertTrue(restored.exists(), result.describe())
+        self.assertEqual(h.pixel_element_bytes(h.read(restored)), h.pixel_element_bytes(h.read(original)))
+
     def test_tampered_ciphertext_fails_authentication(self):
         original = self.store("ct_le.dcm", "chaos-tamper.dcm")
         pacs = self.pacs_copy(original)
