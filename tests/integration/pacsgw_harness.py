@@ -648,3 +648,36 @@ class LogDumpingTestCase(unittest.TestCase):
                 sys.stderr.write(f"\n----- last lines of {name} ({path}) -----\n{tail(path, 60)}\n")
             sys.stderr.flush()
         return outcome
+
+
+class PacsAndGatewayTestCase(LogDumpingTestCase):
+    """One Orthanc and one `pacsgw serve` in front of it for the whole class. Subclasses choose the
+    classes and the gateway's options; teardown fails the class if the gateway died meanwhile."""
+
+    orthanc_class = Orthanc
+    gateway_class = Gateway
+    gateway_options = {}  # extra keyword arguments for gateway_class
+
+    @classmethod
+    def setUpClass(cls):
+        cls.failed = False
+        cls.workdir = make_workdir(cls.__name__)
+        gateway_port = free_port()
+        cls.pacs = cls.orthanc_class(cls.workdir / "pacs", gateway_port=gateway_port)
+        cls.gateway = cls.gateway_class(cls.workdir / "gateway", upstream_port=cls.pacs.dicom_port,
+                                        port=gateway_port, **cls.gateway_options)
+        cls.logs = {"pacsgw serve": cls.gateway.log_path, "Orthanc": cls.pacs.log_path}
+        try:
+            cls.pacs.start()
+            cls.gateway.start()
+        except Exception:
+            cls.gateway.stop()
+            cls.pacs.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        alive = cls.gateway.alive()
+        cls.gateway.stop()
+        cls.pacs.stop()
+        assert alive, f"pacsgw serve died during {cls.__name__}\n{tail(cls.gateway.log_path)}"

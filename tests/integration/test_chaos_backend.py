@@ -28,26 +28,11 @@ def backend_available(name: str) -> bool:
 
 
 @unittest.skipUnless(backend_available("chaos-vpd"), "built without the LibTorch backends")
-class ChaosBackendEndToEnd(h.LogDumpingTestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.workdir = h.make_workdir(cls.__name__)
-        gateway_port = h.free_port()
-        cls.ws_port = h.free_port()
-        cls.pacs = rh.RetrieveOrthanc(cls.workdir / "pacs", gateway_port=gateway_port)
-        cls.gateway = rh.RetrieveGateway(cls.workdir / "gateway", upstream_port=cls.pacs.dicom_port,
-                                         port=gateway_port, backend="chaos-vpd",
-                                         workstations=[("WS1", h.LOOPBACK, cls.ws_port, "decrypt")])
-        cls.logs = {"pacsgw serve": cls.gateway.log_path, "Orthanc": cls.pacs.log_path}
-        cls.pacs.start()
-        cls.gateway.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        alive = cls.gateway.alive()
-        cls.gateway.stop()
-        cls.pacs.stop()
-        assert alive, "the gateway died"
+class ChaosBackendEndToEnd(h.PacsAndGatewayTestCase):
+    orthanc_class = rh.RetrieveOrthanc
+    gateway_class = rh.RetrieveGateway
+    ws_port = h.free_port()
+    gateway_options = {"backend": "chaos-vpd", "workstations": [("WS1", h.LOOPBACK, ws_port, "decrypt")]}
 
     def store(self, source: str, name: str):
         copy = h.fresh_copy(h.test_file(source), self.workdir, name)

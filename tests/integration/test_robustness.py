@@ -16,24 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pacsgw_harness as h  # noqa: E402
 
 
-class HostileClients(h.LogDumpingTestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.workdir = h.make_workdir(cls.__name__)
-        gateway_port = h.free_port()
-        cls.pacs = h.Orthanc(cls.workdir / "pacs", gateway_port=gateway_port)
-        cls.gateway = h.Gateway(cls.workdir / "gateway", upstream_port=cls.pacs.dicom_port, port=gateway_port)
-        cls.logs = {"pacsgw serve": cls.gateway.log_path, "Orthanc": cls.pacs.log_path}
-        cls.pacs.start()
-        cls.gateway.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        alive = cls.gateway.alive()
-        cls.gateway.stop()
-        cls.pacs.stop()
-        assert alive, "the gateway died during the hostile-client tests"
-
+class HostileClients(h.PacsAndGatewayTestCase):
     def store_one(self, name):
         copy = h.fresh_copy(h.test_file("ct_le.dcm"), self.workdir, name)
         before = self.pacs.instance_count()
