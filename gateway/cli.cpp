@@ -171,7 +171,7 @@ int cmdEncrypt(const Options& o) {
   transformFile(o, [&](InstanceProtector& protector, DcmDataset& dataset, E_TransferSyntax xfer) {
     result = protector.protect(dataset, xfer);
     if (!result.encrypted) throw std::runtime_error(o.positional[0] + " has no pixel data to encrypt");
-    return xfer;
+    return result.transferSyntax;
   });
   std::cout << "encrypted " << o.positional[0] << " -> " << o.positional[1] << " (backend " << result.backendId
             << ", key " << result.keyId << ")\n";

@@ -1,6 +1,11 @@
 #include "gateway/instance_protector.h"
 
 #include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcrledrg.h>
+#include <dcmtk/dcmjpeg/djdecode.h>
+#include <dcmtk/dcmjpls/djdecode.h>
+
+#include <mutex>
 
 namespace pacsgw::gateway {
 
@@ -19,6 +24,26 @@ bool hasAnyPixelData(DcmDataset& dataset) {
          dataset.tagExists(DCM_DoubleFloatPixelData);
 }
 
+// A backend that needs pixel values (chaos-vpd) cannot work on compressed fragments: decode them
+// with DCMTK's own codecs (RLE, JPEG, JPEG-LS). Pixel values are kept exactly; the compressed
+// bit stream is not, so the PACS and every later retrieval see native pixel data.
+E_TransferSyntax decodeToNative(DcmDataset& dataset, E_TransferSyntax xfer, const std::string& backend) {
+  static std::once_flag registered;
+  std::call_once(registered, [] {
+    DcmRLEDecoderRegistration::registerCodecs();
+    DJDecoderRegistration::registerCodecs();
+    DJLSDecoderRegistration::registerCodecs();
+  });
+  const E_TransferSyntax native = EXS_LittleEndianExplicit;
+  if (dataset.chooseRepresentation(native, nullptr).bad() || !dataset.canWriteXfer(native, xfer)) {
+    throw codecs::CryptError(codecs::CryptErrorKind::UnsupportedLayout,
+                             "backend " + backend + " cannot protect compressed pixel data, and " +
+                                 DcmXfer(xfer).getXferName() + " cannot be decoded by the gateway");
+  }
+  dataset.removeAllButCurrentRepresentations();
+  return native;
+}
+
 }  // namespace
 
 InstanceProtector::InstanceProtector(keystore::Keystore& keys, const config::CipherSection& cipher)
@@ -29,6 +54,7 @@ InstanceProtector::InstanceProtector(keystore::Keystore& keys, const config::Cip
 
 ProtectResult InstanceProtector::protect(DcmDataset& dataset, E_TransferSyntax xfer) {
   ProtectResult result;
+  result.transferSyntax = xfer;
   // A thumbnail is a downscaled copy of the patient image: the PACS must not get it in the clear.
   // It is dropped (wherever it is nested), not encrypted; viewers regenerate thumbnails.
   if (!codecs::hasKeyReference(dataset)) dataset.findAndDeleteElement(DCM_IconImageSequence, OFTrue, OFTrue);
@@ -47,6 +73,10 @@ ProtectResult InstanceProtector::protect(DcmDataset& dataset, E_TransferSyntax x
     case keystore::KeyScope::Series: scopeUid = requiredUid(dataset, DCM_SeriesInstanceUID, "Series Instance UID"); break;
     case keystore::KeyScope::Instance: scopeUid = requiredUid(dataset, DCM_SOPInstanceUID, "SOP Instance UID"); break;
   }
+  if (DcmXfer(xfer).isEncapsulated() && decodesCompressed() && dataset.tagExists(DCM_PixelData)) {
+    xfer = decodeToNative(dataset, xfer, cipher_->info().id);
+  }
+  result.transferSyntax = xfer;
   keystore::DataKey key = keys_.getOrCreate(scope_, scopeUid);
   codecs::EncryptParams params;
   params.keyId = key.id;

@@ -15,6 +15,9 @@ struct ProtectResult {
   bool encrypted = false;   // false: a non-image object, forwarded unchanged
   std::string keyId;
   std::string backendId;
+  // The syntax the dataset is encoded in afterwards: the one it came in, or Explicit VR Little
+  // Endian when a backend that cannot protect compressed data had it decoded first.
+  E_TransferSyntax transferSyntax = EXS_Unknown;
 };
 
 class InstanceProtector {
@@ -30,6 +33,8 @@ class InstanceProtector {
   E_TransferSyntax restore(DcmDataset& dataset, E_TransferSyntax xfer);
 
   const codecs::BackendInfo& backend() const { return cipher_->info(); }
+  // True when compressed objects are decoded to native pixel data before encryption.
+  bool decodesCompressed() const { return !cipher_->info().supportsEncapsulated; }
 
  private:
   keystore::Keystore& keys_;

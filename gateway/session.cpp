@@ -204,7 +204,7 @@ void Session::handleStore(T_DIMSE_Message& msg, T_ASC_PresentationContextID pres
     spdlog::info("C-STORE {} from {}: no pixel data, forwarded unchanged", sopInstance, peer_.aeTitle);
   }
   const auto encryptedAt = std::chrono::steady_clock::now();
-  StoreOutcome outcome = forwardToUpstream(*dataset, xfer, sopClass, sopInstance);
+  StoreOutcome outcome = forwardToUpstream(*dataset, protectedInstance.transferSyntax, sopClass, sopInstance);
   const auto msSince = [](std::chrono::steady_clock::time_point from, std::chrono::steady_clock::time_point to) {
     return std::chrono::duration<double, std::milli>(to - from).count();
   };
@@ -241,12 +241,19 @@ StoreOutcome Session::forwardToUpstream(DcmDataset& dataset, E_TransferSyntax xf
         const std::string ts = pc.acceptedTransferSyntax;
         if (!seen.insert({pc.abstractSyntax, ts}).second) continue;
         ProposedContext ctx{pc.abstractSyntax, {ts}};
-        if (isNativeTransferSyntax(DcmXfer(ts.c_str()).getXfer())) {
+        const bool native = isNativeTransferSyntax(DcmXfer(ts.c_str()).getXfer());
+        if (native) {
           for (const char* alt : {UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax}) {
             if (ts != alt) ctx.transferSyntaxes.push_back(alt);
           }
         }
         contexts.push_back(ctx);
+        // Compressed objects leave decoded when the backend needs pixel values: offer native too.
+        if (!native && protector().decodesCompressed() && seen.insert({pc.abstractSyntax, "native"}).second &&
+            contexts.size() < 128) {
+          contexts.push_back(ProposedContext{pc.abstractSyntax, {UID_LittleEndianExplicitTransferSyntax,
+                                                                 UID_LittleEndianImplicitTransferSyntax}});
+        }
         if (contexts.size() == 128) break;
       }
       const auto& up = context_.config.upstream;

