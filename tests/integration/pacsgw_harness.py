@@ -677,7 +677,15 @@ class PacsAndGatewayTestCase(LogDumpingTestCase):
 
     @classmethod
     def tearDownClass(cls):
-        alive = cls.gateway.alive()
-        cls.gateway.stop()
+        was_alive = cls.gateway.alive()
+        exit_code = cls.gateway.stop()
         cls.pacs.stop()
-        assert alive, f"pacsgw serve died during {cls.__name__}\n{tail(cls.gateway.log_path)}"
+        if cls.failed or not was_alive or exit_code != 0 or keep_temp_dirs():
+            sys.stderr.write(f"\nlogs and files kept in {cls.workdir}\n")
+        else:
+            shutil.rmtree(cls.workdir, ignore_errors=True)
+        if not was_alive:
+            raise AssertionError(f"pacsgw serve died during {cls.__name__}:\n{tail(cls.gateway.log_path)}")
+        if exit_code != 0:
+            raise AssertionError(f"pacsgw serve exited with {exit_code} on SIGTERM (expected 0):\n"
+                                 f"{tail(cls.gateway.log_path)}")

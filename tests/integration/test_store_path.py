@@ -35,39 +35,8 @@ def equal_fraction(a: bytes, b: bytes) -> float:
     return float((x == y).sum()) / n
 
 
-class GatewayWithPacs(h.LogDumpingTestCase):
-    """Starts one Orthanc and one gateway in front of it for the whole class."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.failed = False
-        cls.workdir = h.make_workdir(cls.__name__)
-        gateway_port = h.free_port()
-        cls.pacs = h.Orthanc(cls.workdir / "pacs", gateway_port=gateway_port)
-        cls.gateway = h.Gateway(cls.workdir / "gateway", upstream_port=cls.pacs.dicom_port, port=gateway_port)
-        cls.logs = {"pacsgw serve": cls.gateway.log_path, "Orthanc": cls.pacs.log_path}
-        try:
-            cls.pacs.start()
-            cls.gateway.start()
-        except Exception:
-            cls.gateway.stop()
-            cls.pacs.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        was_alive = cls.gateway.alive()
-        exit_code = cls.gateway.stop()
-        cls.pacs.stop()
-        if cls.failed or not was_alive or exit_code != 0 or h.keep_temp_dirs():
-            sys.stderr.write(f"\nlogs and files kept in {cls.workdir}\n")
-        else:
-            shutil.rmtree(cls.workdir, ignore_errors=True)
-        if not was_alive:
-            raise AssertionError(f"pacsgw serve died during the tests:\n{h.tail(cls.gateway.log_path)}")
-        if exit_code != 0:
-            raise AssertionError(f"pacsgw serve exited with {exit_code} on SIGTERM (expected 0):\n"
-                                 f"{h.tail(cls.gateway.log_path)}")
+class GatewayWithPacs(h.PacsAndGatewayTestCase):
+    """One Orthanc and one gateway in front of it for the whole class."""
 
     def tearDown(self):
         self.assertTrue(self.gateway.alive(), f"pacsgw serve is no longer running:\n{h.tail(self.gateway.log_path)}")
