@@ -18,6 +18,8 @@ bool valueAllowed(DcmDataset& dataset, const DcmTagKey& tag, const std::vector<s
 
 void RetrieveJob::record(const std::string& sopInstance, const StoreOutcome& outcome) {
   std::lock_guard<std::mutex> lock(mutex);
+  // Release the slot first: whatever happens below, waiters for `drained` must not hang.
+  if (--inFlight == 0) drained.notify_all();
   if (outcome.delivered && outcome.status == status::kSuccess) {
     ++completed;
   } else if (outcome.delivered && (outcome.status & 0xF000) == 0xB000) {
@@ -26,6 +28,10 @@ void RetrieveJob::record(const std::string& sopInstance, const StoreOutcome& out
     ++failed;
     failedSopInstanceUids.push_back(sopInstance);
   }
+}
+
+void RetrieveJob::discard() {
+  std::lock_guard<std::mutex> lock(mutex);
   if (--inFlight == 0) drained.notify_all();
 }
 

@@ -47,7 +47,11 @@ struct RetrieveJob {
   // Guards the state below; held only briefly and never during network I/O.
   std::mutex mutex;
   std::condition_variable drained;
-  bool closed = false;  // the retrieve has ended: late sub-operations are refused
+  bool closed = false;        // the retrieve has ended: late sub-operations are refused
+  bool stopDelivery = false;  // set once everything accepted has drained: the delivery thread exits
+  bool requesterBroken = false;    // C-GET: a delivery failed mid-exchange; stop using the association
+  bool destinationDown = false;    // C-MOVE: the destination could not be reached; fail the rest fast
+  unsigned refusedByGateway = 0;   // sub-operations the gateway answered to the PACS with a failure
 
   // Verified instances waiting for delivery. Bounded, so a slow destination slows the PACS down
   // instead of filling memory; one thread (`deliverer`) empties it in order.
@@ -71,6 +75,9 @@ struct RetrieveJob {
   std::atomic<bool> cancelled{false};
   // Counts one sub-operation's outcome and releases its in-flight slot.
   void record(const std::string& sopInstance, const StoreOutcome& outcome);
+  // Releases the in-flight slot of a queued instance dropped because the retrieve was cancelled
+  // (it stays among the "remaining" sub-operations).
+  void discard();
   // For log lines: where the instances go.
   std::string destinationAeTitle() const { return destination ? destination->aeTitle : requesterAeTitle; }
 };

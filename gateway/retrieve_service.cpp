@@ -106,6 +106,7 @@ struct RetrieveRelay {
   T_ASC_PresentationContextID upstreamPresId;
   RetrieveJob* job;
   bool broken = false;
+  bool cancelRelayed = false;
 };
 
 std::uint16_t requestMessageId(const RetrieveRelay& r) {
@@ -165,9 +166,12 @@ void relayMoveProgress(void* data, T_DIMSE_C_MoveRQ*, int, T_DIMSE_C_MoveRSP* re
   // C-GET deliveries use the requester's association from other threads: take turns with them.
   std::unique_lock<std::mutex> io;
   if (r->isGet) io = std::unique_lock<std::mutex>(r->job->deliveryMutex);
-  if (!r->job->cancelled.load() &&
-      DIMSE_checkForCancelRQ(r->requester, r->requesterPresId, requestMessageId(*r)).good()) {
+  // A cancel may also have been seen by the C-GET delivery thread (inside a C-STORE exchange).
+  if (!r->cancelRelayed &&
+      (r->job->cancelled.load() ||
+       DIMSE_checkForCancelRQ(r->requester, r->requesterPresId, requestMessageId(*r)).good())) {
     r->job->cancelled.store(true);
+    r->cancelRelayed = true;
     DIMSE_sendCancelRequest(r->upstream, r->upstreamPresId, r->job->upstreamMessageId);
     spdlog::info("retrieve {} cancelled by {}; cancel relayed to the PACS", r->job->upstreamMessageId,
                  r->job->requesterAeTitle);
@@ -236,6 +240,10 @@ StoreOutcome deliver(GatewayContext& context, RetrieveJob& job, DcmDataset& data
   if (job.requesterAssociation != nullptr) {
     // C-GET: the requester's own association, where it plays the Storage SCP.
     StoreOutcome outcome;
+    if (job.requesterBroken) {
+      outcome.errorComment = "an earlier C-STORE to the requester failed";
+      return outcome;
+    }
     const char* wanted = DcmXfer(xfer).getXferID();
     T_ASC_PresentationContextID pc = ASC_findAcceptedPresentationContextID(job.requesterAssociation, sopClass.c_str(), wanted);
     if (pc == 0 && isNativeTransferSyntax(xfer)) {
@@ -263,6 +271,9 @@ StoreOutcome deliver(GatewayContext& context, RetrieveJob& job, DcmDataset& data
     delete detail;
     if (cancel.cancelEncountered) job.cancelled.store(true);  // honoured at the next progress relay
     if (cond.bad()) {
+      // A late response would now be read as the answer to the next request: stop here.
+      job.requesterBroken = true;
+      job.cancelled.store(true);
       outcome.errorComment = std::string("C-STORE to requester failed: ") + cond.text();
       return outcome;
     }
@@ -291,11 +302,13 @@ StoreOutcome deliver(GatewayContext& context, RetrieveJob& job, DcmDataset& data
   MoveOriginator originator{job.requesterAeTitle, job.requesterMessageId};
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (!job.destinationAssociation || !job.destinationAssociation->usable()) {
+      if (job.destinationDown) return StoreOutcome{};  // one unreachable destination costs one timeout
       try {
         job.destinationAssociation = PeerAssociation::open(*job.destination, context.config.gateway.aeTitle,
                                                            job.destinationContexts, context.timeouts,
                                                            context.config.gateway.maxPduBytes);
       } catch (const PeerUnavailable& e) {
+        job.destinationDown = true;
         StoreOutcome outcome;
         outcome.errorComment = e.what();
         return outcome;
@@ -313,27 +326,37 @@ void deliveryLoop(GatewayContext& context, RetrieveJob& job) {
     RetrieveJob::PendingDelivery item;
     {
       std::unique_lock<std::mutex> lock(job.mutex);
-      job.queueChanged.wait(lock, [&] { return !job.queue.empty() || job.closed; });
+      job.queueChanged.wait(lock, [&] { return !job.queue.empty() || job.stopDelivery; });
       if (job.queue.empty()) return;
       item = std::move(job.queue.front());
       job.queue.pop_front();
       job.queueChanged.notify_all();
     }
+    if (job.cancelled.load()) {
+      job.discard();  // cancelled: what is still queued stays "remaining"
+      continue;
+    }
     StoreOutcome outcome;
     try {
       outcome = deliver(context, job, *item.dataset, item.xfer, item.sopClass, item.sopInstance);
     } catch (const std::exception& e) {
+      outcome = StoreOutcome{};
       outcome.errorComment = e.what();
     }
-    if (!(outcome.delivered && (outcome.status == status::kSuccess || (outcome.status & 0xF000) == 0xB000))) {
-      spdlog::warn("retrieve {}: instance {} not accepted by {}: {} ({})", job.upstreamMessageId,
-                   printable(item.sopInstance), job.destinationAeTitle(), describeStatus(outcome.status),
-                   outcome.errorComment);
-    } else {
-      spdlog::debug("retrieve {}: instance {} delivered to {} ({} access)", job.upstreamMessageId,
-                    printable(item.sopInstance), job.destinationAeTitle(), config::toString(job.access));
+    try {
+      if (!(outcome.delivered && (outcome.status == status::kSuccess || (outcome.status & 0xF000) == 0xB000))) {
+        spdlog::warn("retrieve {}: instance {} not accepted by {}: {} ({})", job.upstreamMessageId,
+                     printable(item.sopInstance), job.destinationAeTitle(), describeStatus(outcome.status),
+                     outcome.errorComment);
+      } else {
+        spdlog::debug("retrieve {}: instance {} delivered to {} ({} access)", job.upstreamMessageId,
+                      printable(item.sopInstance), job.destinationAeTitle(), config::toString(job.access));
+      }
+      job.record(item.sopInstance, outcome);
+    } catch (const std::exception& e) {
+      spdlog::error("retrieve {}: cannot record an outcome: {}", job.upstreamMessageId, e.what());
+      job.discard();
     }
-    job.record(item.sopInstance, outcome);
   }
 }
 
@@ -476,27 +499,29 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
     refuse(status::kSopClassNotSupported);
     return;
   }
-  context_.retrieves.add(job);
-  job->deliverer = std::thread(deliveryLoop, std::ref(context_), std::ref(*job));
   // However this ends, the job must leave the registry, deliver what it accepted, and no delivery
   // may touch it afterwards.
   struct Closer {
     GatewayContext& context;
     RetrieveJob& job;
     ~Closer() {
-      context.retrieves.remove(job.upstreamMessageId);
+      context.retrieves.remove(job.upstreamMessageId);  // no new sub-operation finds the job
       {
         std::unique_lock<std::mutex> lock(job.mutex);
-        job.closed = true;
-        job.queueChanged.notify_all();
+        job.closed = true;  // and none that found it earlier is accepted any more
         job.drained.wait(lock, [this] { return job.inFlight == 0; });
+        job.stopDelivery = true;  // only now: everything accepted has been delivered or counted
+        job.queueChanged.notify_all();
       }
-      job.deliverer.join();
+      if (job.deliverer.joinable()) job.deliverer.join();
       std::lock_guard<std::mutex> io(job.deliveryMutex);
       job.destinationAssociation.reset();
       job.requesterAssociation = nullptr;
     }
-  } closer{context_, *job};
+  };
+  job->deliverer = std::thread(deliveryLoop, std::ref(context_), std::ref(*job));
+  Closer closer{context_, *job};
+  context_.retrieves.add(job);
   spdlog::info("audit: {} from {}@{} accepted: {} access, destination {}, PACS move id {}", verb,
                printable(peer_.aeTitle), peer_.address, config::toString(job->access), job->destinationAeTitle(),
                job->upstreamMessageId);
@@ -537,8 +562,9 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
     std::vector<std::string> rest;
     {
       std::lock_guard<std::mutex> lock(job->mutex);
-      if (job->failed == failedBefore) break;  // the abort was not caused by us, or no progress
-      failedBefore = job->failed;
+      // Only our own refusals make a PACS stop early; without a new one it stopped for its own reasons.
+      if (job->refusedByGateway == failedBefore) break;
+      failedBefore = job->refusedByGateway;
     }
     try {
       for (const auto& uid : instancesOf(context_, moveModel, *identifier)) {
@@ -566,10 +592,13 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
     }
   }
 
-  // Every accepted instance must have reached its destination (or failed) before we count. Each
-  // delivery is bounded by the DIMSE timeout and the queue is short, so this wait is bounded too.
+  // Stop accepting sub-operations, then wait until every accepted instance has reached its
+  // destination (or failed) before counting. Each delivery is bounded by the DIMSE timeout and the
+  // queue is short, so this wait is bounded too.
+  context_.retrieves.remove(job->upstreamMessageId);
   {
     std::unique_lock<std::mutex> lock(job->mutex);
+    job->closed = true;
     job->drained.wait(lock, [&] { return job->inFlight == 0; });
   }
   if (relay.broken) {
@@ -589,6 +618,8 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
       finalStatus = status::kCancel;
     } else if (isFailureStatus(finalResponse.DimseStatus) && job->completed == 0 && job->failed == 0) {
       finalStatus = finalResponse.DimseStatus;  // e.g. the PACS refused the query: relay its reason
+      // A C-MOVE-only status (such as A801 Move Destination unknown) means nothing to a C-GET requester.
+      if (isGet && (finalStatus & 0xFF00) == 0xA800) finalStatus = status::kUnableToProcess;
     } else {
       // Sub-operations the PACS failed before they ever reached us count as failures too (ours were
       // answered with a failure status, so the PACS counted them already).
@@ -666,6 +697,10 @@ void Session::handleSubOperation(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationC
     StoreOutcome failed;
     failed.errorComment = reason;
     counted = true;
+    {
+      std::lock_guard<std::mutex> lock(job->mutex);
+      ++job->refusedByGateway;
+    }
     job->record(sopInstance, failed);
     sendStoreResponse(presId, request, status::kProcessingFailure, reason);
   };
@@ -698,7 +733,13 @@ void Session::handleSubOperation(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationC
     // the destination makes of it reaches the requester in the counts and the failed-UID list.
     {
       std::unique_lock<std::mutex> lock(job->mutex);
-      job->queueChanged.wait(lock, [&] { return job->queue.size() < RetrieveJob::kMaxQueued; });
+      // Answer the PACS well within its own timeout, even when the destination is slow.
+      if (!job->queueChanged.wait_for(lock, std::chrono::seconds(std::max(1, context_.timeouts.dimseSeconds / 2)),
+                                      [&] { return job->queue.size() < RetrieveJob::kMaxQueued; })) {
+        lock.unlock();
+        fail("destination too slow");
+        return;
+      }
       job->queue.push_back({std::move(dataset), xfer, sopClass, sopInstance});
       counted = true;
       job->queueChanged.notify_all();

@@ -130,15 +130,25 @@ void GatewayServer::run() {
         continue;
       }
       ++connections_;
-      liveFds_.insert(fd);
     }
-    std::thread([this, fd] {
+    // DCMTK may close (and the kernel reuse) `fd` before this thread is done with it; shutdown at
+    // stop works on a private duplicate instead, closed when the connection thread ends.
+    const int shutdownHandle = ::dup(fd);
+    {
+      std::lock_guard<std::mutex> lock(countMutex_);
+      if (shutdownHandle >= 0) liveFds_.insert(shutdownHandle);
+    }
+    std::thread([this, fd, shutdownHandle] {
       try {
         serveConnection(fd);
       } catch (const std::exception& e) {
         spdlog::error("association handler failed: {}", e.what());
       }
       std::lock_guard<std::mutex> lock(countMutex_);
+      if (shutdownHandle >= 0) {
+        liveFds_.erase(shutdownHandle);
+        ::close(shutdownHandle);
+      }
       --connections_;
       countChanged_.notify_all();
     }).detach();
@@ -167,7 +177,6 @@ void GatewayServer::serveConnection(int fd) {
     } else {
       spdlog::warn("connection from {} sent no complete association request in time; closed", address);
     }
-    forgetSocket(fd);
     ::close(fd);
     return;
   }
@@ -183,7 +192,6 @@ void GatewayServer::serveConnection(int fd) {
   }
   if (cond.bad()) {
     spdlog::warn("association request from {} unreadable: {}", address, cond.text());
-    forgetSocket(fd);
     if (assoc != nullptr && assoc->DULassociation != nullptr) {
       dropAndDestroy(assoc);  // DCMTK owns (and closes) the socket
     } else {
@@ -208,14 +216,9 @@ void GatewayServer::serveConnection(int fd) {
     std::lock_guard<std::mutex> lock(countMutex_);
     --negotiated_;
   }
-  forgetSocket(fd);
   dropAndDestroy(assoc);
 }
 
-void GatewayServer::forgetSocket(int fd) {
-  std::lock_guard<std::mutex> lock(countMutex_);
-  liveFds_.erase(fd);
-}
 
 bool GatewayServer::negotiate(T_ASC_Association* assoc, const PeerIdentity& peer, bool& counted) {
   const std::string called = assoc->params->DULparams.calledAPTitle;

@@ -25,7 +25,6 @@ class GatewayServer {
   void serveConnection(int fd);
   // Accepts or rejects; `counted` tells whether the association took one of max_associations.
   bool negotiate(T_ASC_Association* assoc, const PeerIdentity& peer, bool& counted);
-  void forgetSocket(int fd);
 
   const config::Config& config_;
   AccessPolicy policy_;
@@ -38,7 +37,7 @@ class GatewayServer {
   std::condition_variable countChanged_;
   unsigned connections_ = 0;  // connection threads, negotiated or not
   unsigned negotiated_ = 0;   // accepted associations from modalities and workstations
-  std::set<int> liveFds_;     // sockets to shut down when stopping
+  std::set<int> liveFds_;     // duplicates of live sockets, shut down when stopping
 };
 
 }  // namespace pacsgw::gateway
