@@ -32,7 +32,6 @@ class InstanceProtector {
   // transfer syntax. Throws codecs::CryptError.
   E_TransferSyntax restore(DcmDataset& dataset, E_TransferSyntax xfer);
 
-  const codecs::BackendInfo& backend() const { return cipher_->info(); }
   // True when compressed objects are decoded to native pixel data before encryption.
   bool decodesCompressed() const { return !cipher_->info().supportsEncapsulated; }
 

@@ -82,7 +82,6 @@ class PeerAssociation {
   bool usable() const { return usable_; }
   // Marks the association broken: it is aborted, not released, when destroyed.
   void markBroken() { usable_ = false; }
-  const PeerEndpoint& peer() const { return peer_; }
   // The raw association, for services that drive DIMSE themselves (C-FIND / C-MOVE relays).
   T_ASC_Association* raw() { return assoc_; }
   std::uint16_t nextMessageId() { return ++messageId_ == 0 ? ++messageId_ : messageId_; }
