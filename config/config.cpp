@@ -336,7 +336,7 @@ class Validator {
   void gateway(const Fields& top, GatewaySection& out) {
     const auto f = section(top, "gateway",
                            {"ae_title", "bind", "port", "data_dir", "max_associations", "max_pdu_bytes",
-                            "connect_timeout_s", "acse_timeout_s", "dimse_timeout_s", "log_level"},
+                            "connect_timeout_s", "acse_timeout_s", "dimse_timeout_s", "log_level", "log_format"},
                            true);
     if (!f) return;
     assign(out.aeTitle, aeTitle(*f, "ae_title"));
@@ -349,6 +349,7 @@ class Validator {
     assign(out.acseTimeoutSeconds, integer(*f, "acse_timeout_s", false, 1, 3600));
     assign(out.dimseTimeoutSeconds, integer(*f, "dimse_timeout_s", false, 1, 3600));
     assign(out.logLevel, oneOf(*f, "log_level", false, {"trace", "debug", "info", "warn", "error"}));
+    assign(out.logFormat, oneOf(*f, "log_format", false, {"text", "json"}));
   }
 
   void upstream(const Fields& top, UpstreamSection& out) {
@@ -394,6 +395,14 @@ class Validator {
     assign(out.keyScope, oneOf(*f, "key_scope", false, {"study", "series", "instance"}));
     assign(out.device, oneOf(*f, "device", false, {"cpu", "cuda", "auto"}));
     assign(out.passthroughUnencrypted, boolean(*f, "passthrough_unencrypted"));
+  }
+
+  void metrics(const Fields& top, MetricsSection& out) {
+    const auto f = section(top, "metrics", {"bind", "port"}, false);
+    if (!f) return;
+    out.enabled = true;
+    assign(out.bind, host(*f, "bind", false));
+    assign(out.port, port(*f, "port", true));
   }
 
   // Visits each element of an optional list of maps; `visit` gets the element's fields and its path.
@@ -510,13 +519,14 @@ Config parseConfig(const std::string& yamlText, const std::string& sourcePath) {
   if (root.IsNull()) {
     top = Fields{"", {}};  // an empty file: report each missing section
   } else {
-    top = v.map(root, "", {"gateway", "upstream", "keystore", "cipher", "modalities", "workstations"});
+    top = v.map(root, "", {"gateway", "upstream", "keystore", "cipher", "metrics", "modalities", "workstations"});
   }
   if (top) {
     v.gateway(*top, config.gateway);
     v.upstream(*top, config.upstream);
     v.keystore(*top, config.keystore);
     v.cipher(*top, config.cipher);
+    v.metrics(*top, config.metrics);
     v.modalities(*top, config.modalities);
     v.workstations(*top, config.workstations);
   }

@@ -18,6 +18,7 @@ struct GatewaySection {
   unsigned acseTimeoutSeconds = 30;     // association negotiation / release
   unsigned dimseTimeoutSeconds = 60;    // any single DIMSE message wait
   std::string logLevel = "info";        // trace|debug|info|warn|error
+  std::string logFormat = "text";       // text|json (one JSON object per line)
 };
 
 struct UpstreamSection {  // the PACS
@@ -37,6 +38,13 @@ struct CipherSection {
   std::string keyScope = "study";  // study|series|instance
   std::string device = "cpu";      // cpu|cuda|auto
   bool passthroughUnencrypted = false;  // retrieval: hand out objects that were never encrypted
+};
+
+// The HTTP listener for /metrics and /health/*; absent section = no listener.
+struct MetricsSection {
+  bool enabled = false;
+  std::string bind = "127.0.0.1";
+  std::uint16_t port = 0;  // required when the section is present
 };
 
 struct Modality {
@@ -59,6 +67,7 @@ struct Config {
   UpstreamSection upstream;
   KeystoreSection keystore;
   CipherSection cipher;
+  MetricsSection metrics;
   std::vector<Modality> modalities;
   std::vector<Workstation> workstations;
 };

@@ -86,6 +86,7 @@ std::string toYaml(const Config& c) {
   field("acse_timeout_s", std::to_string(c.gateway.acseTimeoutSeconds));
   field("dimse_timeout_s", std::to_string(c.gateway.dimseTimeoutSeconds));
   field("log_level", scalar(c.gateway.logLevel));
+  field("log_format", scalar(c.gateway.logFormat));
 
   line("");
   line("# The PACS that stores the encrypted objects.");
@@ -106,6 +107,14 @@ std::string toYaml(const Config& c) {
   field("key_scope", scalar(c.cipher.keyScope));
   field("device", scalar(c.cipher.device));
   field("passthrough_unencrypted", c.cipher.passthroughUnencrypted ? "true" : "false");
+
+  if (c.metrics.enabled) {
+    line("");
+    line("# HTTP listener for /metrics (Prometheus) and /health/live, /health/ready.");
+    line("metrics:");
+    field("bind", scalar(c.metrics.bind));
+    field("port", std::to_string(c.metrics.port));
+  }
 
   line("");
   line("# Devices allowed to send (C-STORE) to the gateway.");

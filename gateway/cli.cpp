@@ -6,6 +6,7 @@
 #include "config/config.h"
 #include "gateway/instance_protector.h"
 #include "gateway/logging.h"
+#include "gateway/health.h"
 #include "gateway/server.h"
 #include "keystore/keystore.h"
 
@@ -115,12 +116,13 @@ int cmdServe(const Options& o) {
                 << "  ##########################################################################\n\n";
     }
   }
-  setupLogging(o.logLevel.value_or(cfg.gateway.logLevel));
+  setupLogging(o.logLevel.value_or(cfg.gateway.logLevel), cfg.gateway.logFormat);
   std::vector<config::ConfigIssue> problems = config::checkFiles(cfg);
   if (!problems.empty()) throw config::ConfigError::inFile(problems, cfg.sourcePath);
   codecs::makeCipher(cfg.cipher.backend, codecs::CipherOptions{cfg.cipher.device});  // fail fast on a bad backend
   std::unique_ptr<keystore::Keystore> keys = openKeystore(cfg);
   GatewayServer server(cfg, *keys);
+  Monitoring monitoring = startMonitoring(cfg, *keys);
   gServer = &server;
   struct sigaction sa {};
   sa.sa_handler = onStopSignal;

@@ -1,10 +1,13 @@
 #include "gateway/instance_protector.h"
 
+#include "gateway/metrics/registry.h"
+
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcrledrg.h>
 #include <dcmtk/dcmjpeg/djdecode.h>
 #include <dcmtk/dcmjpls/djdecode.h>
 
+#include <chrono>
 #include <mutex>
 
 namespace pacsgw::gateway {
@@ -62,6 +65,10 @@ E_TransferSyntax decodeToNative(DcmDataset& dataset, E_TransferSyntax xfer, cons
   return native;
 }
 
+double secondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 }  // namespace
 
 InstanceProtector::InstanceProtector(keystore::Keystore& keys, const config::CipherSection& cipher)
@@ -101,7 +108,9 @@ ProtectResult InstanceProtector::protect(DcmDataset& dataset, E_TransferSyntax x
   params.keyScope = scope_ == keystore::KeyScope::Study    ? "STUDY"
                     : scope_ == keystore::KeyScope::Series ? "SERIES"
                                                            : "INSTANCE";
+  const auto started = std::chrono::steady_clock::now();
   codecs::KeyReference ref = codecs::encryptDataset(dataset, xfer, *cipher_, key.key, params);
+  metrics::observe("pacsgw_encrypt_seconds", {{"backend", cipher_->info().id}}, secondsSince(started));
   result.encrypted = true;
   result.keyId = ref.keyId;
   result.backendId = ref.record.backendId;
@@ -116,7 +125,21 @@ E_TransferSyntax InstanceProtector::restore(DcmDataset& dataset, E_TransferSynta
       throw codecs::CryptError(codecs::CryptErrorKind::UnknownKey, e.what());
     }
   };
-  return codecs::decryptDataset(dataset, xfer, lookup, options_);
+  std::string backend = "unknown";
+  try {
+    // Only a registered backend becomes a label value: the block comes from the PACS.
+    const std::string recorded =
+        codecs::hasKeyReference(dataset) ? codecs::readKeyReference(dataset).record.backendId : "";
+    for (const std::string& known : codecs::availableBackends()) {
+      if (recorded == known) backend = known;
+    }
+  } catch (const codecs::CryptError&) {
+    // decryptDataset reports the malformed block with its precise reason.
+  }
+  const auto started = std::chrono::steady_clock::now();
+  E_TransferSyntax original = codecs::decryptDataset(dataset, xfer, lookup, options_);
+  metrics::observe("pacsgw_decrypt_seconds", {{"backend", backend}}, secondsSince(started));
+  return original;
 }
 
 std::unique_ptr<keystore::Keystore> openKeystore(const config::Config& config) {

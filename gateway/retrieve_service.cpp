@@ -2,6 +2,7 @@
 // gateway as destination, and the PACS's C-STORE sub-operations decrypted (per the destination's
 // access) and delivered to the real destination.
 #include "gateway/instance_protector.h"
+#include "gateway/gateway_metrics.h"
 #include "gateway/net_util.h"
 #include "gateway/session.h"
 
@@ -339,6 +340,7 @@ void deliveryLoop(GatewayContext& context, RetrieveJob& job) {
     StoreOutcome outcome;
     try {
       outcome = deliver(context, job, *item.dataset, item.xfer, item.sopClass, item.sopInstance);
+      countDelivery(Delivery::ToWorkstation, outcome, *item.dataset, item.xfer);
     } catch (const std::exception& e) {
       outcome = StoreOutcome{};
       outcome.errorComment = e.what();

@@ -1,5 +1,7 @@
 #include "gateway/server.h"
 
+#include "gateway/gateway_metrics.h"
+
 #include "gateway/net_util.h"
 
 #include <dcmtk/dcmdata/dcuid.h>
@@ -204,7 +206,11 @@ void GatewayServer::serveConnection(int fd) {
   PeerIdentity peer = policy_.identify(calling, address);
   bool counted = false;
   try {
-    if (negotiate(assoc, peer, counted)) {
+    const bool accepted = negotiate(assoc, peer, counted);
+    metrics::increment("pacsgw_associations_total",
+                       {{"role", peerRole(peer)}, {"result", accepted ? "accepted" : "rejected"}});
+    if (accepted) {
+      ActiveAssociationGauge active;
       Session session(context_, assoc, peer);
       session.run();
     }

@@ -1,5 +1,6 @@
 #include "gateway/session.h"
 
+#include "gateway/gateway_metrics.h"
 #include "gateway/instance_protector.h"
 #include "gateway/net_util.h"
 #include "keystore/keystore.h"
@@ -262,6 +263,7 @@ StoreOutcome Session::forwardToUpstream(DcmDataset& dataset, E_TransferSyntax xf
                                           contexts, context_.timeouts, context_.config.gateway.maxPduBytes);
       } catch (const PeerUnavailable& e) {
         spdlog::error("upstream PACS unavailable: {}", e.what());
+        metrics::increment("pacsgw_upstream_errors_total", {{"kind", "connect"}});
         StoreOutcome outcome;
         outcome.status = status::kOutOfResources;
         outcome.errorComment = "upstream PACS unavailable";
@@ -269,6 +271,7 @@ StoreOutcome Session::forwardToUpstream(DcmDataset& dataset, E_TransferSyntax xf
       }
     }
     StoreOutcome outcome = upstream_->store(dataset, xfer, sopClass, sopInstance);
+    countDelivery(Delivery::ToPacs, outcome, dataset, xfer);
     // A reused association may have been closed by the PACS while idle: retry once on a fresh one.
     if (outcome.delivered || !reused) {
       if (!outcome.delivered) {
@@ -300,6 +303,9 @@ void Session::sendStoreResponse(T_ASC_PresentationContextID presId, const T_DIMS
     detail.putAndInsertString(DCM_ErrorComment, printable(comment).c_str());
     detailPtr = &detail;
   }
+  metrics::increment("pacsgw_instances_total", {{"path", peer_.isModality ? "store" : "retrieve"},
+                                               {"outcome", !isStoreSuccess(statusCode) ? "refused" : peer_.isModality ? "stored" : "received"},
+                                               {"status", statusLabel(statusCode)}});
   OFCondition cond = DIMSE_sendStoreResponse(assoc_, presId, &request, &response, detailPtr);
   if (cond.bad()) {
     spdlog::warn("cannot send C-STORE response to {}: {}", peer_.aeTitle, cond.text());

@@ -6,6 +6,7 @@
 // The key-check value is HMAC-SHA-256 of a fixed label under the master key: it tells a wrong master key
 // apart from a damaged store without revealing anything about the key.
 #include "keystore/keystore.h"
+#include "gateway/metrics/registry.h"
 #include "keystore/key_cache.h"
 #include "keystore/keystore_internal.h"
 
@@ -400,11 +401,17 @@ std::unique_ptr<Keystore> Keystore::open(const std::string& path, SecretBytes ma
   return std::unique_ptr<Keystore>(new Keystore(std::move(impl)));
 }
 
+namespace {
+void countLookup(bool hit) { metrics::increment("pacsgw_key_cache_lookups_total", {{"result", hit ? "hit" : "miss"}}); }
+}  // namespace
+
 DataKey Keystore::getOrCreate(KeyScope scope, const std::string& scopeUid) {
   validateScopeUid(scopeUid);
   Impl& d = *impl_;
   std::lock_guard<std::mutex> lock(d.mutex);
-  if (const DataKey* cached = d.cache.findByScope(scope, scopeUid)) return *cached;
+  const DataKey* cached = d.cache.findByScope(scope, scopeUid);
+  countLookup(cached != nullptr);
+  if (cached != nullptr) return *cached;
 
   std::optional<DataKey> found = d.findByScope(scope, scopeUid);
   if (!found) {
@@ -424,7 +431,9 @@ DataKey Keystore::get(const std::string& keyId) {
   }
   Impl& d = *impl_;
   std::lock_guard<std::mutex> lock(d.mutex);
-  if (const DataKey* cached = d.cache.findById(keyId)) return *cached;
+  const DataKey* cached = d.cache.findById(keyId);
+  countLookup(cached != nullptr);
+  if (cached != nullptr) return *cached;
 
   auto stmt = d.selectById.use();
   bindText(*stmt, 1, keyId);

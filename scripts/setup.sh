@@ -38,6 +38,8 @@ packages=(
   libgtest-dev libgmock-dev
   # peers and tools for integration tests, benchmarks and operations
   dcmtk orthanc sqlite3 python3 python3-pydicom python3-numpy
+  # promtool (checks the /metrics exposition format in the tests)
+  prometheus
 )
 
 install_missing() {

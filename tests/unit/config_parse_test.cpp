@@ -362,3 +362,24 @@ TEST(ConfigAccess, TextConversions) {
   EXPECT_THROW(accessFromString("Decrypt"), std::invalid_argument);
   EXPECT_THROW(accessFromString(""), std::invalid_argument);
 }
+
+TEST(ConfigParse, MetricsSectionIsOptionalAndValidated) {
+  const Config none = parseConfig(document(Parts{}));
+  EXPECT_FALSE(none.metrics.enabled);
+  EXPECT_EQ(none.gateway.logFormat, "text");
+
+  const Config with = parseConfig(document(withRest("metrics: { bind: 10.0.0.5, port: 9090 }\n")));
+  EXPECT_TRUE(with.metrics.enabled);
+  EXPECT_EQ(with.metrics.bind, "10.0.0.5");
+  EXPECT_EQ(with.metrics.port, 9090);
+  EXPECT_NE(toYaml(with).find("metrics:\n  bind: 10.0.0.5\n  port: 9090\n"), std::string::npos) << toYaml(with);
+  EXPECT_EQ(toYaml(none).find("metrics:"), std::string::npos);
+
+  expectSingleIssue(document(withRest("metrics: { bind: 127.0.0.1 }\n")), "metrics.port", "required");
+  expectSingleIssue(document(withRest("metrics: { port: 70000 }\n")), "metrics.port", "got 70000");
+  expectSingleIssue(document(withRest("metrics: { port: 9090, path: /m }\n")), "metrics.path", "unknown key");
+  expectSingleIssue(document(withGateway("{ ae_title: GW, port: 104, log_format: xml }")), "gateway.log_format",
+                    "must be one of text, json, got 'xml'");
+  EXPECT_EQ(parseConfig(document(withGateway("{ ae_title: GW, port: 104, log_format: json }"))).gateway.logFormat,
+            "json");
+}
