@@ -131,7 +131,22 @@ if [[ $(find "$bench" -name 'ct_*.dcm' | wc -l) -ne $bench_count ]]; then
   say "derived bench/: $bench_count CT slices with fresh SOP Instance UIDs"
 fi
 
-# --- 4. verification ---------------------------------------------------------------------------
+# --- 4. Kubernetes schema validator (npm, pinned by its lock file) -----------------------------
+# Used by tests/integration/test_deploy_files.py to check deploy/kubernetes/ against the API schemas.
+schema_dir=$repo/tests/integration/k8s_schema
+tools=$cache/tools/k8s_schema
+if cmp -s "$schema_dir/package-lock.json" "$tools/package-lock.json" && [[ -d $tools/node_modules/kubernetes-models ]]; then
+  say "kubernetes-models: cached"
+else
+  command -v npm >/dev/null || die "npm not found: install the Debian package npm (scripts/setup.sh)"
+  say "kubernetes-models: npm ci"
+  rm -rf "$tools" && mkdir -p "$tools"
+  cp "$schema_dir/package.json" "$schema_dir/package-lock.json" "$tools/"
+  (cd "$tools" && npm ci --loglevel=error --no-audit --no-fund >/dev/null) ||
+    die "npm ci in $tools failed (registry unreachable, proxy or TLS trust; see npm's message above)"
+fi
+
+# --- 5. verification ---------------------------------------------------------------------------
 tag() {  # file tag -> value as dcmdump prints it (first match)
   dcmdump -q -s +P "$2" "$1" 2>/dev/null | head -n1 | sed -E 's/^\([0-9a-f,]+\) [A-Z]{2} //; s/ +#.*$//; s/^\[//; s/\]$//; s/^=//'
 }

@@ -38,8 +38,9 @@ packages=(
   libgtest-dev libgmock-dev
   # peers and tools for integration tests, benchmarks and operations
   dcmtk orthanc sqlite3 python3 python3-pydicom python3-numpy
-  # promtool (checks the /metrics exposition format in the tests)
-  prometheus
+  # checkers for the deployment files: promtool (/metrics format, dashboard queries), systemd-analyze,
+  # YAML and the Kubernetes API models (manifest fields)
+  prometheus systemd python3-yaml python3-kubernetes
 )
 
 install_missing() {

@@ -1,0 +1,252 @@
+#!/usr/bin/env python3
+"""The deployment files are checked by real tools, not by eye:
+
+* deploy/kubernetes/: every object validated against the Kubernetes API JSON schemas (npm
+  kubernetes-models, installed by scripts/fetch-test-data.sh) and, for unknown or misspelt fields,
+  against the API models of Debian's python3-kubernetes; the ConfigMap's configuration is accepted
+  by `pacsgw config check`; probes and Services point at ports the gateway really listens on.
+* deploy/pacsgw.service: `systemd-analyze verify` with no finding.
+* deploy/grafana/: every query parses as PromQL (`promtool check rules`) and names only metrics
+  the gateway exports.
+
+A deliberately broken copy of each input is fed to the same checks, so they are known to fail.
+
+Run alone:  PACSGW_BIN=build/pacsgw python3 tests/integration/test_deploy_files.py -v
+"""
+
+import copy
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import pacsgw_harness as h  # noqa: E402
+
+import yaml  # noqa: E402  (python3-yaml)
+
+REPO = h.REPO_ROOT
+K8S = REPO / "deploy" / "kubernetes"
+SCHEMA_CHECK = Path(__file__).resolve().parent / "k8s_schema" / "validate.js"
+
+
+def schema_tools() -> Path:
+    path = h.cache_dir() / "tools" / "k8s_schema" / "node_modules"
+    if not (path / "kubernetes-models").is_dir():
+        raise FileNotFoundError(f"{path} is missing: run scripts/fetch-test-data.sh first")
+    return path
+
+
+def manifests() -> list:
+    """[(file name, object)] for every Kubernetes object in deploy/kubernetes/ (not kustomization)."""
+    objects = []
+    for path in sorted(K8S.glob("*.yaml")):
+        if path.name == "kustomization.yaml":
+            continue
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc is not None:
+                objects.append((path.name, doc))
+    return objects
+
+
+def schema_check(objects) -> subprocess.CompletedProcess:
+    payload = json.dumps([{"source": source, "object": obj} for source, obj in objects])
+    node = shutil.which("node") or shutil.which("nodejs")
+    if node is None:
+        raise FileNotFoundError("node not found (Debian package nodejs; scripts/setup.sh installs it)")
+    env = dict(os.environ, NODE_PATH=str(schema_tools()))
+    return subprocess.run([node, str(SCHEMA_CHECK)], input=payload, capture_output=True, text=True, env=env,
+                          timeout=120)
+
+
+# --- unknown-field check with the API models of python3-kubernetes ---------------------------
+
+def unknown_fields(obj) -> list:
+    """Paths of fields the Kubernetes API does not define for this object's kind."""
+    import kubernetes.client as k8s  # python3-kubernetes
+    group_version = obj["apiVersion"].split("/")
+    version = group_version[-1]
+    model = getattr(k8s, f"{version.capitalize()}{obj['kind']}", None)
+    if model is None:
+        return [f"{obj['apiVersion']} {obj['kind']}: no API model"]
+    problems = []
+
+    def walk(value, type_name, path):
+        if type_name.startswith("list["):
+            for i, item in enumerate(value if isinstance(value, list) else []):
+                walk(item, type_name[5:-1], f"{path}[{i}]")
+            return
+        if type_name.startswith("dict(") or type_name in ("object", "str", "int", "bool", "float", "datetime"):
+            return
+        cls = getattr(k8s, type_name, None)
+        if cls is None or not isinstance(value, dict):
+            return
+        by_json_name = {json_name: attr for attr, json_name in cls.attribute_map.items()}
+        for key, item in value.items():
+            if key not in by_json_name:
+                problems.append(f"{path}.{key}" if path else key)
+            else:
+                walk(item, cls.openapi_types[by_json_name[key]], f"{path}.{key}" if path else key)
+
+    walk(obj, model.__name__, "")
+    return problems
+
+
+class KubernetesManifests(unittest.TestCase):
+    def test_every_object_matches_the_api_schema(self):
+        objects = manifests()
+        kinds = sorted({obj["kind"] for _, obj in objects})
+        self.assertEqual(kinds, ["ConfigMap", "Secret", "Service", "StatefulSet"])
+        result = schema_check(objects)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertEqual(result.stdout.count(": valid\n"), len(objects), result.stdout)
+
+    def test_the_schema_check_catches_wrong_types_and_missing_fields(self):
+        objects = dict((obj["kind"], (source, obj)) for source, obj in manifests())
+        source, statefulset = copy.deepcopy(objects["StatefulSet"])
+        statefulset["spec"]["replicas"] = "one"
+        del statefulset["spec"]["selector"]
+        result = schema_check([(source, statefulset)])
+        self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
+        self.assertIn("replicas must be integer", result.stdout)
+        self.assertIn("data/spec must have required property selector", result.stdout)
+
+    def test_no_field_is_unknown_to_the_api(self):
+        for source, obj in manifests():
+            self.assertEqual(unknown_fields(obj), [], f"{source}: {obj['kind']}")
+        _, statefulset = next((s, copy.deepcopy(o)) for s, o in manifests() if o["kind"] == "StatefulSet")
+        container = statefulset["spec"]["template"]["spec"]["containers"][0]
+        container["imagee"] = container.pop("image")
+        container["readinessProbe"]["httpGet"]["pathh"] = "/health/ready"
+        self.assertEqual(sorted(unknown_fields(statefulset)),
+                         ["spec.template.spec.containers[0].imagee",
+                          "spec.template.spec.containers[0].readinessProbe.httpGet.pathh"])
+
+    def test_kustomization_lists_every_manifest_but_the_example_secret(self):
+        kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+        files = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml", "secret.yaml"}
+        self.assertEqual(sorted(kustomization["resources"]), sorted(files))
+
+    def objects_by_kind(self) -> dict:
+        found = {}
+        for _, obj in manifests():
+            found.setdefault(obj["kind"], []).append(obj)
+        return found
+
+    def test_the_configmap_holds_a_configuration_the_gateway_accepts(self):
+        configmap = self.objects_by_kind()["ConfigMap"][0]
+        text = configmap["data"]["pacsgw.yaml"]
+        with tempfile.TemporaryDirectory() as tmp:
+            # The pod's volume paths, moved into a scratch directory so the file checks can run here.
+            config = Path(tmp) / "pacsgw.yaml"
+            config.write_text(text.replace("/var/lib/pacsgw", tmp))
+            env = dict(os.environ, PACSGW_MASTER_KEY="ab" * 32)
+            result = subprocess.run([str(h.pacsgw_bin()), "config", "check", "--config", str(config)],
+                                    capture_output=True, text=True, env=env, timeout=60)
+            self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+            self.assertIn(": OK", result.stdout)
+        parsed = yaml.safe_load(text)
+        statefulset = self.objects_by_kind()["StatefulSet"][0]
+        container = statefulset["spec"]["template"]["spec"]["containers"][0]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        self.assertEqual(ports["dicom"], parsed["gateway"]["port"])
+        self.assertEqual(ports["metrics"], parsed["metrics"]["port"])
+        self.assertEqual(container["livenessProbe"]["httpGet"], {"path": "/health/live", "port": "metrics"})
+        self.assertEqual(container["readinessProbe"]["httpGet"], {"path": "/health/ready", "port": "metrics"})
+        mounts = {m["mountPath"] for m in container["volumeMounts"]}
+        self.assertIn(parsed["gateway"]["data_dir"], mounts)
+        self.assertTrue(parsed["keystore"]["path"].startswith(parsed["gateway"]["data_dir"] + "/"))
+        env = {e["name"]: e for e in container["env"]}
+        self.assertIn(parsed["keystore"]["master_key_env"], env)
+        self.assertEqual(statefulset["spec"]["template"]["spec"]["securityContext"]["runAsUser"], 10001)
+        self.assertTrue(container["securityContext"]["readOnlyRootFilesystem"])
+        for service in self.objects_by_kind()["Service"]:
+            for port in service["spec"]["ports"]:
+                self.assertIn(port["targetPort"], ports, service["metadata"]["name"])
+
+
+class SystemdUnit(unittest.TestCase):
+    def verify(self, unit_text: str) -> subprocess.CompletedProcess:
+        analyze = shutil.which("systemd-analyze")
+        if analyze is None:
+            self.skipTest("systemd-analyze not installed (Debian package systemd; scripts/setup.sh installs it)")
+        with tempfile.TemporaryDirectory() as tmp:
+            unit = Path(tmp) / "pacsgw.service"
+            # The unit names the installed path; point it at the executable under test.
+            unit.write_text(unit_text.replace("/usr/local/bin/pacsgw", str(h.pacsgw_bin())))
+            return subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60)
+
+    def test_the_unit_verifies_without_findings(self):
+        result = self.verify((REPO / "deploy" / "pacsgw.service").read_text())
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        findings = [line for line in (result.stdout + result.stderr).splitlines() if "pacsgw.service" in line]
+        self.assertEqual(findings, [])
+
+    def test_verify_reports_a_broken_unit(self):
+        text = (REPO / "deploy" / "pacsgw.service").read_text()
+        result = self.verify(text.replace("ExecStart=/usr/local/bin/pacsgw", "ExecStart=/nonexistent/pacsgw")
+                              .replace("Restart=on-failure", "Restart=sometimes"))
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("restart specifier", result.stdout + result.stderr)
+        self.assertIn("/nonexistent/pacsgw is not executable", result.stdout + result.stderr)
+
+
+class GrafanaDashboard(unittest.TestCase):
+    dashboard = REPO / "deploy" / "grafana" / "pacsgw-dashboard.json"
+
+    @staticmethod
+    def exported_metrics() -> set:
+        """Sample names /metrics can contain, from the catalogue every metric must be declared in."""
+        catalog = (REPO / "gateway" / "metrics" / "catalog.cpp").read_text()
+        names = set()
+        for name, kind in re.findall(r'\{"(pacsgw_[a-z0-9_]+)", Kind::(\w+)', catalog):
+            names |= {name + s for s in ("_bucket", "_sum", "_count")} if kind == "Histogram" else {name}
+        return names
+
+    def queries(self, dashboard: dict) -> list:
+        return [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+
+    def promtool_rules(self, exprs) -> subprocess.CompletedProcess:
+        promtool = shutil.which("promtool")
+        if promtool is None:
+            self.skipTest("promtool not installed (Debian package prometheus; scripts/setup.sh installs it)")
+        # Grafana's variables, replaced by what Grafana would send.
+        concrete = [e.replace("$__rate_interval", "5m").replace("$job", ".*").replace("$instance", ".*")
+                    for e in exprs]
+        rules = {"groups": [{"name": "dashboard", "rules": [
+            {"record": f"pacsgw:dashboard_query_{i}", "expr": e} for i, e in enumerate(concrete)]}]}
+        with tempfile.NamedTemporaryFile("w", suffix=".yml") as f:
+            yaml.safe_dump(rules, f)
+            f.flush()
+            return subprocess.run([promtool, "check", "rules", f.name], capture_output=True, text=True, timeout=60)
+
+    def test_every_query_parses_and_names_exported_metrics(self):
+        dashboard = json.loads(self.dashboard.read_text())
+        exprs = self.queries(dashboard)
+        self.assertGreaterEqual(len(exprs), 10)
+        result = self.promtool_rules(exprs)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn(f"SUCCESS: {len(exprs)} rules found", result.stdout)
+        exported = self.exported_metrics()
+        self.assertIn("pacsgw_encrypt_seconds_bucket", exported)
+        used = set()
+        for expr in exprs:
+            used |= set(re.findall(r"\bpacsgw_[a-z0-9_]+", expr))
+        self.assertEqual(used - exported, set())
+        # Every family in the catalogue is on the dashboard somewhere (build_info feeds the variables).
+        families = {re.sub(r"_(bucket|sum|count)$", "", n) for n in exported}
+        shown = {re.sub(r"_(bucket|sum|count)$", "", n) for n in used} | {"pacsgw_build_info"}
+        self.assertEqual(families - shown, set())
+
+    def test_promtool_rejects_a_broken_query(self):
+        result = self.promtool_rules(["sum by (kind) (rate(pacsgw_upstream_errors_total[5m])"])
+        self.assertNotEqual(result.returncode, 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
