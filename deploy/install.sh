@@ -26,6 +26,8 @@ fi
 install -d -m 0700 -o pacsgw -g pacsgw /var/lib/pacsgw
 # The master key is created by the service user so that it owns the 0600 file.
 runuser -u pacsgw -- /usr/local/bin/pacsgw keys init-master --config "$config"
+# DCMTK data dictionary naming the key-reference elements (DCMDICTPATH, docs/operator-guide.md section 5).
+install -D -m 0644 "$repo/dicom/pacsgw.dic" /usr/local/share/pacsgw/pacsgw.dic
 install -d -m 0755 /usr/local/share/doc/pacsgw
 for doc in "$repo"/docs/*.md; do install -m 0644 "$doc" /usr/local/share/doc/pacsgw/; done
 install -m 0644 "$repo/deploy/pacsgw.service" /etc/systemd/system/pacsgw.service

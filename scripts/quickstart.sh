@@ -98,6 +98,29 @@ config_file=$data_dir/pacsgw.yaml
 
 sample=$repo/tests/data/cache/ct_le.dcm
 [[ -f $sample ]] || sample=FILE.dcm
+dicts=(/usr/share/libdcmtk*/dicom.dic)
+dcmdict=${dicts[-1]}:${dicts[-1]%/dicom.dic}/private.dic:$repo/dicom/pacsgw.dic
+
+# Sends the sample CT through the gateway, fetches the PACS copy, restores it and writes the
+# picture $data_dir/quickstart/side-by-side.png. Best effort: the gateway keeps running either way.
+show_picture() {
+  local dir=$data_dir/quickstart uid id
+  [[ -f $sample ]] || return 0
+  mkdir -p "$dir"
+  for _ in $(seq 1 50); do
+    echoscu -aec GATEWAY -aet CT1 127.0.0.1 "$gateway_port" >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+  storescu -aec GATEWAY -aet CT1 127.0.0.1 "$gateway_port" "$sample" >"$dir/storescu.log" 2>&1 || true
+  uid=$(dcmdump -q +P 0008,0018 "$sample" | sed -n 's/.*\[\(.*\)\].*/\1/p')
+  id=$(curl -sf -X POST "http://127.0.0.1:$http_port/tools/lookup" -d "$uid" |
+       python3 -c 'import json,sys; print(next((r["ID"] for r in json.load(sys.stdin) if r["Type"] == "Instance"), ""))')
+  [[ -n $id ]] || { say "the sample did not reach the PACS (see $dir/storescu.log)"; return 0; }
+  curl -sf "http://127.0.0.1:$http_port/instances/$id/file" -o "$dir/pacs-copy.dcm" &&
+    "$build_dir/pacsgw" decrypt --config "$config_file" "$dir/pacs-copy.dcm" "$dir/restored.dcm" >/dev/null &&
+    "$repo/scripts/side-by-side-png.sh" "$dir/pacs-copy.dcm" "$dir/restored.dcm" "$dir/side-by-side.png" >/dev/null &&
+    say "sample CT sent through the gateway: $dir/side-by-side.png shows the PACS copy (left) and the restored image (right)"
+}
 cat <<EOF
 
 ========================================================================================
@@ -112,9 +135,10 @@ cat <<EOF
  Look at the PACS copy (Orthanc REST, loopback only):
    curl -s http://127.0.0.1:$http_port/instances
    curl -s http://127.0.0.1:$http_port/instances/ID/file -o pacs-copy.dcm
-   dcmdump pacs-copy.dcm | grep -i '(0077,'        # the key-reference block
- Restore the original pixels:
+   DCMDICTPATH=$dcmdict dcmdump pacs-copy.dcm | grep -i '(0077,'   # the key-reference block
+ Restore the original pixels, and see both side by side:
    $build_dir/pacsgw decrypt --config $config_file pacs-copy.dcm restored.dcm
+   $repo/scripts/side-by-side-png.sh pacs-copy.dcm restored.dcm side-by-side.png
 
  Stop with Ctrl-C (the gateway, then Orthanc).
 ========================================================================================
@@ -125,6 +149,7 @@ EOF
 # its log goes to this terminal.
 "$build_dir/pacsgw" serve &
 gateway_pid=$!
+show_picture
 status=0
 wait "$gateway_pid" || status=$?
 gateway_pid=
