@@ -35,6 +35,12 @@ class KeyCache {
 
   std::size_t size() const { return entries_.size(); }
 
+  void clear() {  // the SecretBytes wipe themselves
+    byId_.clear();
+    byScope_.clear();
+    entries_.clear();
+  }
+
  private:
   using List = std::list<DataKey>;
   using Index = std::unordered_map<std::string, List::iterator>;

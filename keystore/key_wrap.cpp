@@ -2,8 +2,10 @@
 #include "keystore/keystore.h"
 
 #include <openssl/evp.h>
+#include <openssl/kdf.h>
 
 #include <memory>
+#include <string>
 
 namespace pacsgw::keystore {
 
@@ -38,7 +40,47 @@ CtxPtr newWrapContext(const SecretBytes& kek, bool encrypt) {
   return ctx;
 }
 
+constexpr char kRowWrapSalt[] = "pacsgw data key row wrap v2";
+
+void appendField(std::vector<std::uint8_t>& out, const std::string& field) {
+  // Length-prefixed so that no two different rows produce the same info string.
+  const auto length = static_cast<std::uint32_t>(field.size());
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<std::uint8_t>(length >> shift));
+  out.insert(out.end(), field.begin(), field.end());
+}
+
+// HKDF-SHA-256(master key, salt, info = id || scope || scope UID): the per-row key-encryption key.
+SecretBytes rowKek(const SecretBytes& kek, const std::string& keyId, KeyScope scope, const std::string& scopeUid) {
+  std::vector<std::uint8_t> info;
+  appendField(info, keyId);
+  appendField(info, toString(scope));
+  appendField(info, scopeUid);
+  SecretBytes out(32);
+  std::unique_ptr<EVP_PKEY_CTX, void (*)(EVP_PKEY_CTX*)> ctx(EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, nullptr),
+                                                             EVP_PKEY_CTX_free);
+  std::size_t length = out.size();
+  if (!ctx || EVP_PKEY_derive_init(ctx.get()) != 1 || EVP_PKEY_CTX_set_hkdf_md(ctx.get(), EVP_sha256()) != 1 ||
+      EVP_PKEY_CTX_set1_hkdf_salt(ctx.get(), reinterpret_cast<const unsigned char*>(kRowWrapSalt),
+                                  sizeof kRowWrapSalt - 1) != 1 ||
+      EVP_PKEY_CTX_set1_hkdf_key(ctx.get(), kek.data(), static_cast<int>(kek.size())) != 1 ||
+      EVP_PKEY_CTX_add1_hkdf_info(ctx.get(), info.data(), static_cast<int>(info.size())) != 1 ||
+      EVP_PKEY_derive(ctx.get(), out.data(), &length) != 1 || length != out.size()) {
+    throw KeystoreError("cannot derive the row key-encryption key (HKDF-SHA-256)");
+  }
+  return out;
+}
+
 }  // namespace
+
+std::vector<std::uint8_t> wrapKeyForRow(const SecretBytes& kek, const std::string& keyId, KeyScope scope,
+                                        const std::string& scopeUid, const SecretBytes& key) {
+  return wrapKey(rowKek(kek, keyId, scope, scopeUid), key);
+}
+
+SecretBytes unwrapKeyForRow(const SecretBytes& kek, const std::string& keyId, KeyScope scope,
+                            const std::string& scopeUid, const std::vector<std::uint8_t>& wrapped) {
+  return unwrapKey(rowKek(kek, keyId, scope, scopeUid), wrapped);
+}
 
 std::vector<std::uint8_t> wrapKey(const SecretBytes& kek, const SecretBytes& key) {
   if (key.empty() || key.size() > kMaxKeyBytes) {

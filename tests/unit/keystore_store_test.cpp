@@ -221,9 +221,9 @@ TEST(Keystore, ForeignSqliteDatabaseIsRefused) {
 TEST(Keystore, UnexpectedSchemaVersionIsRefused) {
   TempDir dir;
   const std::string path = makeStoreWithKeys(dir, 1);
-  execSql(path, "UPDATE meta SET value = 2 WHERE name = 'schema_version'");
+  execSql(path, "UPDATE meta SET value = 3 WHERE name = 'schema_version'");
   const std::string message = errorOf([&] { Keystore::open(path, masterKey(1)); });
-  EXPECT_TRUE(contains(message, "schema version 2")) << message;
+  EXPECT_TRUE(contains(message, "schema version 3")) << message;
 }
 
 TEST(Keystore, MissingKeyCheckIsRefused) {
