@@ -361,9 +361,12 @@ class Validator {
   }
 
   void keystore(const Fields& top, KeystoreSection& out) {
-    const auto f = section(top, "keystore", {"path", "master_key_file", "master_key_env"}, true);
+    const auto f = section(top, "keystore", {"path", "master_key_file", "master_key_env", "anchor_file", "escrow_dir"},
+                           true);
     if (!f) return;
     assign(out.path, text(*f, "path", true));
+    assign(out.anchorFile, text(*f, "anchor_file", false));
+    assign(out.escrowDir, text(*f, "escrow_dir", false));
     const auto file = text(*f, "master_key_file", false);
     const auto env = text(*f, "master_key_env", false);
     if (env && !isEnvVarName(*env)) {

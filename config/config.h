@@ -31,6 +31,11 @@ struct KeystoreSection {
   std::string path;            // required: SQLite file
   std::string masterKeyFile;   // exactly one of masterKeyFile / masterKeyEnv
   std::string masterKeyEnv;
+  // Records which keystore is in use, outside the database; empty: "<master_key_file>.anchor", or
+  // "<path>.anchor" when the master key comes from the environment. See docs/key-custody.md.
+  std::string anchorFile;
+  // Escrow journal directory on separate storage (another disk or host); empty: no escrow journal.
+  std::string escrowDir;
 };
 
 struct CipherSection {

@@ -100,6 +100,8 @@ std::string toYaml(const Config& c) {
   field("path", scalar(c.keystore.path));
   if (!c.keystore.masterKeyFile.empty()) field("master_key_file", scalar(c.keystore.masterKeyFile));
   if (!c.keystore.masterKeyEnv.empty()) field("master_key_env", scalar(c.keystore.masterKeyEnv));
+  if (!c.keystore.anchorFile.empty()) field("anchor_file", scalar(c.keystore.anchorFile));
+  if (!c.keystore.escrowDir.empty()) field("escrow_dir", scalar(c.keystore.escrowDir));
 
   line("");
   line("cipher:");

@@ -5,6 +5,7 @@
 #include "codecs/pixel_cipher.h"
 #include "config/config.h"
 #include "gateway/instance_protector.h"
+#include "gateway/keys_commands.h"
 #include "gateway/logging.h"
 #include "gateway/health.h"
 #include "gateway/server.h"
@@ -30,12 +31,24 @@ namespace {
 constexpr const char* kUsage = R"(usage: pacsgw <command> [options]
 
 commands:
-  serve [--config FILE]              run the gateway (no --config: embedded defaults in
-                                     $PACSGW_DATA_DIR or /var/lib/pacsgw)
+  serve [--config FILE] [--accept-new-keystore]
+                                     run the gateway (no --config: embedded defaults in
+                                     $PACSGW_DATA_DIR or /var/lib/pacsgw); --accept-new-keystore
+                                     starts an empty keystore although the anchor records a used one
   encrypt --config FILE IN OUT       encrypt the pixel data of a DICOM file
   decrypt --config FILE IN OUT       restore the original pixel data of an encrypted file
   keys list --config FILE            list data keys (ids and scopes, never key material)
   keys init-master --config FILE     create the master key file if it does not exist
+  keys verify --config FILE [--repair-check-value]
+                                     unwrap every data key and name the damaged ones
+  keys backup --config FILE --to NEWFILE
+                                     consistent online copy of the keystore
+  keys rotate-kek --config FILE --new-master-key-file FILE
+                                     re-wrap every data key under a new master key
+  keys shred --config FILE --study UID
+                                     destroy a study's data key irrecoverably
+  keys recover --config FILE --from-journal DIR
+                                     rebuild or complete the keystore from the escrow journal
   config check --config FILE         validate a configuration file
   config defaults [--data-dir DIR]   print the embedded default configuration
   eval --config FILE --backend NAME --json OUT [--report OUT.html] INPUT...
@@ -54,6 +67,7 @@ struct Options {
   std::optional<std::string> configPath;
   std::optional<std::string> dataDir;
   std::optional<std::string> logLevel;
+  bool acceptNewKeystore = false;
 };
 
 Options parseOptions(const std::vector<std::string>& args, std::size_t first) {
@@ -70,6 +84,8 @@ Options parseOptions(const std::vector<std::string>& args, std::size_t first) {
       o.dataDir = value();
     } else if (a == "--log-level") {
       o.logLevel = value();
+    } else if (a == "--accept-new-keystore") {
+      o.acceptNewKeystore = true;
     } else if (a.rfind("--", 0) == 0) {
       throw UsageError("unknown option " + a);
     } else {
@@ -120,7 +136,7 @@ int cmdServe(const Options& o) {
   std::vector<config::ConfigIssue> problems = config::checkFiles(cfg);
   if (!problems.empty()) throw config::ConfigError::inFile(problems, cfg.sourcePath);
   codecs::makeCipher(cfg.cipher.backend, codecs::CipherOptions{cfg.cipher.device});  // fail fast on a bad backend
-  std::unique_ptr<keystore::Keystore> keys = openKeystore(cfg);
+  std::unique_ptr<keystore::Keystore> keys = openKeystoreForServe(cfg, o.acceptNewKeystore);
   GatewayServer server(cfg, *keys);
   Monitoring monitoring = startMonitoring(cfg, *keys);
   gServer = &server;
@@ -191,37 +207,6 @@ int cmdDecrypt(const Options& o) {
   return 0;
 }
 
-int cmdKeys(const std::vector<std::string>& args) {
-  if (args.size() < 2) throw UsageError("expected 'keys list' or 'keys init-master'");
-  Options o = parseOptions(args, 2);
-  config::Config cfg = requireConfig(o);
-  if (args[1] == "list") {
-    auto keys = openKeystore(cfg);
-    std::printf("%-36s  %-8s  %-20s  %s\n", "KEY ID", "SCOPE", "CREATED (UTC)", "SCOPE UID");
-    for (const auto& k : keys->list()) {
-      std::printf("%-36s  %-8s  %-20s  %s\n", k.id.c_str(), keystore::toString(k.scope), k.createdAt.c_str(),
-                  k.scopeUid.c_str());
-    }
-    return 0;
-  }
-  if (args[1] == "init-master") {
-    if (cfg.keystore.masterKeyFile.empty()) throw UsageError("keystore.master_key_file is not set in the config");
-    const std::filesystem::path parent = std::filesystem::path(cfg.keystore.masterKeyFile).parent_path();
-    if (!parent.empty() && !std::filesystem::exists(parent)) {
-      std::filesystem::create_directories(parent);
-      std::filesystem::permissions(parent, std::filesystem::perms::owner_all);
-    }
-    if (keystore::generateMasterKeyFile(cfg.keystore.masterKeyFile)) {
-      std::cout << "created master key " << cfg.keystore.masterKeyFile
-                << " (mode 0600). Back it up: without it no encrypted image can be restored.\n";
-    } else {
-      std::cout << "master key " << cfg.keystore.masterKeyFile << " already exists; left unchanged\n";
-    }
-    return 0;
-  }
-  throw UsageError("unknown keys command '" + args[1] + "'");
-}
-
 int cmdConfig(const std::vector<std::string>& args) {
   if (args.size() < 2) throw UsageError("expected 'config check' or 'config defaults'");
   Options o = parseOptions(args, 2);
@@ -269,7 +254,7 @@ int runCli(const std::vector<std::string>& args) {
       return 0;
     }
     if (command == "eval") return eval::runEvalCommand(std::vector<std::string>(args.begin() + 1, args.end()));
-    if (command == "keys") return cmdKeys(args);
+    if (command == "keys") return runKeysCommand(args);
     if (command == "config") return cmdConfig(args);
     Options o = parseOptions(args, 1);
     if (command == "serve") return cmdServe(o);
@@ -277,6 +262,9 @@ int runCli(const std::vector<std::string>& args) {
     if (command == "decrypt") return cmdDecrypt(o);
     throw UsageError("unknown command '" + command + "'");
   } catch (const UsageError& e) {
+    std::cerr << "pacsgw: " << e.what() << "\n\n" << kUsage;
+    return 2;
+  } catch (const KeysUsageError& e) {
     std::cerr << "pacsgw: " << e.what() << "\n\n" << kUsage;
     return 2;
   } catch (const config::ConfigError& e) {

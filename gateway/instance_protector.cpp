@@ -142,11 +142,21 @@ E_TransferSyntax InstanceProtector::restore(DcmDataset& dataset, E_TransferSynta
   return original;
 }
 
-std::unique_ptr<keystore::Keystore> openKeystore(const config::Config& config) {
-  SecretBytes master = config.keystore.masterKeyFile.empty()
-                           ? keystore::loadMasterKeyFromEnv(config.keystore.masterKeyEnv)
-                           : keystore::loadMasterKeyFromFile(config.keystore.masterKeyFile);
-  return keystore::Keystore::open(config.keystore.path, std::move(master));
+SecretBytes loadMasterKey(const config::Config& config) {
+  return config.keystore.masterKeyFile.empty() ? keystore::loadMasterKeyFromEnv(config.keystore.masterKeyEnv)
+                                               : keystore::loadMasterKeyFromFile(config.keystore.masterKeyFile);
+}
+
+std::string keystoreAnchorPath(const config::Config& config) {
+  if (!config.keystore.anchorFile.empty()) return config.keystore.anchorFile;
+  if (!config.keystore.masterKeyFile.empty()) return config.keystore.masterKeyFile + ".anchor";
+  return config.keystore.path + ".anchor";
+}
+
+std::unique_ptr<keystore::Keystore> openKeystore(const config::Config& config, keystore::OpenOptions options) {
+  if (options.anchorPath.empty()) options.anchorPath = keystoreAnchorPath(config);
+  if (options.escrowDirectory.empty()) options.escrowDirectory = config.keystore.escrowDir;
+  return keystore::Keystore::open(config.keystore.path, loadMasterKey(config), options);
 }
 
 }  // namespace pacsgw::gateway

@@ -42,7 +42,12 @@ class InstanceProtector {
   std::unique_ptr<codecs::PixelCipher> cipher_;
 };
 
-// Loads the master key named by the config (file or environment) and opens the keystore.
-std::unique_ptr<keystore::Keystore> openKeystore(const config::Config& config);
+// Loads the master key named by the config (file or environment).
+SecretBytes loadMasterKey(const config::Config& config);
+// Where the keystore anchor lives: keystore.anchor_file, else beside the master key file, else beside
+// the keystore.
+std::string keystoreAnchorPath(const config::Config& config);
+// Loads the master key and opens the keystore with its anchor (options.anchorPath is filled in).
+std::unique_ptr<keystore::Keystore> openKeystore(const config::Config& config, keystore::OpenOptions options = {});
 
 }  // namespace pacsgw::gateway

@@ -587,10 +587,11 @@ class Gateway:
         self.config_path.write_text(self.config_yaml())
         return self.config_path
 
-    def start(self, timeout: float = 60):
+    def start(self, timeout: float = 60, extra_args=()):
         self.write_config()
+        log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([str(pacsgw_bin()), "serve", "--config", str(self.config_path)],
+        self.proc = subprocess.Popen([str(pacsgw_bin()), "serve", "--config", str(self.config_path), *extra_args],
                                      stdout=log, stderr=subprocess.STDOUT, env=tool_env(), cwd=self.workdir)
         log.close()
         deadline = time.monotonic() + timeout
@@ -599,8 +600,8 @@ class Gateway:
                 raise RuntimeError(f"pacsgw serve exited with {self.proc.returncode} during start-up\n"
                                    f"{tail(self.log_path)}")
             # The log line, not a probe connection: a bare TCP connect would show up in the
-            # gateway's audit log as a rejected association.
-            if "listening on" in tail(self.log_path, 100000):
+            # gateway's audit log as a rejected association. Only this run's part of the log counts.
+            if "listening on" in self.log_path.read_bytes()[log_offset:].decode(errors="replace"):
                 return self
             time.sleep(0.05)
         self.stop()
