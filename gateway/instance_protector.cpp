@@ -7,7 +7,10 @@
 #include <dcmtk/dcmjpeg/djdecode.h>
 #include <dcmtk/dcmjpls/djdecode.h>
 
+#include <unistd.h>
+
 #include <chrono>
+#include <filesystem>
 #include <mutex>
 
 namespace pacsgw::gateway {
@@ -149,7 +152,14 @@ SecretBytes loadMasterKey(const config::Config& config) {
 
 std::string keystoreAnchorPath(const config::Config& config) {
   if (!config.keystore.anchorFile.empty()) return config.keystore.anchorFile;
-  if (!config.keystore.masterKeyFile.empty()) return config.keystore.masterKeyFile + ".anchor";
+  // Beside the master key, which usually lives apart from the data directory, so that losing the whole
+  // data directory is noticed too; unless that directory is read-only (a mounted secret).
+  if (!config.keystore.masterKeyFile.empty()) {
+    const std::string besideKey = config.keystore.masterKeyFile + ".anchor";
+    std::string directory = std::filesystem::path(config.keystore.masterKeyFile).parent_path().string();
+    if (directory.empty()) directory = ".";
+    if (::access(besideKey.c_str(), F_OK) == 0 || ::access(directory.c_str(), W_OK) == 0) return besideKey;
+  }
   return config.keystore.path + ".anchor";
 }
 
