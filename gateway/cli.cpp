@@ -8,6 +8,7 @@
 #include "gateway/keys_commands.h"
 #include "gateway/logging.h"
 #include "gateway/health.h"
+#include "gateway/migrate.h"
 #include "gateway/server.h"
 #include "keystore/keystore.h"
 
@@ -51,6 +52,8 @@ commands:
                                      rebuild or complete the keystore from the escrow journal
   config check --config FILE         validate a configuration file
   config defaults [--data-dir DIR]   print the embedded default configuration
+  migrate --config FILE (--study UID | --since DATE | --all) [--dry-run] [--journal FILE]
+                                     encrypt studies already in the PACS in clear, in place
   eval --config FILE --backend NAME --json OUT [--report OUT.html] INPUT...
                                      measure cipher backends with the papers' metrics
   version                            print the version
@@ -254,6 +257,7 @@ int runCli(const std::vector<std::string>& args) {
       return 0;
     }
     if (command == "eval") return eval::runEvalCommand(std::vector<std::string>(args.begin() + 1, args.end()));
+    if (command == "migrate") return runMigrateCommand(std::vector<std::string>(args.begin() + 1, args.end()));
     if (command == "keys") return runKeysCommand(args);
     if (command == "config") return cmdConfig(args);
     Options o = parseOptions(args, 1);
