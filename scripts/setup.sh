@@ -8,7 +8,8 @@
 #   scripts/setup.sh --no-deps         # build only
 #
 # Environment: PACSGW_BUILD_DIR (default <repo>/build), PACSGW_BUILD_TYPE (default Release),
-#              PACSGW_WITH_TORCH (ON|OFF, default ON), PACSGW_JOBS (default: number of cores).
+#              PACSGW_WITH_TORCH (ON|OFF, default ON), PACSGW_JOBS (default: number of cores),
+#              PACSGW_BUILD_TESTS (ON|OFF, default ON; the container image builds without them).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,7 +23,7 @@ for arg in "$@"; do
   case $arg in
     --deps-only) do_build=0 ;;
     --no-deps) do_deps=0 ;;
-    -h|--help) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -78,6 +79,7 @@ build() {
   cmake -S "$repo" -B "$build_dir" -G Ninja \
     -DCMAKE_BUILD_TYPE="$build_type" \
     -DPACSGW_WITH_TORCH="$with_torch" \
+    -DPACSGW_BUILD_TESTS="${PACSGW_BUILD_TESTS:-ON}" \
     -DPython3_EXECUTABLE="$python"
   say "building with $jobs jobs"
   cmake --build "$build_dir" -j "$jobs"

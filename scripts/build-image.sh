@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Builds the pacsgw container images with podman (or docker), without a registry: when the base image
+# debian:bookworm-slim cannot be pulled, a local one is made with debootstrap and imported under that
+# name, so the Dockerfile is the same one a hospital builds with Docker.
+#
+#   sudo scripts/build-image.sh                  # pacsgw:aes-only (PACSGW_WITH_TORCH=OFF)
+#   sudo scripts/build-image.sh full             # pacsgw:full (with the LibTorch research backends)
+#   sudo scripts/build-image.sh orthanc          # pacsgw-orthanc (docker/orthanc.Dockerfile)
+#
+# Prints the build time and the image size. Environment: PACSGW_DEBIAN_MIRROR (default
+# http://deb.debian.org/debian) for debootstrap.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+variant=${1:-aes-only}
+base=docker.io/library/debian:bookworm-slim
+mirror=${PACSGW_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+say() { printf '[build-image] %s\n' "$*"; }
+die() { printf '[build-image] ERROR: %s\n' "$*" >&2; exit 1; }
+
+command -v podman >/dev/null || die "podman not installed (Debian packages podman runc)"
+# runc: crun's cgroup handling fails on some virtual machines; runc works everywhere podman does.
+podman_build=(podman build --pull=never --runtime runc --format docker)
+
+if ! podman image exists "$base"; then
+  if ! podman pull -q "$base" >/dev/null 2>&1; then
+    command -v debootstrap >/dev/null || die "no registry and no debootstrap (Debian package debootstrap)"
+    [[ $(id -u) -eq 0 ]] || die "making the local base image with debootstrap needs root"
+    rootfs=$(mktemp -d)
+    trap 'rm -rf "$rootfs"' EXIT
+    say "no registry: making $base with debootstrap from $mirror"
+    debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >/dev/null
+    cat >"$rootfs/etc/apt/sources.list" <<SRC
+deb http://deb.debian.org/debian bookworm main
+deb http://deb.debian.org/debian bookworm-updates main
+deb http://deb.debian.org/debian-security bookworm-security main
+SRC
+    rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/archives/*.deb
+    tar -C "$rootfs" -c . | podman import -q - "$base" >/dev/null
+  fi
+fi
+
+start=$(date +%s)
+case $variant in
+  aes-only|full)
+    torch=OFF
+    [[ $variant == full ]] && torch=ON
+    tag=localhost/pacsgw:$variant
+    "${podman_build[@]}" --ignorefile "$repo/docker/Dockerfile.dockerignore" --build-arg PACSGW_WITH_TORCH=$torch \
+      -f "$repo/docker/Dockerfile" -t "$tag" "$repo"
+    ;;
+  orthanc)
+    tag=localhost/pacsgw-orthanc:latest
+    "${podman_build[@]}" -f "$repo/docker/orthanc.Dockerfile" -t "$tag" "$repo/docker"
+    ;;
+  *) die "unknown variant '$variant' (aes-only, full, orthanc)" ;;
+esac
+seconds=$(( $(date +%s) - start ))
+size=$(podman image inspect --format '{{.Size}}' "$tag")
+say "$tag built in $((seconds / 60)) min $((seconds % 60)) s, $((size / 1000000)) MB"
