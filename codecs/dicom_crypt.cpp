@@ -56,6 +56,7 @@ const char* toString(CryptErrorKind kind) {
     case CryptErrorKind::MalformedKeyReference: return "MalformedKeyReference";
     case CryptErrorKind::UnknownBackend: return "UnknownBackend";
     case CryptErrorKind::UnknownKey: return "UnknownKey";
+    case CryptErrorKind::KeyDestroyed: return "KeyDestroyed";
     case CryptErrorKind::TransferSyntaxMismatch: return "TransferSyntaxMismatch";
     case CryptErrorKind::UnsupportedLayout: return "UnsupportedLayout";
     case CryptErrorKind::AuthenticationFailed: return "AuthenticationFailed";

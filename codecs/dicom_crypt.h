@@ -39,6 +39,7 @@ enum class CryptErrorKind {
   MalformedKeyReference,  // missing field, bad length, bad value
   UnknownBackend,
   UnknownKey,
+  KeyDestroyed,           // the data key was destroyed on purpose (crypto-shredding): never decryptable again
   TransferSyntaxMismatch, // encapsulated ciphertext re-encoded into another transfer syntax
   UnsupportedLayout,
   AuthenticationFailed,

@@ -1,8 +1,10 @@
 #include "gateway/instance_protector.h"
 
 #include "gateway/metrics/registry.h"
+#include "gateway/net_util.h"
 
 #include <dcmtk/dcmdata/dcdeftag.h>
+#include <spdlog/spdlog.h>
 #include <dcmtk/dcmdata/dcrledrg.h>
 #include <dcmtk/dcmjpeg/djdecode.h>
 #include <dcmtk/dcmjpls/djdecode.h>
@@ -105,7 +107,14 @@ ProtectResult InstanceProtector::protect(DcmDataset& dataset, E_TransferSyntax x
     xfer = decodeToNative(dataset, xfer, cipher_->info().id);
   }
   result.transferSyntax = xfer;
-  keystore::DataKey key = keys_.getOrCreate(scope_, scopeUid);
+  keystore::DataKey key;
+  try {
+    key = keys_.getOrCreate(scope_, scopeUid);
+  } catch (const keystore::KeyDestroyedError& e) {
+    spdlog::warn("audit: object of shredded {} {} refused: {}", keystore::toString(scope_), printable(scopeUid),
+                 e.what());
+    throw codecs::CryptError(codecs::CryptErrorKind::KeyDestroyed, e.what());
+  }
   codecs::EncryptParams params;
   params.keyId = key.id;
   params.keyScope = scope_ == keystore::KeyScope::Study    ? "STUDY"
@@ -124,6 +133,9 @@ E_TransferSyntax InstanceProtector::restore(DcmDataset& dataset, E_TransferSynta
   auto lookup = [this](const std::string& keyId) -> SecretBytes {
     try {
       return keys_.get(keyId).key;
+    } catch (const keystore::KeyDestroyedError& e) {
+      spdlog::warn("audit: decryption under destroyed data key {} refused (keys shred)", printable(keyId));
+      throw codecs::CryptError(codecs::CryptErrorKind::KeyDestroyed, e.what());
     } catch (const keystore::KeystoreError& e) {
       throw codecs::CryptError(codecs::CryptErrorKind::UnknownKey, e.what());
     }

@@ -16,6 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pacsgw_harness as h  # noqa: E402
+import retrieve_helpers as rh  # noqa: E402
 
 
 class EscrowGateway(h.Gateway):
@@ -337,6 +338,55 @@ class KeyCustody(h.LogDumpingTestCase):
         refused = gateway.decrypt(stored, gateway.workdir / "shredded.dcm")
         self.assertNotEqual(refused.returncode, 0, refused.describe())
         self.assertFalse((gateway.workdir / "shredded.dcm").exists())
+
+
+class ShreddedStudyRetrieval(h.PacsAndGatewayTestCase):
+    """After `keys shred`, a decrypting workstation's C-GET through the running gateway gets no pixels
+    (the instance is refused with KeyDestroyed and audited), while other studies still decrypt."""
+
+    gateway_options = {"workstations": (("WS1", h.LOOPBACK, h.free_port(), "decrypt"),)}
+
+    def test_retrieve_after_shred(self):
+        work = self.workdir / "files"
+        studies = []
+        for _ in range(2):
+            sent = h.fresh_copy(h.test_file("ct_le.dcm"), work)
+            self.assertTrue(h.storescu(self.gateway.port, [sent]).all_succeeded(1))
+            studies.append((sent, str(h.read(sent).StudyInstanceUID)))
+        (victim, victim_uid), (other, other_uid) = studies
+
+        before = rh.getscu(self.gateway.port, work / "get-before", {"QueryRetrieveLevel": "STUDY",
+                                                                     "StudyInstanceUID": victim_uid})
+        received = list((work / "get-before").iterdir())
+        self.assertEqual(len(received), 1, before.describe())
+        self.assertEqual(h.pixel_element_bytes(h.read(received[0])), h.pixel_element_bytes(h.read(victim)))
+
+        result = self.gateway.cli("keys", "shred", "--config", self.gateway.config_path, "--study", victim_uid)
+        self.assertEqual(result.returncode, 0, result.describe())
+
+        after = rh.getscu(self.gateway.port, work / "get-after", {"QueryRetrieveLevel": "STUDY",
+                                                                   "StudyInstanceUID": victim_uid})
+        self.assertEqual(list((work / "get-after").iterdir()), [], "pixels handed out for a shredded study")
+        self.assertNotEqual(after.final.status, 0x0000, after.describe())
+        self.assertEqual(after.final.failed, 1, after.describe())
+        log = self.gateway.log()
+        self.assertIn("KeyDestroyed", log)
+        self.assertIn("audit: decryption under destroyed data key", log)
+
+        other_get = rh.getscu(self.gateway.port, work / "get-other", {"QueryRetrieveLevel": "STUDY",
+                                                                      "StudyInstanceUID": other_uid})
+        got = list((work / "get-other").iterdir())
+        self.assertEqual(len(got), 1, other_get.describe())
+        self.assertEqual(h.pixel_element_bytes(h.read(got[0])), h.pixel_element_bytes(h.read(other)))
+
+        # New objects of the shredded study are refused by the running gateway; nothing reaches the PACS.
+        resend = h.fresh_copy(victim, work, new_study=False)
+        store = h.storescu(self.gateway.port, [resend])
+        self.assertFalse(store.all_succeeded(1), store.describe())
+        self.assertIn("0x110", store.output)
+        self.assertIn("refused (KeyDestroyed)", self.gateway.log())
+        self.assertIn("audit: object of shredded study", self.gateway.log())
+        self.assertIsNone(self.pacs.find_instance(h.sop_instance_uid(resend)))
 
 
 if __name__ == "__main__":
