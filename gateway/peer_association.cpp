@@ -11,27 +11,6 @@
 
 namespace pacsgw::gateway {
 
-bool isNativeTransferSyntax(E_TransferSyntax xfer) {
-  return xfer == EXS_LittleEndianImplicit || xfer == EXS_LittleEndianExplicit ||
-         xfer == EXS_BigEndianExplicit || xfer == EXS_DeflatedLittleEndianExplicit;
-}
-
-std::string describeStatus(std::uint16_t s) {
-  if (s == 0x0000) return "Success";
-  if (s == 0xFF00 || s == 0xFF01) return "Pending";
-  if (s == 0xFE00) return "Cancel";
-  if (s == 0x0110) return "Failure: Processing failure";
-  if (s == 0x0122) return "Refused: SOP Class not supported";
-  if (s == 0xA801) return "Refused: Move Destination unknown";
-  if ((s & 0xFF00) == 0xA700) return "Refused: Out of Resources";
-  if ((s & 0xFF00) == 0xA900) return "Error: Data Set does not match SOP Class";
-  if ((s & 0xF000) == 0xC000) return "Error: Cannot understand";
-  if ((s & 0xF000) == 0xB000) return "Warning";
-  char text[48];
-  std::snprintf(text, sizeof(text), "Status 0x%04X", s);
-  return text;
-}
-
 std::unique_ptr<PeerAssociation> PeerAssociation::open(const PeerEndpoint& peer, const std::string& callingAeTitle,
                                                        const std::vector<ProposedContext>& contexts,
                                                        const NetworkTimeouts& timeouts, unsigned maxPduBytes) {
@@ -80,7 +59,7 @@ std::unique_ptr<PeerAssociation> PeerAssociation::open(const PeerEndpoint& peer,
   }
   setTcpNoDelay(associationSocket(self->assoc_));
   if (ASC_countAcceptedPresentationContexts(self->assoc_->params) == 0) {
-    throw PeerUnavailable(where + " accepted none of the proposed presentation contexts");
+    throw NoAcceptedContext(where + " accepted none of the proposed presentation contexts");
   }
   self->usable_ = true;
   return self;
@@ -99,31 +78,29 @@ PeerAssociation::~PeerAssociation() {
   if (network_ != nullptr) ASC_dropNetwork(&network_);
 }
 
-T_ASC_PresentationContextID PeerAssociation::findContext(const std::string& sopClassUid, E_TransferSyntax xfer) const {
-  const char* wanted = DcmXfer(xfer).getXferID();
-  T_ASC_PresentationContextID id = ASC_findAcceptedPresentationContextID(assoc_, sopClassUid.c_str(), wanted);
-  if (id != 0 || !isNativeTransferSyntax(xfer)) return id;
-  // Native pixel values survive re-encoding, so any accepted native syntax will do.
-  for (E_TransferSyntax alt : {EXS_LittleEndianExplicit, EXS_LittleEndianImplicit, EXS_BigEndianExplicit}) {
-    id = ASC_findAcceptedPresentationContextID(assoc_, sopClassUid.c_str(), DcmXfer(alt).getXferID());
-    if (id != 0) return id;
-  }
-  return 0;
-}
-
 StoreOutcome PeerAssociation::store(DcmDataset& dataset, E_TransferSyntax xfer, const std::string& sopClassUid,
-                                    const std::string& sopInstanceUid, const MoveOriginator* originator) {
+                                    const std::string& sopInstanceUid, const MoveOriginator* originator,
+                                    Transcoding transcoding) {
   StoreOutcome outcome;
   if (!usable_) {
     outcome.errorComment = "association to " + peer_.aeTitle + " is no longer usable";
     return outcome;
   }
-  T_ASC_PresentationContextID presId = findContext(sopClassUid, xfer);
-  if (presId == 0) {
-    outcome.status = status::kSopClassNotSupported;
-    outcome.errorComment = peer_.aeTitle + " accepted no presentation context for this SOP class and transfer syntax";
+  const DeliveryContext context = chooseDeliveryContext(assoc_, sopClassUid, xfer, transcoding);
+  if (context.id == 0) {
+    const bool classAccepted = !acceptedContexts(assoc_, sopClassUid).empty();
+    outcome.status = classAccepted ? status::kNoAcceptableTransferSyntax : status::kSopClassNotSupported;
+    outcome.errorComment = peer_.aeTitle + " accepted no context for this SOP class in " + DcmXfer(xfer).getXferName() +
+                           " or a syntax it can be converted to";
     return outcome;
   }
+  std::string why;
+  if (!transcode(dataset, xfer, context.xfer, why)) {
+    outcome.status = status::kNoAcceptableTransferSyntax;
+    outcome.errorComment = "cannot convert for " + peer_.aeTitle + ": " + why;
+    return outcome;
+  }
+  const T_ASC_PresentationContextID presId = context.id;
   T_DIMSE_C_StoreRQ request{};
   request.MessageID = nextMessageId();
   OFStandard::strlcpy(request.AffectedSOPClassUID, sopClassUid.c_str(), sizeof(request.AffectedSOPClassUID));

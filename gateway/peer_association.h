@@ -1,5 +1,8 @@
 #pragma once
 // An outgoing association (SCU role) to a PACS or a workstation, used to forward C-STOREs.
+#include "gateway/delivery_syntax.h"
+#include "gateway/dimse_status.h"
+
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcdatset.h>
 #include <dcmtk/dcmnet/assoc.h>
@@ -36,22 +39,13 @@ class PeerUnavailable : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// DIMSE status codes the gateway produces itself (PS3.4 / PS3.7).
-namespace status {
-constexpr std::uint16_t kSuccess = 0x0000;
-constexpr std::uint16_t kProcessingFailure = 0x0110;
-constexpr std::uint16_t kSopClassNotSupported = 0x0122;
-constexpr std::uint16_t kNotAuthorised = 0x0124;
-constexpr std::uint16_t kUnableToPerformSubOperations = 0xA702;  // C-MOVE / C-GET: out of resources
-constexpr std::uint16_t kOutOfResources = 0xA700;
-constexpr std::uint16_t kDataSetDoesNotMatchSopClass = 0xA900;
-constexpr std::uint16_t kCannotUnderstand = 0xC000;
-constexpr std::uint16_t kMoveDestinationUnknown = 0xA801;
-constexpr std::uint16_t kUnableToProcess = 0xC001;
-constexpr std::uint16_t kSubOperationsCompleteWithFailures = 0xB000;
-constexpr std::uint16_t kCancel = 0xFE00;
-constexpr std::uint16_t kPending = 0xFF00;
-}  // namespace status
+// The peer is up and answered, but accepted none of the proposed presentation contexts: a matter of
+// what was proposed, not a reason to consider the peer down.
+class NoAcceptedContext : public PeerUnavailable {
+ public:
+  using PeerUnavailable::PeerUnavailable;
+};
+
 
 struct StoreOutcome {
   bool delivered = false;      // a C-STORE-RSP came back from the peer
@@ -75,9 +69,12 @@ class PeerAssociation {
   PeerAssociation& operator=(const PeerAssociation&) = delete;
 
   // Sends one instance and waits for the peer's C-STORE-RSP. `xfer` is the dataset's current
-  // encoding; a native dataset may go out in another native syntax the peer accepted.
+  // encoding; when the peer did not accept it, the dataset is re-encoded (see delivery_syntax.h)
+  // for an accepted context as far as `transcoding` allows, else the instance fails with
+  // status::kNoAcceptableTransferSyntax while the association stays usable.
   StoreOutcome store(DcmDataset& dataset, E_TransferSyntax xfer, const std::string& sopClassUid,
-                     const std::string& sopInstanceUid, const MoveOriginator* originator = nullptr);
+                     const std::string& sopInstanceUid, const MoveOriginator* originator = nullptr,
+                     Transcoding transcoding = Transcoding::NativeOnly);
   // False once a network error has broken the association.
   bool usable() const { return usable_; }
   // Marks the association broken: it is aborted, not released, when destroyed.
@@ -89,7 +86,6 @@ class PeerAssociation {
 
  private:
   PeerAssociation() = default;
-  T_ASC_PresentationContextID findContext(const std::string& sopClassUid, E_TransferSyntax xfer) const;
 
   PeerEndpoint peer_;
   NetworkTimeouts timeouts_;
@@ -99,9 +95,5 @@ class PeerAssociation {
   std::uint16_t messageId_ = 0;
 };
 
-// True for the uncompressed transfer syntaxes whose pixel values survive re-encoding.
-bool isNativeTransferSyntax(E_TransferSyntax xfer);
-// Short text for a DIMSE status, for logs ("Success", "Refused: Out of Resources", ...).
-std::string describeStatus(std::uint16_t status);
 
 }  // namespace pacsgw::gateway

@@ -49,7 +49,7 @@ struct RetrieveJob {
   std::condition_variable drained;
   bool closed = false;        // the retrieve has ended: late sub-operations are refused
   bool stopDelivery = false;  // set once everything accepted has drained: the delivery thread exits
-  bool requesterBroken = false;    // C-GET: a delivery failed mid-exchange; stop using the association
+  std::atomic<bool> requesterBroken{false};  // C-GET: a delivery failed mid-exchange; stop using the association
   bool destinationDown = false;    // C-MOVE: the destination could not be reached; fail the rest fast
   unsigned refusedByGateway = 0;   // sub-operations the gateway answered to the PACS with a failure
 
@@ -58,6 +58,7 @@ struct RetrieveJob {
   struct PendingDelivery {
     std::unique_ptr<DcmDataset> dataset;
     E_TransferSyntax xfer = EXS_Unknown;
+    Transcoding transcoding = Transcoding::NativeOnly;  // Lossless once the pixel values are in the clear
     std::string sopClass;
     std::string sopInstance;
   };

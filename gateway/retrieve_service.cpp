@@ -36,10 +36,6 @@ std::unique_ptr<PeerAssociation> openUpstream(GatewayContext& ctx, const std::st
                                ctx.config.gateway.maxPduBytes);
 }
 
-bool isFailureStatus(std::uint16_t s) {
-  return s != 0x0000 && (s & 0xF000) != 0xB000 && s != 0xFF00 && s != 0xFF01 && s != 0xFE00;
-}
-
 std::vector<std::string> splitValues(const std::string& all) {
   std::vector<std::string> out;
   for (std::size_t start = 0; start <= all.size();) {
@@ -61,6 +57,13 @@ std::vector<std::string> uniqueKeyValues(DcmDataset& identifier, const DcmTagKey
     if (v.find_first_of("*?") != std::string::npos) return {};
   }
   return values;
+}
+
+// True unless the object has neither pixel data nor an image pixel module (which the store path
+// refuses without pixel data, so such an object did not come through the gateway that way).
+bool mayCarryPixels(DcmDataset& dataset) {
+  return dataset.tagExists(DCM_PixelData) || dataset.tagExists(DCM_FloatPixelData) ||
+         dataset.tagExists(DCM_DoubleFloatPixelData) || dataset.tagExists(DCM_Rows) || dataset.tagExists(DCM_Columns);
 }
 
 // ---- C-FIND -------------------------------------------------------------------------------
@@ -168,6 +171,16 @@ void relayMoveProgress(void* data, T_DIMSE_C_MoveRQ*, int, T_DIMSE_C_MoveRSP* re
   std::unique_lock<std::mutex> io;
   if (r->isGet) io = std::unique_lock<std::mutex>(r->job->deliveryMutex);
   // A cancel may also have been seen by the C-GET delivery thread (inside a C-STORE exchange).
+  if (!r->cancelRelayed && r->job->requesterBroken.load()) {
+    // The requester's association failed mid-exchange: nothing more can reach it, so stop the PACS.
+    // Not a cancel: the requester never asked for one.
+    r->cancelRelayed = true;
+    r->broken = true;
+    DIMSE_sendCancelRequest(r->upstream, r->upstreamPresId, r->job->upstreamMessageId);
+    spdlog::warn("retrieve {}: the association to {} failed; PACS told to stop", r->job->upstreamMessageId,
+                 r->job->requesterAeTitle);
+    return;
+  }
   if (!r->cancelRelayed &&
       (r->job->cancelled.load() ||
        DIMSE_checkForCancelRQ(r->requester, r->requesterPresId, requestMessageId(*r)).good())) {
@@ -177,7 +190,7 @@ void relayMoveProgress(void* data, T_DIMSE_C_MoveRQ*, int, T_DIMSE_C_MoveRSP* re
     spdlog::info("retrieve {} cancelled by {}; cancel relayed to the PACS", r->job->upstreamMessageId,
                  r->job->requesterAeTitle);
   }
-  if (response->DimseStatus == status::kPending || response->DimseStatus == 0xFF01) {
+  if (status::isPending(response->DimseStatus)) {
     const unsigned announced = response->NumberOfRemainingSubOperations + response->NumberOfCompletedSubOperations +
                                response->NumberOfFailedSubOperations + response->NumberOfWarningSubOperations;
     // Our counts trail the PACS's while instances wait for delivery: those are still "remaining".
@@ -236,7 +249,7 @@ std::vector<std::string> instancesOf(GatewayContext& ctx, const std::string& mov
 }
 
 StoreOutcome deliver(GatewayContext& context, RetrieveJob& job, DcmDataset& dataset, E_TransferSyntax xfer,
-                     const std::string& sopClass, const std::string& sopInstance) {
+                     Transcoding transcoding, const std::string& sopClass, const std::string& sopInstance) {
   std::lock_guard<std::mutex> io(job.deliveryMutex);
   if (job.requesterAssociation != nullptr) {
     // C-GET: the requester's own association, where it plays the Storage SCP.
@@ -245,17 +258,20 @@ StoreOutcome deliver(GatewayContext& context, RetrieveJob& job, DcmDataset& data
       outcome.errorComment = "an earlier C-STORE to the requester failed";
       return outcome;
     }
-    const char* wanted = DcmXfer(xfer).getXferID();
-    T_ASC_PresentationContextID pc = ASC_findAcceptedPresentationContextID(job.requesterAssociation, sopClass.c_str(), wanted);
-    if (pc == 0 && isNativeTransferSyntax(xfer)) {
-      for (E_TransferSyntax alt : {EXS_LittleEndianExplicit, EXS_LittleEndianImplicit, EXS_BigEndianExplicit}) {
-        pc = ASC_findAcceptedPresentationContextID(job.requesterAssociation, sopClass.c_str(), DcmXfer(alt).getXferID());
-        if (pc != 0) break;
-      }
+    const DeliveryContext pc = chooseDeliveryContext(job.requesterAssociation, sopClass, xfer, transcoding);
+    if (pc.id == 0) {
+      // Fails this sub-operation alone: nothing was sent, the association is as good as before.
+      const bool classAccepted = !acceptedContexts(job.requesterAssociation, sopClass).empty();
+      outcome.status = classAccepted ? status::kNoAcceptableTransferSyntax : status::kSopClassNotSupported;
+      outcome.errorComment = classAccepted ? std::string("requester accepted no transfer syntax this object (") +
+                                                 DcmXfer(xfer).getXferName() + ") can be converted to"
+                                           : "requester negotiated no storage context for this SOP class";
+      return outcome;
     }
-    if (pc == 0) {
-      outcome.status = status::kSopClassNotSupported;
-      outcome.errorComment = "requester negotiated no storage context for this object";
+    std::string why;
+    if (!transcode(dataset, xfer, pc.xfer, why)) {
+      outcome.status = status::kNoAcceptableTransferSyntax;
+      outcome.errorComment = "cannot convert for the requester: " + why;
       return outcome;
     }
     T_DIMSE_C_StoreRQ request{};
@@ -267,14 +283,14 @@ StoreOutcome deliver(GatewayContext& context, RetrieveJob& job, DcmDataset& data
     T_DIMSE_C_StoreRSP response{};
     DcmDataset* detail = nullptr;
     T_DIMSE_DetectedCancelParameters cancel{};
-    OFCondition cond = DIMSE_storeUser(job.requesterAssociation, pc, &request, nullptr, &dataset, nullptr, nullptr,
+    OFCondition cond = DIMSE_storeUser(job.requesterAssociation, pc.id, &request, nullptr, &dataset, nullptr, nullptr,
                                        DIMSE_NONBLOCKING, context.timeouts.dimseSeconds, &response, &detail, &cancel);
     delete detail;
     if (cancel.cancelEncountered) job.cancelled.store(true);  // honoured at the next progress relay
     if (cond.bad()) {
-      // A late response would now be read as the answer to the next request: stop here.
+      // A late response would now be read as the answer to the next request: stop using the
+      // association (the PACS is told to stop too). This is not a cancel by the requester.
       job.requesterBroken = true;
-      job.cancelled.store(true);
       outcome.errorComment = std::string("C-STORE to requester failed: ") + cond.text();
       return outcome;
     }
@@ -285,38 +301,51 @@ StoreOutcome deliver(GatewayContext& context, RetrieveJob& job, DcmDataset& data
   if (!job.destination) return StoreOutcome{};  // the retrieve has ended
   // C-MOVE: an association to the destination workstation, re-opened when a new kind of object
   // needs a presentation context it does not have yet.
-  const std::string ts = DcmXfer(xfer).getXferID();
-  bool known = false;
-  for (const auto& c : job.destinationContexts) {
-    if (c.abstractSyntax == sopClass && c.transferSyntaxes.front() == ts) known = true;
-  }
-  if (!known) {
-    ProposedContext ctx{sopClass, {ts}};
-    if (isNativeTransferSyntax(xfer)) {
-      for (const char* alt : {UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax}) {
-        if (ts != alt) ctx.transferSyntaxes.push_back(alt);
-      }
+  // Propose what this instance can go out in: its stored syntax and, when the gateway can convert
+  // it, uncompressed syntaxes in a context of their own.
+  bool added = false;
+  for (auto& syntaxes : proposalsFor(xfer, transcoding)) {
+    const bool known = std::any_of(job.destinationContexts.begin(), job.destinationContexts.end(),
+                                   [&](const ProposedContext& c) {
+                                     return c.abstractSyntax == sopClass && c.transferSyntaxes == syntaxes;
+                                   });
+    if (!known && job.destinationContexts.size() < 128) {
+      job.destinationContexts.push_back(ProposedContext{sopClass, std::move(syntaxes)});
+      added = true;
     }
-    job.destinationContexts.push_back(ctx);
-    job.destinationAssociation.reset();
   }
+  if (added) job.destinationAssociation.reset();
   MoveOriginator originator{job.requesterAeTitle, job.requesterMessageId};
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (!job.destinationAssociation || !job.destinationAssociation->usable()) {
-      if (job.destinationDown) return StoreOutcome{};  // one unreachable destination costs one timeout
+      if (job.destinationDown) {  // one unreachable destination costs one timeout, not one per instance
+        StoreOutcome outcome;
+        outcome.status = status::kUnableToPerformSubOperations;
+        outcome.errorComment = "destination " + job.destination->aeTitle + " unreachable";
+        return outcome;
+      }
       try {
         job.destinationAssociation = PeerAssociation::open(*job.destination, context.config.gateway.aeTitle,
                                                            job.destinationContexts, context.timeouts,
                                                            context.config.gateway.maxPduBytes);
+      } catch (const NoAcceptedContext& e) {
+        // The destination is up; it just takes none of the kinds of objects proposed so far.
+        StoreOutcome outcome;
+        outcome.status = status::kNoAcceptableTransferSyntax;
+        outcome.errorComment = e.what();
+        return outcome;
       } catch (const PeerUnavailable& e) {
         job.destinationDown = true;
         StoreOutcome outcome;
+        outcome.status = status::kUnableToPerformSubOperations;
         outcome.errorComment = e.what();
         return outcome;
       }
     }
-    StoreOutcome outcome = job.destinationAssociation->store(dataset, xfer, sopClass, sopInstance, &originator);
-    if (outcome.delivered || attempt == 1) return outcome;
+    StoreOutcome outcome =
+        job.destinationAssociation->store(dataset, xfer, sopClass, sopInstance, &originator, transcoding);
+    // Only a broken association is worth a second try; a refusal would just repeat.
+    if (outcome.delivered || job.destinationAssociation->usable() || attempt == 1) return outcome;
   }
   return StoreOutcome{};
 }
@@ -339,14 +368,14 @@ void deliveryLoop(GatewayContext& context, RetrieveJob& job) {
     }
     StoreOutcome outcome;
     try {
-      outcome = deliver(context, job, *item.dataset, item.xfer, item.sopClass, item.sopInstance);
+      outcome = deliver(context, job, *item.dataset, item.xfer, item.transcoding, item.sopClass, item.sopInstance);
       countDelivery(Delivery::ToWorkstation, outcome, *item.dataset, item.xfer);
     } catch (const std::exception& e) {
       outcome = StoreOutcome{};
       outcome.errorComment = e.what();
     }
     try {
-      if (!(outcome.delivered && (outcome.status == status::kSuccess || (outcome.status & 0xF000) == 0xB000))) {
+      if (!(outcome.delivered && status::isStored(outcome.status))) {
         spdlog::warn("retrieve {}: instance {} not accepted by {}: {} ({})", job.upstreamMessageId,
                      printable(item.sopInstance), job.destinationAeTitle(), describeStatus(outcome.status),
                      outcome.errorComment);
@@ -560,7 +589,8 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
   // Some PACS (Orthanc >= 1.6) abort the whole C-MOVE with a failure status as soon as one
   // sub-operation is answered with a failure. Ask again for the instances it never offered, so a
   // bad instance fails only its own sub-operation.
-  for (unsigned failedBefore = 0; cond.good() && !job->cancelled.load() && isFailureStatus(finalResponse.DimseStatus);) {
+  for (unsigned failedBefore = 0; cond.good() && !job->cancelled.load() && !job->requesterBroken.load() &&
+                                  status::isFailure(finalResponse.DimseStatus);) {
     std::vector<std::string> rest;
     {
       std::lock_guard<std::mutex> lock(job->mutex);
@@ -603,8 +633,8 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
     job->closed = true;
     job->drained.wait(lock, [&] { return job->inFlight == 0; });
   }
-  if (relay.broken) {
-    broken_ = true;
+  if (relay.broken || job->requesterBroken.load()) {
+    broken_ = true;  // aborted: a C-GET association that failed mid-exchange cannot carry a final response
     return;
   }
   std::uint16_t finalStatus;
@@ -618,7 +648,7 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
       finalStatus = job->completed > 0 ? status::kSubOperationsCompleteWithFailures : status::kUnableToProcess;
     } else if (job->cancelled.load() || finalResponse.DimseStatus == status::kCancel) {
       finalStatus = status::kCancel;
-    } else if (isFailureStatus(finalResponse.DimseStatus) && job->completed == 0 && job->failed == 0) {
+    } else if (status::isFailure(finalResponse.DimseStatus) && job->completed == 0 && job->failed == 0) {
       finalStatus = finalResponse.DimseStatus;  // e.g. the PACS refused the query: relay its reason
       // A C-MOVE-only status (such as A801 Move Destination unknown) means nothing to a C-GET requester.
       if (isGet && (finalStatus & 0xFF00) == 0xA800) finalStatus = status::kUnableToProcess;
@@ -714,16 +744,25 @@ void Session::handleSubOperation(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationC
       return;
     }
     E_TransferSyntax xfer = contextTransferSyntax(presId);
+    // Pixel values in the clear may be re-encoded losslessly for the destination; ciphertext not.
+    Transcoding transcoding = Transcoding::NativeOnly;
     try {
-      // Plaintext that never went through the gateway is handed out (to any destination) only when
-      // the operator allowed it, e.g. while legacy studies remain in the PACS.
       if (!codecs::hasKeyReference(*dataset)) {
-        if (!context_.config.cipher.passthroughUnencrypted) {
+        if (!mayCarryPixels(*dataset)) {
+          // Structured reports, key objects, presentation states, encapsulated documents: the
+          // gateway forwarded them unchanged on the way in; there is nothing to decrypt.
+          transcoding = Transcoding::Lossless;
+        } else if (!context_.config.cipher.passthroughUnencrypted) {
+          // Pixel data without a key-reference block: a foreign or tampered object. Handed out
+          // (to any destination) only when the operator allowed it, e.g. for a legacy archive.
           throw codecs::CryptError(codecs::CryptErrorKind::NotEncrypted,
-                                   "instance was never encrypted and cipher.passthrough_unencrypted is off");
+                                   "instance has pixel data but no key reference, and cipher.passthrough_unencrypted is off");
+        } else {
+          transcoding = Transcoding::Lossless;
         }
       } else if (job->access == config::Access::Decrypt) {
         xfer = protector().restore(*dataset, xfer);
+        transcoding = Transcoding::Lossless;
       }
     } catch (const codecs::CryptError& e) {
       spdlog::warn("retrieve {}: instance {} not delivered to {} ({}): {}", job->upstreamMessageId,
@@ -742,7 +781,7 @@ void Session::handleSubOperation(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationC
         fail("destination too slow");
         return;
       }
-      job->queue.push_back({std::move(dataset), xfer, sopClass, sopInstance});
+      job->queue.push_back({std::move(dataset), xfer, transcoding, sopClass, sopInstance});
       counted = true;
       job->queueChanged.notify_all();
     }

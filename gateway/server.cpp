@@ -54,8 +54,9 @@ const char* kQueryTransferSyntaxes[] = {UID_LittleEndianExplicitTransferSyntax, 
                                         UID_BigEndianExplicitTransferSyntax};
 constexpr int kQueryTransferSyntaxCount = 3;
 
-// Storage contexts proposed by a C-GET requester carry an SCP role selection; accept the role
-// it proposes with the first of our transfer syntaxes it offers.
+// Storage contexts proposed by a C-GET requester carry an SCP role selection; accept the role it
+// proposes with the first transfer syntax, in the requester's own order of preference, that the
+// gateway supports (it will be the receiving side, so its preference is the one that counts).
 void acceptStorageWithProposedRole(T_ASC_Association* assoc) {
   const int count = ASC_countPresentationContexts(assoc->params);
   for (int i = 0; i < count; ++i) {
@@ -63,14 +64,12 @@ void acceptStorageWithProposedRole(T_ASC_Association* assoc) {
     if (ASC_getPresentationContext(assoc->params, i, &pc).bad()) continue;
     if (pc.resultReason == ASC_P_ACCEPTANCE || !dcmIsaStorageSOPClassUID(pc.abstractSyntax)) continue;
     if (pc.proposedRole != ASC_SC_ROLE_SCP && pc.proposedRole != ASC_SC_ROLE_SCUSCP) continue;
-    for (int t = 0; t < kAcceptedTransferSyntaxCount; ++t) {
-      bool offered = false;
-      for (int k = 0; k < pc.transferSyntaxCount; ++k) {
-        if (std::string(pc.proposedTransferSyntaxes[k]) == kAcceptedTransferSyntaxes[t]) offered = true;
-      }
-      if (offered) {
-        ASC_acceptPresentationContext(assoc->params, pc.presentationContextID, kAcceptedTransferSyntaxes[t],
-                                      pc.proposedRole);
+    for (int k = 0; k < pc.transferSyntaxCount; ++k) {
+      const std::string proposed = pc.proposedTransferSyntaxes[k];
+      bool supported = false;
+      for (int t = 0; t < kAcceptedTransferSyntaxCount; ++t) supported = supported || proposed == kAcceptedTransferSyntaxes[t];
+      if (supported) {
+        ASC_acceptPresentationContext(assoc->params, pc.presentationContextID, proposed.c_str(), pc.proposedRole);
         break;
       }
     }
@@ -281,7 +280,12 @@ bool GatewayServer::negotiate(T_ASC_Association* assoc, const PeerIdentity& peer
     }
   }
   if (ASC_countAcceptedPresentationContexts(assoc->params) == 0) {
-    spdlog::warn("association from {} rejected: no acceptable presentation context", who);
+    // E.g. a workstation proposing only C-STORE, or a modality proposing only C-FIND.
+    spdlog::warn("audit: association from {} rejected: none of its proposed services is allowed for its role ({})",
+                 who, peer.isModality && peer.workstation != nullptr ? "modality and workstation"
+                      : peer.isModality                              ? "modality: storage"
+                      : peer.workstation != nullptr                  ? "workstation: query/retrieve"
+                                                                     : "PACS: retrieve sub-operations");
     rejectAssociation(assoc, ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
                       ASC_REASON_SU_NOREASON);
     return false;

@@ -38,7 +38,7 @@ check_sha() {  # file expected
   local got; got=$(sha "$1")
   [[ $got == "$2" ]] || die "checksum mismatch for $1: got $got, expected $2"
 }
-for tool in dcmdrle dcmconv dcmcjpls dcmodify dcmdump; do
+for tool in dcmdrle dcmconv dcmcjpls dcmodify dcmdump dump2dcm; do
   command -v "$tool" >/dev/null || die "$tool not found: install the Debian package dcmtk (scripts/setup.sh)"
 done
 tmp=$(mktemp -d)
@@ -108,6 +108,8 @@ derive ct_le.dcm "real CT 512x512 16-bit, RLE decoded to explicit VR little endi
   dcmdrle +te "$d/rle.dcm" "$tmp/ct_le.dcm"
 derive ct_be.dcm "ct_le.dcm re-encoded as explicit VR big endian" \
   dcmconv +tb "$cache/ct_le.dcm" "$tmp/ct_be.dcm"
+derive ct_implicit.dcm "ct_le.dcm re-encoded as implicit VR little endian" \
+  dcmconv +ti "$cache/ct_le.dcm" "$tmp/ct_implicit.dcm"
 derive ct_rle.dcm "the original RLE Lossless CT" \
   cp "$d/rle.dcm" "$tmp/ct_rle.dcm"
 derive ct_jpls.dcm "ct_le.dcm compressed JPEG-LS lossless" \
@@ -116,6 +118,11 @@ derive mf_mr.dcm "real MR, 16 frames 256x256 8-bit, explicit VR little endian" \
   cp "$d/explicit_little.dcm" "$tmp/mf_mr.dcm"
 derive mf_xa_jpeg.dcm "real XA, 96 frames 512x512 8-bit, JPEG baseline (one fragment per frame)" \
   cp "$d/jpeg_baseline_8bit.dcm" "$tmp/mf_xa_jpeg.dcm"
+# Objects without pixel data, from the text dumps in tests/data/objects/.
+derive sr_basic_text.dcm "Basic Text SR (tests/data/objects/basic_text_sr.dump)" \
+  dump2dcm +te "$repo/tests/data/objects/basic_text_sr.dump" "$tmp/sr_basic_text.dcm"
+derive kos.dcm "Key Object Selection (tests/data/objects/key_object_selection.dump)" \
+  dump2dcm +te "$repo/tests/data/objects/key_object_selection.dump" "$tmp/kos.dcm"
 derive mr_truncated.dcm "pydicom's MR_truncated.dcm (Pixel Data cut short)" \
   cp "$pyd/test_files/MR_truncated.dcm" "$tmp/mr_truncated.dcm"
 
@@ -167,9 +174,12 @@ verify_ct() {  # file transfer-syntax-name native?
 }
 verify_ct "$cache/ct_le.dcm" LittleEndianExplicit native
 verify_ct "$cache/ct_be.dcm" BigEndianExplicit native
+verify_ct "$cache/ct_implicit.dcm" LittleEndianImplicit native
 verify_ct "$cache/ct_rle.dcm" RLELossless encapsulated
 verify_ct "$cache/ct_jpls.dcm" JPEGLSLossless encapsulated
 expect "$cache/mf_mr.dcm" NumberOfFrames 0028,0008 16
+expect "$cache/sr_basic_text.dcm" "SOP class" 0008,0016 BasicTextSRStorage
+expect "$cache/kos.dcm" "SOP class" 0008,0016 KeyObjectSelectionDocumentStorage
 expect "$cache/mf_xa_jpeg.dcm" NumberOfFrames 0028,0008 96
 # JPEG-LS lossless must decode back to exactly the same pixels.
 dcmdjpls "$cache/ct_jpls.dcm" "$tmp/roundtrip.dcm"

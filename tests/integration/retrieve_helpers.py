@@ -71,21 +71,22 @@ class RetrieveGateway(h.Gateway):
 
 
 class StoreSCP:
-    """A storescp playing one workstation: `storescp -aet AET -od DIR PORT`, accepting every transfer
-    syntax DCMTK knows so compressed objects arrive as they were sent."""
+    """A storescp playing one workstation: `storescp -aet AET -od DIR PORT`, by default accepting every
+    transfer syntax DCMTK knows so compressed objects arrive as they were sent; with
+    accept_all=False a plain storescp (uncompressed syntaxes only), as a new user would start it."""
 
-    def __init__(self, aet: str, port: int, directory: Path, extra=()):
+    def __init__(self, aet: str, port: int, directory: Path, extra=(), accept_all: bool = True):
         self.aet = aet
         self.port = port
         self.directory = Path(directory)
-        self.extra = list(extra)
+        self.extra = (["+xa"] if accept_all else []) + list(extra)
         self.log_path = self.directory.parent / f"storescp-{aet}-{self.directory.name}.log"
         self.proc = None
 
     def start(self, timeout: float = 20):
         self.directory.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(["storescp", "-v", "+xa", *self.extra, "-aet", self.aet, "-od",
+        self.proc = subprocess.Popen(["storescp", "-v", *self.extra, "-aet", self.aet, "-od",
                                       str(self.directory), str(self.port)],
                                      stdout=log, stderr=subprocess.STDOUT, env=h.tool_env())
         log.close()

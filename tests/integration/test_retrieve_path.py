@@ -117,10 +117,10 @@ class RetrieveTestBase(h.LogDumpingTestCase):
 
     # ---- destinations and assertions -----------------------------------------------------------
 
-    def destination(self, aet: str, extra=()) -> rh.StoreSCP:
+    def destination(self, aet: str, extra=(), accept_all: bool = True) -> rh.StoreSCP:
         type(self)._counter += 1
         directory = self.workdir / "received" / f"{self._testMethodName}-{aet}-{self._counter}"
-        return rh.StoreSCP(aet, self.ws_ports[aet], directory, extra=extra)
+        return rh.StoreSCP(aet, self.ws_ports[aet], directory, extra=extra, accept_all=accept_all)
 
     def assert_decrypted(self, received: Path, original: Path):
         """The original object: bit-exact pixel data, the same attributes, nothing left in group 0077."""

@@ -1,0 +1,25 @@
+#include "gateway/dimse_status.h"
+
+#include <cstdio>
+
+namespace pacsgw::gateway {
+
+std::string describeStatus(std::uint16_t s) {
+  if (s == status::kSuccess) return "Success";
+  if (status::isPending(s)) return "Pending";
+  if (s == status::kCancel) return "Cancel";
+  if (s == status::kProcessingFailure) return "Failure: Processing failure";
+  if (s == status::kSopClassNotSupported) return "Refused: SOP Class not supported";
+  if (s == status::kNotAuthorised) return "Refused: Not authorised";
+  if (s == status::kMoveDestinationUnknown) return "Refused: Move Destination unknown";
+  if ((s & 0xFF00) == 0xA700) return "Refused: Out of Resources";
+  if ((s & 0xFF00) == 0xA900) return "Error: Data Set does not match SOP Class";
+  if (s == status::kNoAcceptableTransferSyntax) return "Failure: no acceptable transfer syntax";
+  if ((s & 0xF000) == 0xC000) return "Error: Cannot understand";
+  if (status::isWarning(s)) return "Warning";
+  char text[48];
+  std::snprintf(text, sizeof(text), "Status 0x%04X", s);
+  return text;
+}
+
+}  // namespace pacsgw::gateway

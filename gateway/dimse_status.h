@@ -1,0 +1,41 @@
+#pragma once
+// DIMSE status codes the gateway produces or interprets (PS3.4 / PS3.7), and the predicates every
+// service uses to classify them. One place, so the store, find and retrieve paths agree.
+#include <cstdint>
+#include <string>
+
+namespace pacsgw::gateway {
+
+namespace status {
+constexpr std::uint16_t kSuccess = 0x0000;
+constexpr std::uint16_t kProcessingFailure = 0x0110;
+constexpr std::uint16_t kSopClassNotSupported = 0x0122;
+constexpr std::uint16_t kNotAuthorised = 0x0124;
+constexpr std::uint16_t kOutOfResources = 0xA700;
+constexpr std::uint16_t kUnableToPerformSubOperations = 0xA702;  // C-MOVE / C-GET: out of resources
+constexpr std::uint16_t kMoveDestinationUnknown = 0xA801;
+constexpr std::uint16_t kDataSetDoesNotMatchSopClass = 0xA900;
+constexpr std::uint16_t kCannotUnderstand = 0xC000;
+constexpr std::uint16_t kUnableToProcess = 0xC001;
+// A retrieve sub-operation the destination cannot take: it accepted no presentation context for the
+// object's SOP class in any transfer syntax the gateway can produce losslessly from the stored one.
+constexpr std::uint16_t kNoAcceptableTransferSyntax = 0xC002;
+constexpr std::uint16_t kSubOperationsCompleteWithFailures = 0xB000;
+constexpr std::uint16_t kCancel = 0xFE00;
+constexpr std::uint16_t kPending = 0xFF00;
+constexpr std::uint16_t kPendingWithWarnings = 0xFF01;
+
+constexpr bool isSuccess(std::uint16_t s) { return s == kSuccess; }
+constexpr bool isWarning(std::uint16_t s) { return (s & 0xF000) == 0xB000; }
+constexpr bool isPending(std::uint16_t s) { return s == kPending || s == kPendingWithWarnings; }
+constexpr bool isCancel(std::uint16_t s) { return s == kCancel; }
+// A C-STORE the peer kept: success or one of the B0xx warnings.
+constexpr bool isStored(std::uint16_t s) { return isSuccess(s) || isWarning(s); }
+// Neither success, warning, pending nor cancel.
+constexpr bool isFailure(std::uint16_t s) { return !isSuccess(s) && !isWarning(s) && !isPending(s) && !isCancel(s); }
+}  // namespace status
+
+// Short text for a DIMSE status, for logs ("Success", "Refused: Out of Resources", ...).
+std::string describeStatus(std::uint16_t status);
+
+}  // namespace pacsgw::gateway
