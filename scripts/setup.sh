@@ -9,7 +9,8 @@
 #
 # Environment: PACSGW_BUILD_DIR (default <repo>/build), PACSGW_BUILD_TYPE (default Release),
 #              PACSGW_WITH_TORCH (ON|OFF, default ON), PACSGW_JOBS (default: number of cores),
-#              PACSGW_BUILD_TESTS (ON|OFF, default ON; the container image builds without them).
+#              PACSGW_BUILD_TESTS (ON|OFF, default ON; the container image builds without them),
+#              PACSGW_PACKAGES (all|build, default all; build: only what compiling needs).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -23,26 +24,30 @@ for arg in "$@"; do
   case $arg in
     --deps-only) do_build=0 ;;
     --no-deps) do_deps=0 ;;
-    -h|--help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done
 
 say() { printf '[setup] %s\n' "$*"; }
 
-packages=(
+build_packages=(
   # toolchain
   g++ cmake ninja-build pkg-config git ca-certificates curl
   # libraries the product links
   libdcmtk-dev libssl-dev libboost-dev libspdlog-dev libyaml-cpp-dev libsqlite3-dev libtorch-dev
   # unit tests
   libgtest-dev libgmock-dev
+)
+test_packages=(
   # peers and tools for integration tests, benchmarks and operations
   dcmtk orthanc sqlite3 python3 python3-pydicom python3-numpy
   # checkers for the deployment files: promtool (/metrics format, dashboard queries), systemd-analyze,
   # YAML and the Kubernetes API models (manifest fields)
   prometheus systemd python3-yaml python3-kubernetes
 )
+packages=("${build_packages[@]}")
+[[ ${PACSGW_PACKAGES:-all} == build ]] || packages+=("${test_packages[@]}")
 
 install_missing() {
   local missing=() p
@@ -53,7 +58,7 @@ install_missing() {
   done
   # npm fetches test data. A Node.js from elsewhere often bundles its own npm, and Debian's npm
   # package would conflict with it, so only install Debian's when there is no npm at all.
-  if ! command -v npm >/dev/null 2>&1; then
+  if [[ ${PACSGW_PACKAGES:-all} != build ]] && ! command -v npm >/dev/null 2>&1; then
     missing+=(nodejs npm)
   fi
   if [[ ${#missing[@]} -eq 0 ]]; then
