@@ -16,7 +16,22 @@ build_dir=${PACSGW_BUILD_DIR:-$repo/build}
 "$repo/scripts/fetch-test-data.sh"
 "$repo/scripts/setup.sh" --no-deps
 
-echo "[test] ctest --test-dir $build_dir --output-on-failure $*"
+# The integration suite must be part of the run: a build configured without it (no Python,
+# PACSGW_INTEGRATION_TESTS=OFF) fails here instead of passing with unit tests only.
+integration=$(ctest --test-dir "$build_dir" -N -L integration | sed -nE 's/^Total Tests: ([0-9]+)$/\1/p')
+if [[ ${integration:-0} -eq 0 ]]; then
+  echo "[test] ERROR: no integration tests registered in $build_dir (configure with Python 3 and PACSGW_INTEGRATION_TESTS=ON)" >&2
+  exit 1
+fi
+
+echo "[test] ctest --test-dir $build_dir --output-on-failure --no-tests=error $*"
 status=0
-ctest --test-dir "$build_dir" --output-on-failure "$@" || status=$?
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+ctest --test-dir "$build_dir" --output-on-failure --no-tests=error "$@" 2>&1 | tee "$log" || status=$?
+# A script whose tests were all skipped exits 77 and shows as skipped, never as passed; list them.
+if grep -q '\*\*\*Skipped\|Not Run' "$log"; then
+  echo "[test] skipped (not counted as passed):"
+  grep -E '\*\*\*Skipped|Not Run' "$log" | sed 's/^/[test]   /'
+fi
 exit "$status"

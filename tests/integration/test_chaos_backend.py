@@ -126,4 +126,4 @@ class ChaosBackendEndToEnd(h.PacsAndGatewayTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    h.main()

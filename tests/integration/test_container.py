@@ -229,4 +229,4 @@ class ContainerTopology(h.LogDumpingTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    h.main()

@@ -94,4 +94,4 @@ class DataDictionary(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    h.main()

@@ -249,4 +249,4 @@ class GrafanaDashboard(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    h.main()

@@ -390,4 +390,4 @@ class ShreddedStudyRetrieval(h.PacsAndGatewayTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    h.main()

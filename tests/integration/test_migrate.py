@@ -150,4 +150,4 @@ class MigrateTest(h.PacsAndGatewayTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    h.main()

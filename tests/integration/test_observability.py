@@ -213,4 +213,4 @@ class ObservabilityTest(h.PacsAndGatewayTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    h.main()

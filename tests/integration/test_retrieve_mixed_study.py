@@ -217,4 +217,4 @@ class MixedStudyRetrieveTest(rp.RetrieveTestBase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    h.main()

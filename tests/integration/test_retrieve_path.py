@@ -71,14 +71,20 @@ class RetrieveTestBase(h.LogDumpingTestCase):
 
     @classmethod
     def tearDownClass(cls):
+        # As the shared fixture (h.PacsAndGatewayTestCase): the class fails if the gateway died
+        # meanwhile or did not exit cleanly on SIGTERM.
+        was_alive = cls.gateway.alive()
         status = cls.gateway.stop()
         cls.orthanc.stop()
-        if status != 0:
-            sys.stderr.write(f"\npacsgw serve exited with {status} on SIGTERM\n{h.tail(cls.gateway.log_path)}\n")
-        if cls.failed or h.keep_temp_dirs():
+        if cls.failed or not was_alive or status != 0 or h.keep_temp_dirs():
             sys.stderr.write(f"\n[{cls.__name__}] test files kept in {cls.workdir}\n")
         else:
             shutil.rmtree(cls.workdir, ignore_errors=True)
+        if not was_alive:
+            raise AssertionError(f"pacsgw serve died during {cls.__name__}:\n{h.tail(cls.gateway.log_path)}")
+        if status != 0:
+            raise AssertionError(f"pacsgw serve exited with {status} on SIGTERM (expected 0):\n"
+                                 f"{h.tail(cls.gateway.log_path)}")
 
     # ---- populating the PACS -------------------------------------------------------------------
 
@@ -596,4 +602,4 @@ class PassthroughTest(RetrieveTestBase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    h.main()

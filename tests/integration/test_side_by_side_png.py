@@ -91,4 +91,4 @@ class SideBySidePng(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    h.main()

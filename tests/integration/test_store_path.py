@@ -10,6 +10,7 @@ import re
 import shutil
 import sys
 import unittest
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -236,23 +237,47 @@ class StorePathTest(GatewayWithPacs):
         self.assert_ciphertext_copy(sent, pacs_copy)
 
     def test_concurrent_associations(self):
-        # Four modalities at once, three instances each, all in ONE study: every instance must land,
-        # and the study must end up with exactly one data key.
-        work = self.scratch()
-        batches = [[h.fresh_copy(h.test_file("ct_le.dcm"), work / f"assoc{i}", new_study=False) for _ in range(3)]
-                   for i in range(4)]
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            results = list(pool.map(lambda files: h.storescu(self.gateway.port, files), batches))
-        for result in results:
-            self.assertTrue(result.all_succeeded(3), result.describe())
-        key_ids = set()
-        for files in batches:
-            for sent in files:
-                pacs_copy = self.pacs.download_by_uid(h.sop_instance_uid(sent), sent.with_name("pacs-" + sent.name))
-                self.assert_ciphertext_copy(sent, pacs_copy)
-                self.assert_decrypts_to_original(sent, pacs_copy)
-                key_ids.add(self.key_id(h.read(pacs_copy)))
-        self.assertEqual(len(key_ids), 1, f"one study got several data keys: {key_ids}")
+        # Four modalities at once, three instances each, all in ONE new study: every instance must
+        # land, and the study must end up with exactly one data key. The clients start together
+        # (barrier) and the gateway's log must show the four associations open at the same time, so
+        # the first-key race is really exercised; a round without overlap is repeated (at most 3).
+        for attempt in range(3):
+            work = self.scratch()
+            study_uid = str(h.pydicom.uid.generate_uid(prefix="1.2.826.0.1.3680043.8.498."))
+            batches = []
+            for i in range(4):
+                files = [h.fresh_copy(h.test_file("ct_le.dcm"), work / f"assoc{i}", new_study=False) for _ in range(3)]
+                h.run_tool(["dcmodify", "-nb", "-m", f"(0020,000d)={study_uid}", *files], timeout=60)
+                batches.append(files)
+            barrier = threading.Barrier(4)
+
+            def send(files):
+                barrier.wait(timeout=30)
+                return h.storescu(self.gateway.port, files)
+
+            log_offset = self.gateway.log_path.stat().st_size
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                results = list(pool.map(send, batches))
+            for result in results:
+                self.assertTrue(result.all_succeeded(3), result.describe())
+            key_ids = set()
+            for files in batches:
+                for sent in files:
+                    self.assertEqual(str(h.read(sent).StudyInstanceUID), study_uid)
+                    pacs_copy = self.pacs.download_by_uid(h.sop_instance_uid(sent), sent.with_name("pacs-" + sent.name))
+                    self.assert_ciphertext_copy(sent, pacs_copy)
+                    self.assert_decrypts_to_original(sent, pacs_copy)
+                    key_ids.add(self.key_id(h.read(pacs_copy)))
+            self.assertEqual(len(key_ids), 1, f"one study got several data keys: {key_ids}")
+            with open(self.gateway.log_path, "rb") as f:
+                f.seek(log_offset)
+                lines = f.read().decode(errors="replace").splitlines()
+            accepted = [i for i, line in enumerate(lines) if "association from CT1@" in line and "accepted" in line]
+            ended = [i for i, line in enumerate(lines) if "association from CT1@" in line and " ended" in line]
+            self.assertEqual(len(accepted), 4, "\n".join(lines[-40:]))
+            if ended and accepted[-1] < ended[0]:
+                return  # all four were open before the first one ended
+        self.fail("the four associations never overlapped in 3 rounds: the first-key race was not exercised")
 
 
 class PacsDownTest(GatewayWithPacs):
@@ -268,4 +293,4 @@ class PacsDownTest(GatewayWithPacs):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    h.main()
