@@ -44,8 +44,9 @@ std::vector<std::uint8_t> buildAad(const AadFields& f) {
   if (f.elementTags.size() != f.elementLengths.size())
     throw CipherError("associated data: element tags and lengths differ in number");
   const PixelLayout& l = f.layout;
+  if (f.formatVersion != 1 && f.formatVersion != 2) throw CipherError("associated data: unknown format version");
   Writer w;
-  w.field(kAadLabel);
+  w.field(f.formatVersion == 1 ? kAadLabel : kAadLabelV2);
   w.field(f.sopInstanceUid);
   w.field(f.sopClassUid);
   w.field(f.originalTransferSyntax);
@@ -74,6 +75,7 @@ std::vector<std::uint8_t> buildAad(const AadFields& f) {
   w.header(4 + 4 * f.fragmentLengths.size());
   w.u32(static_cast<std::uint32_t>(f.fragmentLengths.size()));
   for (std::uint32_t len : f.fragmentLengths) w.u32(len);
+  if (f.formatVersion >= 2) w.field(std::string(f.boundAttributes.begin(), f.boundAttributes.end()));
   return w.take();
 }
 

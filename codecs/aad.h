@@ -9,9 +9,11 @@
 
 namespace pacsgw::codecs::detail {
 
-constexpr const char* kAadLabel = "PACSGW-AAD-1";
+constexpr const char* kAadLabel = "PACSGW-AAD-1";    // key-reference format 1
+constexpr const char* kAadLabelV2 = "PACSGW-AAD-2";  // format 2: also binds the bound attributes
 
 struct AadFields {
+  int formatVersion = 2;  // 1 or 2
   std::string sopInstanceUid;
   std::string sopClassUid;
   std::string originalTransferSyntax;
@@ -23,6 +25,7 @@ struct AadFields {
   std::vector<std::uint32_t> elementTags;      // 0xGGGGEEEE
   std::vector<std::uint32_t> elementLengths;   // same count as elementTags
   std::vector<std::uint32_t> fragmentLengths;  // empty for native pixel data
+  std::vector<std::uint8_t> boundAttributes;   // format 2 only: canonicalBoundAttributes()
 };
 
 // Sequence of fields, each a 32-bit little-endian length followed by that many bytes.

@@ -2,10 +2,13 @@
 #include "codecs/dicom_crypt.h"
 
 #include "codecs/aad.h"
+#include "codecs/bound_attributes.h"
 #include "codecs/key_reference.h"
 #include "codecs/pixel_access.h"
 
 #include <dcmtk/dcmdata/dcdeftag.h>
+
+#include <openssl/crypto.h>
 
 #include <algorithm>
 #include <exception>
@@ -24,8 +27,11 @@ std::string requiredUid(DcmItem& dataset, const DcmTagKey& key, const char* name
   return value.c_str();
 }
 
-AadFields aadFor(DcmItem& dataset, const LocatedPixels& pixels, const KeyReference& ref) {
+AadFields aadFor(DcmItem& dataset, const LocatedPixels& pixels, const KeyReference& ref,
+                 std::vector<std::uint8_t> boundAttributes) {
   AadFields f;
+  f.formatVersion = ref.formatVersion;
+  if (ref.formatVersion >= 2) f.boundAttributes = std::move(boundAttributes);
   f.sopInstanceUid = requiredUid(dataset, DCM_SOPInstanceUID, "SOP Instance UID");
   f.sopClassUid = requiredUid(dataset, DCM_SOPClassUID, "SOP Class UID");
   f.originalTransferSyntax = ref.originalTransferSyntax;
@@ -60,6 +66,8 @@ const char* toString(CryptErrorKind kind) {
     case CryptErrorKind::TransferSyntaxMismatch: return "TransferSyntaxMismatch";
     case CryptErrorKind::UnsupportedLayout: return "UnsupportedLayout";
     case CryptErrorKind::AuthenticationFailed: return "AuthenticationFailed";
+    case CryptErrorKind::BoundAttributesChanged: return "BoundAttributesChanged";
+    case CryptErrorKind::KeyScopeMismatch: return "KeyScopeMismatch";
     case CryptErrorKind::BackendFailure: return "BackendFailure";
   }
   return "Unknown";
@@ -96,7 +104,16 @@ KeyReference encryptDataset(DcmDataset& dataset, E_TransferSyntax xfer, PixelCip
   ref.protectedElements = pixels.elementTags;
   ref.protectedLengths = pixels.elementLengths;
   ref.encryptedAt = currentUtcDateTime();
-  const std::vector<std::uint8_t> aad = buildAad(aadFor(dataset, pixels, ref));
+  if (params.formatVersion != 1 && params.formatVersion != 2)
+    throw CryptError(CryptErrorKind::MalformedKeyReference, "key reference format version must be 1 or 2");
+  ref.formatVersion = params.formatVersion;
+  std::vector<std::uint8_t> bound;
+  if (ref.formatVersion >= 2) {
+    bound = canonicalBoundAttributes(dataset);
+    const auto digest = boundAttributesDigest(bound);
+    ref.boundAttributesDigest.assign(digest.begin(), digest.end());
+  }
+  const std::vector<std::uint8_t> aad = buildAad(aadFor(dataset, pixels, ref, std::move(bound)));
 
   CipherRecord record;
   try {
@@ -167,8 +184,6 @@ E_TransferSyntax decryptDataset(DcmDataset& dataset, E_TransferSyntax xfer, cons
   } catch (const UnsupportedLayoutError& e) {
     throw CryptError(CryptErrorKind::UnsupportedLayout, e.what());
   }
-  const std::vector<std::uint8_t> aad = buildAad(aadFor(dataset, pixels, ref));
-
   SecretBytes dataKey;
   try {
     dataKey = keys(ref.keyId);
@@ -179,6 +194,18 @@ E_TransferSyntax decryptDataset(DcmDataset& dataset, E_TransferSyntax xfer, cons
     throw CryptError(CryptErrorKind::UnknownKey, "data key " + ref.keyId + " is not available: " + e.what());
   }
   requireDataKey(dataKey, ref.keyId);
+
+  std::vector<std::uint8_t> bound;
+  if (ref.formatVersion >= 2) {
+    // The digest only makes the refusal specific; the associated data below is what protects.
+    bound = canonicalBoundAttributes(dataset);
+    const auto digest = boundAttributesDigest(bound);
+    if (CRYPTO_memcmp(digest.data(), ref.boundAttributesDigest.data(), digest.size()) != 0)
+      throw CryptError(CryptErrorKind::BoundAttributesChanged,
+                       "an attribute bound to the pixel data (study / series UID, geometry, rescale, LUT or "
+                       "window values) differs from the one the object was encrypted with");
+  }
+  const std::vector<std::uint8_t> aad = buildAad(aadFor(dataset, pixels, ref, std::move(bound)));
 
   try {
     cipher->decrypt(pixels.buffer, dataKey, aad, ref.record);

@@ -29,6 +29,8 @@ struct KeyReference {
   std::vector<std::uint32_t> protectedElements;  // tags as 0xGGGGEEEE, e.g. 0x7FE00010
   std::vector<std::uint32_t> protectedLengths;   // bytes protected per element
   std::string encryptedAt;               // DICOM DT, UTC
+  int formatVersion = 2;                 // 1: associated data without bound attributes
+  std::vector<std::uint8_t> boundAttributesDigest;  // format 2: SHA-256 of the bound attributes
 };
 
 enum class CryptErrorKind {
@@ -43,6 +45,8 @@ enum class CryptErrorKind {
   TransferSyntaxMismatch, // encapsulated ciphertext re-encoded into another transfer syntax
   UnsupportedLayout,
   AuthenticationFailed,
+  BoundAttributesChanged, // format 2: an attribute bound to the pixels (study, geometry, rescale, ...) changed
+  KeyScopeMismatch,       // the data key belongs to another study / series / instance than the object
   BackendFailure,         // the cipher backend failed otherwise (internal error, device, rejected record)
 };
 const char* toString(CryptErrorKind kind);
@@ -68,6 +72,7 @@ PixelLayout readPixelLayout(DcmItem& dataset, E_TransferSyntax xfer);
 struct EncryptParams {
   std::string keyId;
   std::string keyScope;  // STUDY | SERIES | INSTANCE
+  int formatVersion = 2;  // 1 only to produce objects as older releases did (tests)
 };
 
 // Encrypts every pixel data element in place and writes the key-reference block. `xfer` is the

@@ -36,7 +36,7 @@ struct FieldSpec {
   int vmMax;            // 1, or DcmVariableVM
 };
 
-constexpr std::array<FieldSpec, 12> kFields{{
+constexpr std::array<FieldSpec, 13> kFields{{
     {kKeyRefBackendId, EVR_LO, "Backend ID", "PacsgwBackendID", 1},
     {kKeyRefBackendVersion, EVR_LO, "Backend Version", "PacsgwBackendVersion", 1},
     {kKeyRefKeyId, EVR_LO, "Key ID", "PacsgwKeyID", 1},
@@ -49,6 +49,7 @@ constexpr std::array<FieldSpec, 12> kFields{{
     {kKeyRefParams, EVR_OB, "Backend Parameters", "PacsgwBackendParameters", 1},
     {kKeyRefEncryptedAt, EVR_DT, "Encrypted DateTime", "PacsgwEncryptedDateTime", 1},
     {kKeyRefFormatVersionElement, EVR_LO, "Key Reference Format Version", "PacsgwKeyReferenceFormatVersion", 1},
+    {kKeyRefBoundDigest, EVR_OB, "Bound Attributes Digest", "PacsgwBoundAttributesDigest", 1},
 }};
 
 const FieldSpec* findSpec(std::uint8_t offset) {
@@ -130,6 +131,8 @@ bool blockInUse(DcmItem& dataset, std::uint8_t block) {
 
 class BlockReader {
  public:
+  bool has(std::uint8_t offset) const { return elements_.count(offset) != 0; }
+
   BlockReader(DcmItem& dataset, std::uint8_t block) : block_(block), elements_(blockElements(dataset, block)) {
     for (const auto& [offset, e] : elements_) {
       if (findSpec(offset) == nullptr)
@@ -301,6 +304,11 @@ void validateValues(const KeyReference& ref, const std::string& where) {
   if (r.params.size() > kMaxParamsBytes) bad(where + "Backend Parameters exceed 1 MiB");
   if (ref.encryptedAt.size() > 26 || !isDateTime(ref.encryptedAt))
     bad(where + "Encrypted DateTime is not a valid DT value");
+  if (ref.formatVersion != 1 && ref.formatVersion != 2) bad(where + "Key Reference Format Version must be 1 or 2");
+  if (ref.formatVersion == 2 && ref.boundAttributesDigest.size() != kBoundDigestBytes)
+    bad(where + "Bound Attributes Digest must hold 32 bytes");
+  if (ref.formatVersion == 1 && !ref.boundAttributesDigest.empty())
+    bad(where + "a format 1 key reference has no Bound Attributes Digest");
 }
 
 // ---- writing ------------------------------------------------------------------------------------------
@@ -396,10 +404,13 @@ KeyReference readKeyReference(DcmItem& dataset) {
 
   BlockReader in(dataset, blocks.front());
   const std::string version = in.text(kKeyRefFormatVersionElement, 64);
-  if (version != kKeyRefFormatVersion)
-    bad("Key Reference Format Version is '" + version + "', this build reads version 1");
+  if (version != "1" && version != "2")
+    bad("Key Reference Format Version is '" + version + "', this build reads versions 1 and 2");
 
   KeyReference ref;
+  ref.formatVersion = version == "1" ? 1 : 2;
+  if (ref.formatVersion == 2) ref.boundAttributesDigest = in.bytes(kKeyRefBoundDigest, kBoundDigestBytes);
+  else if (in.has(kKeyRefBoundDigest)) bad("a format 1 key reference has no Bound Attributes Digest");
   ref.record.backendId = in.text(kKeyRefBackendId, 64);
   ref.record.backendVersion = in.text(kKeyRefBackendVersion, 64);
   ref.keyId = in.text(kKeyRefKeyId, 64);
@@ -451,7 +462,9 @@ void writeKeyReference(DcmItem& dataset, const KeyReference& ref) {
   elements.push_back(bytesElement(block, kKeyRefTag, ref.record.tag));
   elements.push_back(bytesElement(block, kKeyRefParams, ref.record.params));
   elements.push_back(textElement<DcmDateTime>(keyRefTag(block, kKeyRefEncryptedAt), EVR_DT, ref.encryptedAt));
-  elements.push_back(textElement<DcmLongString>(keyRefTag(block, kKeyRefFormatVersionElement), EVR_LO, kKeyRefFormatVersion));
+  elements.push_back(textElement<DcmLongString>(keyRefTag(block, kKeyRefFormatVersionElement), EVR_LO,
+                                                std::to_string(ref.formatVersion)));
+  if (ref.formatVersion >= 2) elements.push_back(bytesElement(block, kKeyRefBoundDigest, ref.boundAttributesDigest));
 
   for (auto& e : elements) {
     if (dataset.insert(e.get(), OFFalse).bad()) {

@@ -20,10 +20,13 @@ enum KeyRefElement : std::uint8_t {
   kKeyRefTag = 0x09,               // OB
   kKeyRefParams = 0x0A,            // OB, may be empty
   kKeyRefEncryptedAt = 0x0B,       // DT, UTC
-  kKeyRefFormatVersionElement = 0x0C, // LO, "1"
+  kKeyRefFormatVersionElement = 0x0C, // LO, "1" or "2"
+  kKeyRefBoundDigest = 0x0D,       // OB, 32 bytes; format 2 only
 };
 
-constexpr const char* kKeyRefFormatVersion = "1";
+// Format written by this build; format 1 objects are still read and decrypted.
+constexpr int kKeyRefFormatVersion = 2;
+constexpr std::size_t kBoundDigestBytes = 32;
 constexpr std::size_t kMaxNonceBytes = 64;
 constexpr std::size_t kMaxTagBytes = 64;
 constexpr std::size_t kMaxParamsBytes = std::size_t{1} << 20;

@@ -386,7 +386,7 @@ class Validator {
   }
 
   void cipher(const Fields& top, CipherSection& out) {
-    const auto f = section(top, "cipher", {"backend", "key_scope", "device", "passthrough_unencrypted"}, false);
+    const auto f = section(top, "cipher", {"backend", "key_scope", "device", "passthrough_unencrypted", "passthrough_before"}, false);
     if (!f) return;
     const auto backend = text(*f, "backend", false);
     if (backend && hostProblem(*backend)) {  // same rule: one word, no spaces or control characters
@@ -398,6 +398,21 @@ class Validator {
     assign(out.keyScope, oneOf(*f, "key_scope", false, {"study", "series", "instance"}));
     assign(out.device, oneOf(*f, "device", false, {"cpu", "cuda", "auto"}));
     assign(out.passthroughUnencrypted, boolean(*f, "passthrough_unencrypted"));
+    if (const auto before = text(*f, "passthrough_before", false)) {
+      if (!isCalendarDate(*before)) {
+        add("cipher.passthrough_before",
+            "must be a date YYYYMMDD (e.g. 20250101), got " + quoted(*before) + lineOf(*f->find("passthrough_before")));
+      } else {
+        out.passthroughBefore = *before;
+      }
+    }
+  }
+
+  static bool isCalendarDate(const std::string& s) {
+    if (s.size() != 8 || !std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); }))
+      return false;
+    const int year = std::stoi(s.substr(0, 4)), month = std::stoi(s.substr(4, 2)), day = std::stoi(s.substr(6, 2));
+    return year >= 1900 && month >= 1 && month <= 12 && day >= 1 && day <= 31;
   }
 
   void metrics(const Fields& top, MetricsSection& out) {

@@ -43,6 +43,8 @@ struct CipherSection {
   std::string keyScope = "study";  // study|series|instance
   std::string device = "cpu";      // cpu|cuda|auto
   bool passthroughUnencrypted = false;  // retrieval: hand out objects that were never encrypted
+  // With passthrough: only objects whose Study Date (YYYYMMDD) is before this day; empty = no date limit.
+  std::string passthroughBefore;
 };
 
 // The HTTP listener for /metrics and /health/*; absent section = no listener.

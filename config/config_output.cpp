@@ -109,6 +109,7 @@ std::string toYaml(const Config& c) {
   field("key_scope", scalar(c.cipher.keyScope));
   field("device", scalar(c.cipher.device));
   field("passthrough_unencrypted", c.cipher.passthroughUnencrypted ? "true" : "false");
+  if (!c.cipher.passthroughBefore.empty()) field("passthrough_before", scalar(c.cipher.passthroughBefore));
 
   if (c.metrics.enabled) {
     line("");

@@ -76,6 +76,21 @@ double secondsSince(std::chrono::steady_clock::time_point start) {
 
 }  // namespace
 
+void requireKeyScopeMatches(DcmDataset& dataset, const keystore::DataKey& key) {
+  // A key belongs to exactly one study / series / instance: an object that names another one was
+  // relabelled (e.g. moved into another patient's study) after it was encrypted.
+  const DcmTagKey tag = key.scope == keystore::KeyScope::Study    ? DCM_StudyInstanceUID
+                        : key.scope == keystore::KeyScope::Series ? DCM_SeriesInstanceUID
+                                                                  : DCM_SOPInstanceUID;
+  OFString uid;
+  dataset.findAndGetOFString(tag, uid);
+  if (uid.c_str() != key.scopeUid) {
+    throw codecs::CryptError(codecs::CryptErrorKind::KeyScopeMismatch,
+                             std::string("data key ") + key.id + " belongs to another " + keystore::toString(key.scope) +
+                                 " than the one the object names");
+  }
+}
+
 InstanceProtector::InstanceProtector(keystore::Keystore& keys, const config::CipherSection& cipher)
     : keys_(keys), scope_(keystore::keyScopeFromString(cipher.keyScope)) {
   options_.device = cipher.device;
@@ -130,15 +145,18 @@ ProtectResult InstanceProtector::protect(DcmDataset& dataset, E_TransferSyntax x
 }
 
 E_TransferSyntax InstanceProtector::restore(DcmDataset& dataset, E_TransferSyntax xfer) {
-  auto lookup = [this](const std::string& keyId) -> SecretBytes {
+  auto lookup = [this, &dataset](const std::string& keyId) -> SecretBytes {
+    keystore::DataKey key;
     try {
-      return keys_.get(keyId).key;
+      key = keys_.get(keyId);
     } catch (const keystore::KeyDestroyedError& e) {
       spdlog::warn("audit: decryption under destroyed data key {} refused (keys shred)", printable(keyId));
       throw codecs::CryptError(codecs::CryptErrorKind::KeyDestroyed, e.what());
     } catch (const keystore::KeystoreError& e) {
       throw codecs::CryptError(codecs::CryptErrorKind::UnknownKey, e.what());
     }
+    requireKeyScopeMatches(dataset, key);
+    return std::move(key.key);
   };
   std::string backend = "unknown";
   try {

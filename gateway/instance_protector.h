@@ -42,6 +42,10 @@ class InstanceProtector {
   std::unique_ptr<codecs::PixelCipher> cipher_;
 };
 
+// Throws CryptError(KeyScopeMismatch) unless the object's Study / Series / SOP Instance UID (per the
+// key's scope) is the one the data key was created for.
+void requireKeyScopeMatches(DcmDataset& dataset, const keystore::DataKey& key);
+
 // Loads the master key named by the config (file or environment).
 SecretBytes loadMasterKey(const config::Config& config);
 // Where the keystore anchor lives: keystore.anchor_file, else beside the master key file, else beside

@@ -4,6 +4,7 @@
 #include "gateway/instance_protector.h"
 #include "gateway/gateway_metrics.h"
 #include "gateway/net_util.h"
+#include "gateway/passthrough_policy.h"
 #include "gateway/session.h"
 
 #include <dcmtk/dcmdata/dcdeftag.h>
@@ -752,12 +753,19 @@ void Session::handleSubOperation(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationC
           // Structured reports, key objects, presentation states, encapsulated documents: the
           // gateway forwarded them unchanged on the way in; there is nothing to decrypt.
           transcoding = Transcoding::Lossless;
-        } else if (!context_.config.cipher.passthroughUnencrypted) {
-          // Pixel data without a key-reference block: a foreign or tampered object. Handed out
-          // (to any destination) only when the operator allowed it, e.g. for a legacy archive.
-          throw codecs::CryptError(codecs::CryptErrorKind::NotEncrypted,
-                                   "instance has pixel data but no key reference, and cipher.passthrough_unencrypted is off");
         } else {
+          // Pixels in the clear are handed out only when the gateway cannot have encrypted them
+          // (passthrough_policy.h): a stripped key reference must not pass as a legacy object.
+          const PassthroughDecision pass = decidePassthrough(context_.config.cipher, context_.keys, *dataset);
+          if (!pass.allowed) {
+            spdlog::warn("audit: security alert: retrieve {}: instance {} from PACS {} not delivered to {} ({}): {}",
+                         job->upstreamMessageId, printable(sopInstance), printable(peer_.aeTitle),
+                         job->destinationAeTitle(), pass.code, pass.reason);
+            fail(pass.code.c_str());
+            return;
+          }
+          spdlog::info("audit: passthrough: retrieve {}: instance {} delivered unencrypted to {}: {}",
+                       job->upstreamMessageId, printable(sopInstance), job->destinationAeTitle(), pass.reason);
           transcoding = Transcoding::Lossless;
         }
       } else if (job->access == config::Access::Decrypt) {
@@ -765,7 +773,7 @@ void Session::handleSubOperation(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationC
         transcoding = Transcoding::Lossless;
       }
     } catch (const codecs::CryptError& e) {
-      spdlog::warn("retrieve {}: instance {} not delivered to {} ({}): {}", job->upstreamMessageId,
+      spdlog::warn("audit: security alert: retrieve {}: instance {} not delivered to {} ({}): {}", job->upstreamMessageId,
                    printable(sopInstance), job->destinationAeTitle(), codecs::toString(e.kind()), e.what());
       fail(codecs::toString(e.kind()));
       return;

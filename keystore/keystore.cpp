@@ -896,6 +896,14 @@ bool Keystore::contains(const std::string& keyId) {
   throw d.sqliteError("look up data key " + keyId);
 }
 
+bool Keystore::hasKeyFor(KeyScope scope, const std::string& scopeUid) {
+  validateScopeUid(scopeUid);
+  Impl& d = *impl_;
+  std::lock_guard<std::mutex> lock(d.mutex);
+  if (d.cache.findByScope(scope, scopeUid) != nullptr) return true;
+  return d.findByScope(scope, scopeUid).has_value();
+}
+
 std::vector<KeyInfo> Keystore::list() {
   Impl& d = *impl_;
   std::lock_guard<std::mutex> lock(d.mutex);

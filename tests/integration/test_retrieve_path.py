@@ -574,11 +574,11 @@ class PassthroughTest(RetrieveTestBase):
     passthrough_unencrypted = True
 
     def test_never_encrypted_instance_passes_unchanged(self):
+        # A legacy study the gateway never saw (no data key for it): every object passes as stored.
         study = self.make_study("PASS", [("ct_le.dcm", "s1"), ("ct_rle.dcm", "s1"), ("ct_le.dcm", "s1")], send=False)
         uids = list(study.originals)
-        self.send(study, [study.originals[uids[0]]])
-        self.orthanc.upload(study.originals[uids[1]])  # straight into the PACS
-        self.send(study, [study.originals[uids[2]]])
+        for sop in uids:
+            self.orthanc.upload(study.originals[sop])  # straight into the PACS
         with self.destination("WS1") as scp:
             result = self.move("WS1", self.study_keys(study))
             files = scp.files()
@@ -586,6 +586,21 @@ class PassthroughTest(RetrieveTestBase):
         self.assert_received_decrypted(files, study, set(uids))
         passed = h.read(next(p for p in files if h.sop_instance_uid(p) == uids[1]))
         self.assertTrue(h.pixel_payload(passed) == h.pixel_payload(h.read(study.originals[uids[1]])))
+
+    def test_unencrypted_instance_in_an_encrypted_study_is_refused(self):
+        # The gateway holds a key for this study, so an object without a key reference was stripped.
+        study = self.make_study("MIXPASS", [("ct_le.dcm", "s1")] * 3, send=False)
+        uids = list(study.originals)
+        self.send(study, [study.originals[uids[0]]])
+        self.orthanc.upload(study.originals[uids[1]])
+        study.ordered.append(uids[1])
+        self.send(study, [study.originals[uids[2]]])
+        with self.destination("WS1") as scp:
+            result = self.move("WS1", self.study_keys(study))
+            files = scp.files()
+        self.assert_final(result, rh.STATUS_SUBOPS_WITH_FAILURES, completed=2, failed=1)
+        self.assertEqual(result.failed_uids, [uids[1]], result.describe())
+        self.assert_received_decrypted(files, study, {uids[0], uids[2]})
 
     def test_ciphertext_destination_gets_unencrypted_instance_as_stored(self):
         study = self.make_study("PASSCT", [("ct_le.dcm", "s1")], send=False)

@@ -45,6 +45,9 @@ detail::AadFields sample() {
 }
 
 TEST(CodecsAad, ExactByteFormat) {
+  detail::AadFields v1 = sample();
+  v1.formatVersion = 1;
+  v1.boundAttributes = {9, 9};  // format 1 ignores them
   Bytes expected;
   text(expected, "PACSGW-AAD-1");
   text(expected, "1.2.3.4");
@@ -66,11 +69,21 @@ TEST(CodecsAad, ExactByteFormat) {
   text(expected, "STUDY");
   expected.insert(expected.end(), {0x0C, 0, 0, 0, 1, 0, 0, 0, 0x10, 0x00, 0xE0, 0x7F, 0x00, 0x00, 0x40, 0x06});
   expected.insert(expected.end(), {4, 0, 0, 0, 0, 0, 0, 0});
-  EXPECT_EQ(detail::buildAad(sample()), expected);
+  EXPECT_EQ(detail::buildAad(v1), expected);
+
+  // Format 2: its own label, then the same fields, then the bound attributes as one more field.
+  detail::AadFields v2 = sample();
+  v2.boundAttributes = {1, 2, 3};
+  Bytes expected2;
+  text(expected2, "PACSGW-AAD-2");
+  expected2.insert(expected2.end(), expected.begin() + 16, expected.end());
+  expected2.insert(expected2.end(), {3, 0, 0, 0, 1, 2, 3});
+  EXPECT_EQ(detail::buildAad(v2), expected2);
 }
 
 TEST(CodecsAad, FragmentsAndEveryFieldMatter) {
   detail::AadFields f = sample();
+  f.formatVersion = 1;  // format 1 ends with the fragments
   f.fragmentLengths = {10, 20};
   const Bytes withFragments = detail::buildAad(f);
   const Bytes tail{12, 0, 0, 0, 2, 0, 0, 0, 10, 0, 0, 0, 20, 0, 0, 0};
@@ -78,7 +91,7 @@ TEST(CodecsAad, FragmentsAndEveryFieldMatter) {
   EXPECT_TRUE(std::equal(tail.begin(), tail.end(), withFragments.end() - tail.size()));
 
   const Bytes base = detail::buildAad(sample());
-  std::vector<detail::AadFields> variants(8, sample());
+  std::vector<detail::AadFields> variants(10, sample());
   variants[0].sopInstanceUid = "1.2.3.5";
   variants[1].layout.columns = 256;
   variants[2].layout.numberOfFrames = 201;
@@ -89,6 +102,8 @@ TEST(CodecsAad, FragmentsAndEveryFieldMatter) {
   variants[6].sopInstanceUid = "1.2.3.41";
   variants[6].sopClassUid = ".2.840.10008.5.1.4.1.1.7";
   variants[7].layout.photometricInterpretation = "MONOCHROME1";
+  variants[8].boundAttributes = {0};
+  variants[9].formatVersion = 1;
   for (const auto& v : variants) EXPECT_NE(detail::buildAad(v), base);
 }
 

@@ -621,7 +621,7 @@ TEST_F(CodecsDataset, KeepsEveryStandardAttributeAndUid) {
   const unsigned long before = ds.card();
   const KeyReference ref = encrypt(ds, EXS_LittleEndianExplicit, "series");
   EXPECT_EQ(ref.keyScope, "SERIES");
-  EXPECT_EQ(ds.card(), before + 13);  // creator + 12 elements
+  EXPECT_EQ(ds.card(), before + 14);  // creator + 13 elements
   OFString value;
   ds.findAndGetOFString(DCM_SOPInstanceUID, value);
   EXPECT_EQ(value, sop);
@@ -752,6 +752,14 @@ TEST_F(CodecsDataset, CiphertextMovedIntoAnotherObjectFails) {
     if (o->getTag().getGroup() == kKeyRefGroup || o->getTag() == DCM_PixelData) {
       ASSERT_TRUE(db.insert(static_cast<DcmElement*>(o->clone()), OFTrue).good());
     }
+  }
+  // b's own study / series UIDs differ from a's, which format 2 binds; the SOP Instance UID is
+  // bound in every format.
+  EXPECT_EQ(decryptError(db, EXS_LittleEndianExplicit), CryptErrorKind::BoundAttributesChanged);
+  for (const DcmTagKey tag : {DcmTagKey(DCM_StudyInstanceUID), DcmTagKey(DCM_SeriesInstanceUID)}) {
+    OFString uid;
+    da.findAndGetOFString(tag, uid);
+    db.putAndInsertString(tag, uid.c_str());
   }
   EXPECT_EQ(decryptError(db, EXS_LittleEndianExplicit), CryptErrorKind::AuthenticationFailed);
   EXPECT_NO_THROW(decryptDataset(da, EXS_LittleEndianExplicit, keys()));

@@ -37,6 +37,7 @@ KeyReference sampleReference() {
   ref.protectedElements = {0x7FE00010u, 0x7FE00008u};
   ref.protectedLengths = {1000u, 64u};
   ref.encryptedAt = "20240131235959.123456+0000";
+  ref.boundAttributesDigest = Bytes(32, 0x33);
   return ref;
 }
 
@@ -81,9 +82,11 @@ TEST_F(CodecsKeyReference, WriteThenReadGivesEveryField) {
   EXPECT_EQ(creator, "PACSGW KEYREF 1");
   OFString version;
   ASSERT_TRUE(ds.findAndGetOFString(DcmTagKey(0x0077, 0x100C), version).good());
-  EXPECT_EQ(version, "1");
+  EXPECT_EQ(version, "2");
 
   const KeyReference read = readKeyReference(ds);
+  EXPECT_EQ(read.formatVersion, 2);
+  EXPECT_EQ(read.boundAttributesDigest, ref.boundAttributesDigest);
   EXPECT_EQ(read.record.backendId, ref.record.backendId);
   EXPECT_EQ(read.record.backendVersion, ref.record.backendVersion);
   EXPECT_EQ(read.record.nonce, ref.record.nonce);
@@ -99,6 +102,21 @@ TEST_F(CodecsKeyReference, WriteThenReadGivesEveryField) {
   removeKeyReference(ds);
   EXPECT_FALSE(hasKeyReference(ds));
   EXPECT_EQ(ds.card(), 0u);
+}
+
+TEST_F(CodecsKeyReference, FormatOneBlocksAreStillRead) {
+  DcmDataset ds;
+  KeyReference ref = sampleReference();
+  ref.formatVersion = 1;
+  ref.boundAttributesDigest.clear();
+  writeKeyReference(ds, ref);
+  OFString version;
+  ASSERT_TRUE(ds.findAndGetOFString(DcmTagKey(0x0077, 0x100C), version).good());
+  EXPECT_EQ(version, "1");
+  EXPECT_FALSE(ds.tagExists(DcmTagKey(0x0077, 0x100D)));
+  const KeyReference read = readKeyReference(ds);
+  EXPECT_EQ(read.formatVersion, 1);
+  EXPECT_TRUE(read.boundAttributesDigest.empty());
 }
 
 TEST_F(CodecsKeyReference, EmptyParametersSurvive) {
@@ -237,7 +255,17 @@ std::vector<Malformation> malformations() {
   m.push_back({"transfer syntax by name", putText(detail::kKeyRefOriginalXfer, EVR_UI, "LittleEndianExplicit"),
                "Original Transfer Syntax UID"});
   m.push_back({"bad date time", putText(detail::kKeyRefEncryptedAt, EVR_DT, "yesterday"), "Encrypted DateTime"});
-  m.push_back({"future format version", putText(detail::kKeyRefFormatVersionElement, EVR_LO, "2"), "Format Version"});
+  m.push_back({"future format version", putText(detail::kKeyRefFormatVersionElement, EVR_LO, "3"), "Format Version"});
+  m.push_back({"format 1 with a digest", putText(detail::kKeyRefFormatVersionElement, EVR_LO, "1"),
+               "no Bound Attributes Digest"});
+  m.push_back({"format 2 without a digest",
+               [](DcmDataset& ds) { ds.findAndDeleteElement(at(detail::kKeyRefBoundDigest)); }, "Bound Attributes Digest"});
+  m.push_back({"digest too long",
+               [](DcmDataset& ds) {
+                 const Bytes b(34, 1);
+                 ds.putAndInsertUint8Array(DcmTag(at(detail::kKeyRefBoundDigest), EVR_OB), b.data(), b.size());
+               },
+               "Bound Attributes Digest"});
   m.push_back({"non-pixel protected element",
                [](DcmDataset& ds) { ds.putAndInsertTagKey(DcmTag(at(detail::kKeyRefProtectedElements), EVR_AT), DCM_PatientName); },
                "Protected Elements"});

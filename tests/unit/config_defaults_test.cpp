@@ -35,6 +35,7 @@ void expectSame(const Config& a, const Config& b) {
   EXPECT_EQ(a.cipher.keyScope, b.cipher.keyScope);
   EXPECT_EQ(a.cipher.device, b.cipher.device);
   EXPECT_EQ(a.cipher.passthroughUnencrypted, b.cipher.passthroughUnencrypted);
+  EXPECT_EQ(a.cipher.passthroughBefore, b.cipher.passthroughBefore);
   ASSERT_EQ(a.modalities.size(), b.modalities.size());
   for (std::size_t i = 0; i < a.modalities.size(); ++i) {
     EXPECT_EQ(a.modalities[i].aeTitle, b.modalities[i].aeTitle);
@@ -99,6 +100,7 @@ TEST(ConfigDefaults, AwkwardValuesRoundTrip) {
   c.cipher.keyScope = "instance";
   c.cipher.device = "auto";
   c.cipher.passthroughUnencrypted = true;
+  c.cipher.passthroughBefore = "20240101";
   c.modalities = {{"null", "10.1.2.3"}, {"MR \"3T\"", "mr.example.org"}, {"-CT", "ct"}};
   c.workstations = {{"WS#1", "ws1", 1, Access::Deny}, {"~", "ws2", 65535, Access::Ciphertext}};
   const std::string yaml = toYaml(c);

@@ -276,6 +276,12 @@ TEST(ConfigParse, EnumeratedValues) {
   expectSingleIssue(document(withRest("cipher: { backend: '' }\n")), "cipher.backend", "must not be empty");
   expectSingleIssue(document(withRest("cipher: { passthrough_unencrypted: yes }\n")), "cipher.passthrough_unencrypted",
                     "true or false, got 'yes'");
+  expectSingleIssue(document(withRest("cipher: { passthrough_before: 2024-01-01 }\n")), "cipher.passthrough_before",
+                    "must be a date YYYYMMDD");
+  expectSingleIssue(document(withRest("cipher: { passthrough_before: '20241301' }\n")), "cipher.passthrough_before",
+                    "must be a date YYYYMMDD");
+  EXPECT_EQ(parseConfig(document(withRest("cipher: { passthrough_before: '20240101' }\n"))).cipher.passthroughBefore,
+            "20240101");
   expectSingleIssue(document(withGateway("{ ae_title: GW, port: 104, log_level: verbose }")), "gateway.log_level",
                     "trace, debug, info, warn, error");
   expectSingleIssue(document(withRest("workstations:\n"
