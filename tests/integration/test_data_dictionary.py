@@ -75,12 +75,12 @@ class DataDictionary(unittest.TestCase):
 
     def test_dictionary_matches_the_codec_table(self):
         table = self.codec_table()
-        self.assertEqual(len(table), 12)
+        self.assertEqual(len(table), 13)  # format 2: bb01-bb0D
         self.assertEqual(self.dictionary_file(), table)
 
     def test_without_the_dictionary_the_elements_are_unknown(self):
         block = dump_block(self.encrypted, with_dictionary=False)
-        self.assertEqual(len(block), 12, block)
+        self.assertEqual(len(block), 13, block)
         self.assertTrue(all(name == "Unknown Tag & Data" for _, name in block.values()), block)
 
     def test_dcmdump_names_every_element_with_the_dictionary(self):
