@@ -901,7 +901,7 @@ bool Keystore::hasKeyFor(KeyScope scope, const std::string& scopeUid) {
   Impl& d = *impl_;
   std::lock_guard<std::mutex> lock(d.mutex);
   if (d.cache.findByScope(scope, scopeUid) != nullptr) return true;
-  return d.findByScope(scope, scopeUid).has_value();
+  return d.findByScope(scope, scopeUid).has_value() || d.scopeShredded(scope, scopeUid);
 }
 
 std::vector<KeyInfo> Keystore::list() {

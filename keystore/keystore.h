@@ -98,7 +98,7 @@ class Keystore {
   // Returns the data key with this id; throws KeystoreError if unknown or if its wrap fails to verify.
   DataKey get(const std::string& keyId);
   bool contains(const std::string& keyId);
-  // True when a data key exists for (scope, scopeUid); never creates one.
+  // True when a data key exists, or existed and was shredded, for (scope, scopeUid); never creates one.
   bool hasKeyFor(KeyScope scope, const std::string& scopeUid);
   std::vector<KeyInfo> list();
 
