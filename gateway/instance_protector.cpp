@@ -1,5 +1,7 @@
 #include "gateway/instance_protector.h"
 
+#include "gateway/process_hygiene.h"
+
 #include "gateway/metrics/registry.h"
 #include "gateway/net_util.h"
 
@@ -176,8 +178,11 @@ E_TransferSyntax InstanceProtector::restore(DcmDataset& dataset, E_TransferSynta
 }
 
 SecretBytes loadMasterKey(const config::Config& config) {
-  return config.keystore.masterKeyFile.empty() ? keystore::loadMasterKeyFromEnv(config.keystore.masterKeyEnv)
-                                               : keystore::loadMasterKeyFromFile(config.keystore.masterKeyFile);
+  if (!config.keystore.masterKeyFile.empty()) return keystore::loadMasterKeyFromFile(config.keystore.masterKeyFile);
+  SecretBytes key = keystore::loadMasterKeyFromEnv(config.keystore.masterKeyEnv);
+  // Read once per process; afterwards nothing (child processes, /proc/<pid>/environ) may see it.
+  clearEnvironmentSecret(config.keystore.masterKeyEnv);
+  return key;
 }
 
 std::string keystoreAnchorPath(const config::Config& config) {

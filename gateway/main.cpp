@@ -1,5 +1,7 @@
 #include "gateway/cli.h"
+#include "gateway/process_hygiene.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <fcntl.h>
 #include <unistd.h>
@@ -7,6 +9,11 @@
 #include <vector>
 
 int main(int argc, char** argv) {
+  // Before any key is loaded: a core dump or a debugger attached by another user must not reveal the
+  // master key or the data keys (docs/security.md, "Process hygiene").
+  std::string problem;
+  if (!pacsgw::gateway::disableCoreDumps(&problem))
+    std::fprintf(stderr, "warning: cannot keep keys out of core dumps: %s\n", problem.c_str());
   // DCMTK treats socket descriptor 0 as "none": make sure 0-2 are taken even if we were started with
   // them closed, so no DICOM socket can land there.
   int fd = ::open("/dev/null", O_RDWR);
