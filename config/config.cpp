@@ -361,10 +361,19 @@ class Validator {
   }
 
   void keystore(const Fields& top, KeystoreSection& out) {
-    const auto f = section(top, "keystore", {"path", "master_key_file", "master_key_env", "anchor_file", "escrow_dir"},
+    const auto f = section(top, "keystore", {"path", "postgres", "master_key_file", "master_key_env", "anchor_file", "escrow_dir"},
                            true);
     if (!f) return;
-    assign(out.path, text(*f, "path", true));
+    const bool postgresGiven = f->find("postgres") != nullptr;
+    assign(out.path, text(*f, "path", !postgresGiven));
+    assign(out.postgres, text(*f, "postgres", false));
+    if (postgresGiven && f->find("path") != nullptr) {
+      add("keystore", "set either path (SQLite keystore) or postgres (shared PostgreSQL keystore), not both");
+    }
+    if (postgresGiven && f->find("escrow_dir") != nullptr) {
+      add("keystore.escrow_dir", "applies to the SQLite keystore only; a PostgreSQL keystore relies on the database "
+                                 "server's replication and backups");
+    }
     assign(out.anchorFile, text(*f, "anchor_file", false));
     assign(out.escrowDir, text(*f, "escrow_dir", false));
     const auto file = text(*f, "master_key_file", false);

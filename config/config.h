@@ -28,7 +28,8 @@ struct UpstreamSection {  // the PACS
 };
 
 struct KeystoreSection {
-  std::string path;            // required: SQLite file
+  std::string path;            // SQLite file (required unless postgres is set)
+  std::string postgres;        // libpq connection string of a shared PostgreSQL keystore
   std::string masterKeyFile;   // exactly one of masterKeyFile / masterKeyEnv
   std::string masterKeyEnv;
   // Records which keystore is in use, outside the database; empty: "<master_key_file>.anchor", or

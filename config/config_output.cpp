@@ -97,7 +97,8 @@ std::string toYaml(const Config& c) {
 
   line("");
   line("keystore:");
-  field("path", scalar(c.keystore.path));
+  if (!c.keystore.path.empty()) field("path", scalar(c.keystore.path));
+  if (!c.keystore.postgres.empty()) field("postgres", scalar(c.keystore.postgres));
   if (!c.keystore.masterKeyFile.empty()) field("master_key_file", scalar(c.keystore.masterKeyFile));
   if (!c.keystore.masterKeyEnv.empty()) field("master_key_env", scalar(c.keystore.masterKeyEnv));
   if (!c.keystore.anchorFile.empty()) field("anchor_file", scalar(c.keystore.anchorFile));

@@ -195,12 +195,16 @@ std::string keystoreAnchorPath(const config::Config& config) {
     if (directory.empty()) directory = ".";
     if (::access(besideKey.c_str(), F_OK) == 0 || ::access(directory.c_str(), W_OK) == 0) return besideKey;
   }
+  if (config.keystore.path.empty()) return config.gateway.dataDir + "/keystore.anchor";  // PostgreSQL keystore
   return config.keystore.path + ".anchor";
 }
 
 std::unique_ptr<keystore::Keystore> openKeystore(const config::Config& config, keystore::OpenOptions options) {
   if (options.anchorPath.empty()) options.anchorPath = keystoreAnchorPath(config);
   if (options.escrowDirectory.empty()) options.escrowDirectory = config.keystore.escrowDir;
+  if (!config.keystore.postgres.empty()) {
+    return keystore::Keystore::openPostgres(config.keystore.postgres, loadMasterKey(config), options);
+  }
   return keystore::Keystore::open(config.keystore.path, loadMasterKey(config), options);
 }
 

@@ -23,6 +23,10 @@ constexpr const char* kKeysUsage =
     "keys backup --config FILE --to NEWFILE | keys rotate-kek --config FILE --new-master-key-file FILE | "
     "keys shred --config FILE --study UID | keys recover --config FILE --from-journal DIR";
 
+std::string keystoreName(const config::Config& cfg) {
+  return cfg.keystore.postgres.empty() ? cfg.keystore.path : std::string("the PostgreSQL keystore");
+}
+
 struct KeysOptions {
   std::map<std::string, std::string> values;  // --name value
   std::set<std::string> flags;                // --name
@@ -84,7 +88,7 @@ int cmdVerify(const config::Config& cfg, const KeysOptions& o) {
   options.repairCheckValue = o.flags.count("--repair-check-value") != 0;
   auto keys = openKeystore(cfg, options);
   if (keys->openReport().repairedCheckValue) {
-    std::cout << "repaired the master key check value of " << cfg.keystore.path
+    std::cout << "repaired the master key check value of " << keystoreName(cfg)
               << " (the master key unwraps the stored data keys)\n";
   }
   const std::size_t total = keys->list().size();
@@ -92,7 +96,7 @@ int cmdVerify(const config::Config& cfg, const KeysOptions& o) {
   for (const auto& d : damaged) {
     std::cout << "DAMAGED data key " << d.id << " (" << d.scope << " " << d.scopeUid << "): " << d.problem << "\n";
   }
-  std::cout << cfg.keystore.path << ": keystore " << keys->openReport().keystoreId << ", master key OK, "
+  std::cout << keystoreName(cfg) << ": keystore " << keys->openReport().keystoreId << ", master key OK, "
             << total - std::min(total, damaged.size()) << " of " << total << " data keys unwrap"
             << (damaged.empty() ? "" : "; restore the damaged rows from a backup or recover them") << "\n";
   return damaged.empty() ? 0 : 1;
@@ -102,7 +106,7 @@ int cmdBackup(const config::Config& cfg, const KeysOptions& o) {
   const std::string target = required(o, "--to", "NEWFILE");
   auto keys = openKeystore(cfg);
   keys->backupTo(target);
-  std::cout << "backed up keystore " << cfg.keystore.path << " (id " << keys->openReport().keystoreId << ", "
+  std::cout << "backed up keystore " << keystoreName(cfg) << " (id " << keys->openReport().keystoreId << ", "
             << keys->list().size() << " data keys) to " << target
             << ". It opens only with the current master key: keep both, apart.\n";
   return 0;
@@ -121,7 +125,7 @@ int cmdRotateKek(const config::Config& cfg, const KeysOptions& o) {
   if (cfg.keystore.anchorFile.empty() && !cfg.keystore.masterKeyFile.empty()) {
     keystore::writeAnchor(newFile + ".anchor", keystore::Anchor{keys->openReport().keystoreId, newCheck});
   }
-  std::cout << "re-wrapped " << count << " data keys of " << cfg.keystore.path << " under " << newFile
+  std::cout << "re-wrapped " << count << " data keys of " << keystoreName(cfg) << " under " << newFile
             << ". Set keystore.master_key_file to " << newFile
             << " and restart the gateway; the old master key is no longer needed (destroy it after your backups "
                "made with it have expired).\n";
@@ -133,7 +137,7 @@ int cmdShred(const config::Config& cfg, const KeysOptions& o) {
   auto keys = openKeystore(cfg);
   const std::string id = keys->shred(keystore::KeyScope::Study, uid);
   if (id.empty()) {
-    std::cerr << "no data key for study " << uid << " in " << cfg.keystore.path << "; nothing destroyed\n";
+    std::cerr << "no data key for study " << uid << " in " << keystoreName(cfg) << "; nothing destroyed\n";
     return 1;
   }
   std::cout << "destroyed data key " << id << " of study " << uid
@@ -152,7 +156,7 @@ int cmdRecover(const config::Config& cfg, const KeysOptions& o) {
   auto keys = openKeystore(cfg, options);
   const keystore::OpenReport& report = keys->openReport();
   for (const auto& problem : report.escrowProblems) std::cerr << "NOT RECOVERED: " << problem << "\n";
-  std::cout << (report.createdNewKeystore ? "created keystore " : "completed keystore ") << cfg.keystore.path
+  std::cout << (report.createdNewKeystore ? "created keystore " : "completed keystore ") << keystoreName(cfg)
             << " (id " << report.keystoreId << "): imported " << report.importedFromEscrow
             << " data keys from the escrow journal " << options.escrowDirectory << ", repaired "
             << report.repairedFromEscrow << ", " << keys->list().size() << " data keys in total\n";
@@ -197,44 +201,44 @@ std::unique_ptr<keystore::Keystore> openKeystoreForServe(const config::Config& c
   if (report.replacedAnchoredKeystore) {
     spdlog::warn("created a NEW, empty keystore {} (id {}) replacing the one recorded in {} (--accept-new-keystore); "
                  "objects encrypted under the old keystore cannot be decrypted without it",
-                 config.keystore.path, report.keystoreId, options.anchorPath);
+                 keystoreName(config), report.keystoreId, options.anchorPath);
   } else if (report.createdNewKeystore) {
-    spdlog::info("created a new keystore {} (id {}); recorded in the anchor {}", config.keystore.path,
+    spdlog::info("created a new keystore {} (id {}); recorded in the anchor {}", keystoreName(config),
                  report.keystoreId, options.anchorPath);
   } else if (report.anchorWritten) {
-    spdlog::info("keystore {} (id {}) recorded in the anchor {}", config.keystore.path, report.keystoreId,
+    spdlog::info("keystore {} (id {}) recorded in the anchor {}", keystoreName(config), report.keystoreId,
                  options.anchorPath);
   }
   if (report.migrated) {
     spdlog::info("keystore {} migrated to the current schema: every data key is now bound to its row",
-                 config.keystore.path);
+                 keystoreName(config));
   }
   if (report.importedFromEscrow > 0) {
     spdlog::warn("imported {} data key(s) from the escrow journal {} that keystore {} lacked (restored from an "
                  "older backup?)",
-                 report.importedFromEscrow, config.keystore.escrowDir, config.keystore.path);
+                 report.importedFromEscrow, config.keystore.escrowDir, keystoreName(config));
   }
   if (report.repairedFromEscrow > 0) {
     spdlog::warn("repaired {} damaged data key(s) of keystore {} from the escrow journal", report.repairedFromEscrow,
-                 config.keystore.path);
+                 keystoreName(config));
   }
   if (report.escrowed > 0) {
     spdlog::info("escrowed {} data key(s) in {}", report.escrowed, config.keystore.escrowDir);
   }
   for (const auto& problem : report.escrowProblems) spdlog::error("escrow journal: {}", problem);
-  if (config.keystore.escrowDir.empty()) {
+  if (config.keystore.escrowDir.empty() && config.keystore.postgres.empty()) {
     spdlog::warn("no escrow journal configured (keystore.escrow_dir): data keys created since the last keystore "
                  "backup are lost with this host's disk");
   }
   const std::vector<keystore::DamagedKey> damaged = keys->verify();
   for (const auto& d : damaged) {
-    spdlog::error("keystore {}: DAMAGED data key {} ({} {}): {}", config.keystore.path, d.id, d.scope, d.scopeUid,
+    spdlog::error("keystore {}: DAMAGED data key {} ({} {}): {}", keystoreName(config), d.id, d.scope, d.scopeUid,
                   d.problem);
   }
   if (!damaged.empty()) {
     spdlog::error("keystore {}: {} damaged data key(s); their studies cannot be stored or decrypted until the rows "
                   "are restored (see `pacsgw keys verify`)",
-                  config.keystore.path, damaged.size());
+                  keystoreName(config), damaged.size());
   }
   return keys;
 }

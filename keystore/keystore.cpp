@@ -14,6 +14,7 @@
 #include "keystore/escrow_journal.h"
 #include "keystore/key_cache.h"
 #include "keystore/keystore_internal.h"
+#include "keystore/pg_keystore.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -770,8 +771,27 @@ struct Keystore::Impl {
   }
 };
 
+struct Keystore::Postgres {
+  detail::PgKeystore store;
+};
+
 Keystore::Keystore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Keystore::Keystore(std::unique_ptr<Postgres> pg) : pg_(std::move(pg)) {}
 Keystore::~Keystore() = default;
+
+std::unique_ptr<Keystore> Keystore::openPostgres(const std::string& conninfo, SecretBytes masterKey,
+                                                 const OpenOptions& options) {
+  if (conninfo.empty()) throw KeystoreError("no PostgreSQL connection string configured");
+  if (masterKey.size() != detail::kMasterKeyBytes) {
+    throw KeystoreError("master key must be 32 bytes, got " + std::to_string(masterKey.size()));
+  }
+  if (!options.escrowDirectory.empty()) {
+    throw KeystoreError("keystore.escrow_dir is for the SQLite keystore; a PostgreSQL keystore is protected by the "
+                        "database server's own replication and backups");
+  }
+  auto pg = std::unique_ptr<Postgres>(new Postgres{detail::PgKeystore(conninfo, std::move(masterKey), options)});
+  return std::unique_ptr<Keystore>(new Keystore(std::move(pg)));
+}
 
 std::unique_ptr<Keystore> Keystore::open(const std::string& path, SecretBytes masterKey, const OpenOptions& options) {
   if (path.empty()) throw KeystoreError("no keystore path configured");
@@ -792,7 +812,7 @@ std::unique_ptr<Keystore> Keystore::open(const std::string& path, SecretBytes ma
   return std::unique_ptr<Keystore>(new Keystore(std::move(impl)));
 }
 
-const OpenReport& Keystore::openReport() const { return impl_->report; }
+const OpenReport& Keystore::openReport() const { return pg_ ? pg_->store.report() : impl_->report; }
 
 namespace {
 void countLookup(bool hit) { metrics::increment("pacsgw_key_cache_lookups_total", {{"result", hit ? "hit" : "miss"}}); }
@@ -800,6 +820,7 @@ void countLookup(bool hit) { metrics::increment("pacsgw_key_cache_lookups_total"
 
 DataKey Keystore::getOrCreate(KeyScope scope, const std::string& scopeUid) {
   validateScopeUid(scopeUid);
+  if (pg_) return pg_->store.getOrCreate(scope, scopeUid);
   Impl& d = *impl_;
   std::lock_guard<std::mutex> lock(d.mutex);
   d.dropCacheIfChangedElsewhere();
@@ -848,6 +869,7 @@ DataKey Keystore::get(const std::string& keyId) {
   if (!detail::looksLikeUuid(keyId)) {
     throw KeystoreError("malformed data key id '" + detail::printable(keyId) + "' (expected a UUID)");
   }
+  if (pg_) return pg_->store.get(keyId);
   Impl& d = *impl_;
   std::lock_guard<std::mutex> lock(d.mutex);
   d.dropCacheIfChangedElsewhere();
@@ -884,6 +906,7 @@ DataKey Keystore::get(const std::string& keyId) {
 
 bool Keystore::contains(const std::string& keyId) {
   if (!detail::looksLikeUuid(keyId)) return false;
+  if (pg_) return pg_->store.contains(keyId);
   Impl& d = *impl_;
   std::lock_guard<std::mutex> lock(d.mutex);
   d.dropCacheIfChangedElsewhere();
@@ -905,6 +928,7 @@ bool Keystore::hasKeyFor(KeyScope scope, const std::string& scopeUid) {
 }
 
 std::vector<KeyInfo> Keystore::list() {
+  if (pg_) return pg_->store.list();
   Impl& d = *impl_;
   std::lock_guard<std::mutex> lock(d.mutex);
   auto stmt = d.listKeys.use();
@@ -929,6 +953,7 @@ std::vector<KeyInfo> Keystore::list() {
 }
 
 std::vector<DamagedKey> Keystore::verify() {
+  if (pg_) return pg_->store.verify();
   Impl& d = *impl_;
   std::lock_guard<std::mutex> lock(d.mutex);
   sqlite3_stmt* raw = nullptr;
@@ -959,6 +984,9 @@ std::vector<DamagedKey> Keystore::verify() {
 }
 
 void Keystore::backupTo(const std::string& target) {
+  if (pg_) {
+    throw KeystoreError("a PostgreSQL keystore is backed up with the server's tools (pg_dump --table='pacsgw_*', or its continuous archiving), not with keys backup");
+  }
   Impl& d = *impl_;
   // Created here, private and exclusive: never overwrite an existing file (it may be the only copy).
   const int fd = ::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -1003,6 +1031,7 @@ void Keystore::rotateMasterKey(SecretBytes newMasterKey) {
   if (newMasterKey.size() != detail::kMasterKeyBytes) {
     throw KeystoreError("new master key must be 32 bytes, got " + std::to_string(newMasterKey.size()));
   }
+  if (pg_) return pg_->store.rotateMasterKey(std::move(newMasterKey));
   Impl& d = *impl_;
   std::lock_guard<std::mutex> lock(d.mutex);
   const std::vector<std::uint8_t> newCheck = keyCheckValue(newMasterKey);
@@ -1033,6 +1062,7 @@ void Keystore::rotateMasterKey(SecretBytes newMasterKey) {
 
 std::string Keystore::shred(KeyScope scope, const std::string& scopeUid) {
   validateScopeUid(scopeUid);
+  if (pg_) return pg_->store.shred(scope, scopeUid);
   Impl& d = *impl_;
   std::lock_guard<std::mutex> lock(d.mutex);
   std::string id;
@@ -1078,6 +1108,7 @@ std::string Keystore::shred(KeyScope scope, const std::string& scopeUid) {
 
 bool Keystore::isShredded(const std::string& keyId) {
   if (!detail::looksLikeUuid(keyId)) return false;
+  if (pg_) return pg_->store.isShredded(keyId);
   Impl& d = *impl_;
   std::lock_guard<std::mutex> lock(d.mutex);
   return d.idShredded(keyId);

@@ -88,6 +88,13 @@ class Keystore {
   // master key: a wrong master key or a corrupted store throws KeystoreError with a clear message.
   static std::unique_ptr<Keystore> open(const std::string& path, SecretBytes masterKey,
                                         const OpenOptions& options = {});
+  // Opens (creating the tables if absent) a keystore in PostgreSQL, shared by several gateway replicas.
+  // `conninfo` is a libpq connection string ("host=... port=... dbname=... user=..."); keep passwords in
+  // ~/.pgpass or PGPASSFILE, not in it. Same rows, wrap format, check value, anchor and tombstones as the
+  // SQLite keystore; the escrow journal and backupTo() are SQLite-only (use the server's own replication
+  // and pg_dump).
+  static std::unique_ptr<Keystore> openPostgres(const std::string& conninfo, SecretBytes masterKey,
+                                                const OpenOptions& options = {});
   const OpenReport& openReport() const;
   ~Keystore();
   Keystore(const Keystore&) = delete;
@@ -119,8 +126,11 @@ class Keystore {
 
  private:
   struct Impl;
+  struct Postgres;
   explicit Keystore(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  explicit Keystore(std::unique_ptr<Postgres> pg);
+  std::unique_ptr<Impl> impl_;   // SQLite
+  std::unique_ptr<Postgres> pg_; // PostgreSQL (exactly one of the two is set)
 };
 
 // Thrown by get()/getOrCreate() for a key destroyed by shred(): the study must not be given a new key

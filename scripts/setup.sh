@@ -35,13 +35,13 @@ build_packages=(
   # toolchain
   g++ cmake ninja-build pkg-config git ca-certificates curl
   # libraries the product links
-  libdcmtk-dev libssl-dev libboost-dev libspdlog-dev libyaml-cpp-dev libsqlite3-dev libtorch-dev
+  libdcmtk-dev libssl-dev libboost-dev libspdlog-dev libyaml-cpp-dev libsqlite3-dev libpq-dev libtorch-dev
   # unit tests
   libgtest-dev libgmock-dev
 )
 test_packages=(
   # peers and tools for integration tests, benchmarks and operations
-  dcmtk orthanc sqlite3 python3 python3-pydicom python3-numpy
+  dcmtk orthanc sqlite3 postgresql python3 python3-pydicom python3-numpy
   # checkers for the deployment files: promtool (/metrics format, dashboard queries), systemd-analyze,
   # YAML and the Kubernetes API models (manifest fields)
   prometheus systemd python3-yaml python3-kubernetes

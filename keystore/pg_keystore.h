@@ -1,0 +1,65 @@
+#pragma once
+// PostgreSQL-backed keystore shared by several gateway replicas. Same rows, wrap format, check value,
+// anchor and tombstones as the SQLite keystore; the database server provides durability and replication.
+// Not part of the public interface: Keystore dispatches to it.
+#include "keystore/key_cache.h"
+#include "keystore/keystore.h"
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+struct pg_conn;
+
+namespace pacsgw::keystore::detail {
+
+class PgKeystore {
+ public:
+  PgKeystore(const std::string& conninfo, SecretBytes masterKey, const OpenOptions& options);
+  ~PgKeystore();
+  PgKeystore(const PgKeystore&) = delete;
+  PgKeystore& operator=(const PgKeystore&) = delete;
+
+  const OpenReport& report() const { return report_; }
+  DataKey getOrCreate(KeyScope scope, const std::string& scopeUid);
+  DataKey get(const std::string& keyId);
+  bool contains(const std::string& keyId);
+  std::vector<KeyInfo> list();
+  std::vector<DamagedKey> verify();
+  void rotateMasterKey(SecretBytes newMasterKey);
+  std::string shred(KeyScope scope, const std::string& scopeUid);
+  bool isShredded(const std::string& keyId);
+
+ private:
+  struct Row;
+  class Result;
+  Result run(const char* sql, const std::vector<std::optional<std::string>>& text,
+             const std::vector<int>& binaryParams = {});
+  void command(const char* sql);
+  void initialiseOrVerify();
+  void verifyMasterKey(const std::vector<std::uint8_t>& stored, const std::string& keystoreId);
+  DataKey unwrapRow(const std::string& id, KeyScope scope, const std::string& scopeUid,
+                    const std::vector<std::uint8_t>& wrapped, int format) const;
+  std::optional<DataKey> findByScope(KeyScope scope, const std::string& scopeUid);
+  bool idShredded(const std::string& keyId);
+  void dropCacheIfChangedElsewhere(bool force);
+  void bumpGeneration();
+  KeystoreError error(const std::string& what) const;
+
+  std::string where_;  // "PostgreSQL keystore <dbname>@<host>:<port>" for messages (no password)
+  SecretBytes kek_;
+  OpenOptions options_;
+  OpenReport report_;
+  std::optional<Anchor> anchor_;
+  pg_conn* conn_ = nullptr;
+  std::mutex mutex_;
+  KeyCache cache_;
+  std::string generation_;
+  std::chrono::steady_clock::time_point generationCheckedAt_{};
+};
+
+}  // namespace pacsgw::keystore::detail
