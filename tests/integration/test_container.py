@@ -119,12 +119,12 @@ class ContainerTopology(h.LogDumpingTestCase):
     def remove_gateway(cls):
         podman("stop", "-t", "30", cls.gateway_name, check=False, timeout=60)
         cls.last_gateway_log = podman("logs", cls.gateway_name, check=False).stderr
-        podman("rm", "-f", cls.gateway_name, check=False)
+        podman("rm", "-f", "-v", cls.gateway_name, check=False)
 
     @classmethod
     def tearDownClass(cls):
         for name in (cls.gateway_name, cls.pacs_name):
-            podman("rm", "-f", "-t", "5", name, check=False, timeout=60)
+            podman("rm", "-f", "-v", "-t", "5", name, check=False, timeout=60)  # -v: anonymous volumes too
         podman("volume", "rm", "-f", cls.volume, check=False)
         podman("network", "rm", "-f", cls.net, check=False)
         shutil.rmtree(cls.workdir, ignore_errors=True)
