@@ -353,11 +353,31 @@ class Validator {
   }
 
   void upstream(const Fields& top, UpstreamSection& out) {
-    const auto f = section(top, "upstream", {"ae_title", "host", "port"}, true);
+    const auto f = section(top, "upstream", {"ae_title", "host", "port", "forward"}, true);
     if (!f) return;
     assign(out.aeTitle, aeTitle(*f, "ae_title"));
     assign(out.host, host(*f, "host", true));
     assign(out.port, port(*f, "port", true));
+    assign(out.forward, oneOf(*f, "forward", false, {"sync", "queued"}));
+  }
+
+  void spool(const Fields& top, SpoolSection& out) {
+    const auto f = section(top, "spool",
+                           {"dir", "max_bytes", "max_instances", "associations", "retry_initial_s", "retry_max_s",
+                            "processing_failure_attempts"},
+                           false);
+    if (!f) return;
+    assign(out.dir, text(*f, "dir", false));
+    assign(out.maxBytes, integer(*f, "max_bytes", false, 1 << 20, 1ll << 50));
+    assign(out.maxInstances, integer(*f, "max_instances", false, 1, 100000000));
+    assign(out.associations, integer(*f, "associations", false, 1, 16));
+    assign(out.retryInitialSeconds, integer(*f, "retry_initial_s", false, 1, 3600));
+    assign(out.retryMaxSeconds, integer(*f, "retry_max_s", false, 1, 86400));
+    assign(out.processingFailureAttempts, integer(*f, "processing_failure_attempts", false, 1, 100));
+    if (out.retryMaxSeconds < out.retryInitialSeconds) {
+      add("spool.retry_max_s", "must not be below spool.retry_initial_s (" + std::to_string(out.retryInitialSeconds) +
+                                   ")");
+    }
   }
 
   void keystore(const Fields& top, KeystoreSection& out) {
@@ -503,6 +523,11 @@ ConfigError ConfigError::inFile(std::vector<ConfigIssue> issues, const std::stri
   return ConfigError(InFileTag{}, std::move(issues), sourcePath);
 }
 
+std::string spoolDirectory(const Config& config) {
+  if (!config.spool.dir.empty()) return config.spool.dir;
+  return (std::filesystem::path(config.gateway.dataDir) / "spool").string();
+}
+
 Access accessFromString(const std::string& text) {
   if (text == "decrypt") return Access::Decrypt;
   if (text == "ciphertext") return Access::Ciphertext;
@@ -546,7 +571,8 @@ Config parseConfig(const std::string& yamlText, const std::string& sourcePath) {
   if (root.IsNull()) {
     top = Fields{"", {}};  // an empty file: report each missing section
   } else {
-    top = v.map(root, "", {"gateway", "upstream", "keystore", "cipher", "metrics", "modalities", "workstations"});
+    top = v.map(root, "", {"gateway", "upstream", "keystore", "cipher", "metrics", "spool", "modalities",
+                           "workstations"});
   }
   if (top) {
     v.gateway(*top, config.gateway);
@@ -554,6 +580,7 @@ Config parseConfig(const std::string& yamlText, const std::string& sourcePath) {
     v.keystore(*top, config.keystore);
     v.cipher(*top, config.cipher);
     v.metrics(*top, config.metrics);
+    v.spool(*top, config.spool);
     v.modalities(*top, config.modalities);
     v.workstations(*top, config.workstations);
   }

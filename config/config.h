@@ -25,6 +25,18 @@ struct UpstreamSection {  // the PACS
   std::string aeTitle;    // required
   std::string host;       // required
   std::uint16_t port = 0; // required
+  std::string forward = "sync";  // sync: the modality gets the PACS's answer; queued: durable spool first
+};
+
+// The durable store-and-forward spool (upstream.forward: queued).
+struct SpoolSection {
+  std::string dir;                             // empty: <gateway.data_dir>/spool
+  std::uint64_t maxBytes = 10ull << 30;        // queued + quarantined bytes
+  std::uint64_t maxInstances = 100000;         // queued + quarantined instances
+  unsigned associations = 2;                   // concurrent deliveries to the PACS
+  unsigned retryInitialSeconds = 1;            // first backoff; doubles up to retryMaxSeconds
+  unsigned retryMaxSeconds = 60;
+  unsigned processingFailureAttempts = 3;      // 0110 answers retried this often, then quarantined
 };
 
 struct KeystoreSection {
@@ -76,6 +88,7 @@ struct Config {
   KeystoreSection keystore;
   CipherSection cipher;
   MetricsSection metrics;
+  SpoolSection spool;
   std::vector<Modality> modalities;
   std::vector<Workstation> workstations;
 };
@@ -117,6 +130,9 @@ std::vector<ConfigIssue> checkFiles(const Config& config);
 // on 127.0.0.1:4242 (AE ORTHANC), a generated master key file, CT1 modality on 127.0.0.1.
 Config embeddedDefaults(const std::string& dataDir);
 std::string toYaml(const Config& config);  // for `pacsgw config show` and for writing the defaults out
+
+// Where the spool lives: spool.dir, or <gateway.data_dir>/spool.
+std::string spoolDirectory(const Config& config);
 
 Access accessFromString(const std::string& text);  // throws std::invalid_argument
 const char* toString(Access access);

@@ -94,6 +94,19 @@ std::string toYaml(const Config& c) {
   field("ae_title", scalar(c.upstream.aeTitle));
   field("host", scalar(c.upstream.host));
   field("port", std::to_string(c.upstream.port));
+  line("  # sync: the modality gets the PACS's own answer; queued: Success once durably spooled");
+  field("forward", scalar(c.upstream.forward));
+
+  line("");
+  line("# The durable spool used with upstream.forward: queued.");
+  line("spool:");
+  field("dir", scalar(spoolDirectory(c)));
+  field("max_bytes", std::to_string(c.spool.maxBytes));
+  field("max_instances", std::to_string(c.spool.maxInstances));
+  field("associations", std::to_string(c.spool.associations));
+  field("retry_initial_s", std::to_string(c.spool.retryInitialSeconds));
+  field("retry_max_s", std::to_string(c.spool.retryMaxSeconds));
+  field("processing_failure_attempts", std::to_string(c.spool.processingFailureAttempts));
 
   line("");
   line("keystore:");

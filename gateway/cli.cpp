@@ -10,6 +10,7 @@
 #include "gateway/health.h"
 #include "gateway/migrate.h"
 #include "gateway/server.h"
+#include "gateway/spool/spool_command.h"
 #include "keystore/keystore.h"
 
 #include <dcmtk/config/osconfig.h>
@@ -54,6 +55,8 @@ commands:
   config defaults [--data-dir DIR]   print the embedded default configuration
   migrate --config FILE (--study UID | --since DATE | --all) [--dry-run] [--journal FILE]
                                      encrypt studies already in the PACS in clear, in place
+  spool status --config FILE         queued / in flight / quarantined instances, oldest age
+  spool retry --config FILE [NAME..] send quarantined instances (all, or NAME..) again
   eval --config FILE --backend NAME --json OUT [--report OUT.html] INPUT...
                                      measure cipher backends with the papers' metrics
   version                            print the version
@@ -260,6 +263,13 @@ int runCli(const std::vector<std::string>& args) {
     if (command == "migrate") return runMigrateCommand(std::vector<std::string>(args.begin() + 1, args.end()));
     if (command == "keys") return runKeysCommand(args);
     if (command == "config") return cmdConfig(args);
+    if (command == "spool") {
+      try {
+        return spool::runSpoolCommand(std::vector<std::string>(args.begin() + 1, args.end()));
+      } catch (const std::invalid_argument& e) {
+        throw UsageError(e.what());
+      }
+    }
     Options o = parseOptions(args, 1);
     if (command == "serve") return cmdServe(o);
     if (command == "encrypt") return cmdEncrypt(o);

@@ -3,6 +3,7 @@
 #include "gateway/gateway_metrics.h"
 
 #include "gateway/net_util.h"
+#include "gateway/spool/dicom_sender.h"
 
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmnet/dul.h>
@@ -107,6 +108,26 @@ GatewayServer::GatewayServer(const config::Config& config, keystore::Keystore& k
                                            static_cast<int>(config.gateway.acseTimeoutSeconds), &network_);
   dcmExternalSocketHandle.set(-1);
   if (cond.bad()) throw std::runtime_error("cannot initialise DICOM network: " + std::string(cond.text()));
+  if (config.upstream.forward == "queued") startSpool();
+}
+
+void GatewayServer::startSpool() {
+  const config::SpoolSection& sc = config_.spool;
+  spool_ = std::make_unique<spool::Spool>(config::spoolDirectory(config_), spool::SpoolLimits{sc.maxBytes, sc.maxInstances});
+  spool::ForwarderOptions options;
+  options.associations = sc.associations;
+  options.retryInitial = std::chrono::seconds(sc.retryInitialSeconds);
+  options.retryMax = std::chrono::seconds(sc.retryMaxSeconds);
+  options.processingFailureAttempts = sc.processingFailureAttempts;
+  const PeerEndpoint pacs{config_.upstream.aeTitle, config_.upstream.host, config_.upstream.port};
+  forwarder_ = std::make_unique<spool::Forwarder>(
+      *spool_,
+      [this, pacs] {
+        return std::make_unique<spool::DicomUpstreamSender>(pacs, config_.gateway.aeTitle, context_.timeouts,
+                                                            config_.gateway.maxPduBytes);
+      },
+      options);
+  context_.spool = spool_.get();
 }
 
 GatewayServer::~GatewayServer() {
@@ -115,9 +136,11 @@ GatewayServer::~GatewayServer() {
 
 void GatewayServer::run() {
   ListenSocket listener(config_.gateway.bind, config_.gateway.port);
-  spdlog::info("listening on {}:{} as {} (upstream PACS {}@{}:{}, cipher {}, key scope {})", config_.gateway.bind,
-               config_.gateway.port, config_.gateway.aeTitle, config_.upstream.aeTitle, config_.upstream.host,
-               config_.upstream.port, config_.cipher.backend, config_.cipher.keyScope);
+  if (forwarder_) forwarder_->start();
+  spdlog::info("listening on {}:{} as {} (upstream PACS {}@{}:{}, {} forwarding, cipher {}, key scope {})",
+               config_.gateway.bind, config_.gateway.port, config_.gateway.aeTitle, config_.upstream.aeTitle,
+               config_.upstream.host, config_.upstream.port, config_.upstream.forward, config_.cipher.backend,
+               config_.cipher.keyScope);
   // Connections still negotiating are capped too, so a flood of idle sockets cannot exhaust threads.
   const unsigned connectionCap = 2 * config_.gateway.maxAssociations + 8;
   while (!stopping_.load()) {
@@ -164,6 +187,13 @@ void GatewayServer::run() {
     for (int fd : liveFds_) ::shutdown(fd, SHUT_RDWR);
   }
   countChanged_.wait(lock, [this] { return connections_ == 0; });
+  lock.unlock();
+  if (forwarder_) {
+    // Every acknowledged instance is on disk; deliveries in flight finish, the rest waits for restart.
+    forwarder_->stop();
+    const spool::SpoolStats s = spool_->stats();
+    spdlog::info("spool: {} instances left queued, {} quarantined", s.queued + s.inFlight, s.quarantined);
+  }
 }
 
 void GatewayServer::serveConnection(int fd) {

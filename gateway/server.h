@@ -4,6 +4,8 @@
 #include "config/config.h"
 #include "gateway/access_policy.h"
 #include "gateway/session.h"
+#include "gateway/spool/forwarder.h"
+#include "gateway/spool/spool.h"
 
 #include <atomic>
 #include <condition_variable>
@@ -20,8 +22,11 @@ class GatewayServer {
   void run();
   // Async-signal-safe.
   void requestStop() { stopping_.store(true); }
+  // The spool behind upstream.forward: queued (nullptr in sync mode); stats() is cheap.
+  const spool::Spool* storeSpool() const { return spool_.get(); }
 
  private:
+  void startSpool();
   void serveConnection(int fd);
   // Accepts or rejects; `counted` tells whether the association took one of max_associations.
   bool negotiate(T_ASC_Association* assoc, const PeerIdentity& peer, bool& counted);
@@ -31,6 +36,8 @@ class GatewayServer {
   std::atomic<bool> stopping_{false};
   RetrieveRegistry retrieves_;
   GatewayContext context_;
+  std::unique_ptr<spool::Spool> spool_;
+  std::unique_ptr<spool::Forwarder> forwarder_;
   T_ASC_Network* network_ = nullptr;
   std::mutex receiveMutex_;  // DCMTK's external-socket hand-over is a process global
   std::mutex countMutex_;  // guards the counters and liveFds_

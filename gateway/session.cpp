@@ -205,7 +205,10 @@ void Session::handleStore(T_DIMSE_Message& msg, T_ASC_PresentationContextID pres
     spdlog::info("C-STORE {} from {}: no pixel data, forwarded unchanged", sopInstance, peer_.aeTitle);
   }
   const auto encryptedAt = std::chrono::steady_clock::now();
-  StoreOutcome outcome = forwardToUpstream(*dataset, protectedInstance.transferSyntax, sopClass, sopInstance);
+  StoreOutcome outcome =
+      context_.spool != nullptr
+          ? spoolInstance(*dataset, protectedInstance.transferSyntax, sopClass, sopInstance)
+          : forwardToUpstream(*dataset, protectedInstance.transferSyntax, sopClass, sopInstance);
   const auto msSince = [](std::chrono::steady_clock::time_point from, std::chrono::steady_clock::time_point to) {
     return std::chrono::duration<double, std::milli>(to - from).count();
   };

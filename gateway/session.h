@@ -17,6 +17,9 @@
 namespace pacsgw::keystore {
 class Keystore;
 }
+namespace pacsgw::gateway::spool {
+class Spool;
+}
 
 namespace pacsgw::gateway {
 
@@ -30,6 +33,7 @@ struct GatewayContext {
   std::atomic<bool>& stopping;
   NetworkTimeouts timeouts;
   RetrieveRegistry& retrieves;
+  spool::Spool* spool = nullptr;  // set with upstream.forward: queued
 };
 
 struct SessionStats {
@@ -58,6 +62,9 @@ class Session {
                          std::uint16_t status, const std::string& comment);
   StoreOutcome forwardToUpstream(DcmDataset& dataset, E_TransferSyntax xfer, const std::string& sopClass,
                                  const std::string& sopInstance);
+  // Queued mode (session_spool.cpp): Success only once the encrypted instance is durably spooled.
+  StoreOutcome spoolInstance(DcmDataset& dataset, E_TransferSyntax xfer, const std::string& sopClass,
+                             const std::string& sopInstance);
   E_TransferSyntax contextTransferSyntax(T_ASC_PresentationContextID presId) const;
   // DCMTK does not check that a command's SOP class is the one its presentation context negotiated.
   bool requestMatchesContext(T_ASC_PresentationContextID presId, const std::string& sopClassUid) const;

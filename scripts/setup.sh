@@ -35,7 +35,7 @@ build_packages=(
   # toolchain
   g++ cmake ninja-build pkg-config git ca-certificates curl
   # libraries the product links
-  libdcmtk-dev libssl-dev libboost-dev libspdlog-dev libyaml-cpp-dev libsqlite3-dev libpq-dev libtorch-dev
+  libdcmtk-dev libssl-dev libboost-dev libspdlog-dev libyaml-cpp-dev libsqlite3-dev libpq-dev zlib1g-dev libtorch-dev
   # unit tests
   libgtest-dev libgmock-dev
 )

@@ -1,0 +1,154 @@
+#pragma once
+// The durable spool behind `upstream.forward: queued`: encrypted instances wait here, one record
+// file each, until the forwarder has delivered them to the PACS. Only already-encrypted data sets
+// ever reach it.
+//
+//   <dir>/queue/<name>.rec          committed records, delivered oldest first
+//   <dir>/queue/<name>.part         a write in progress; removed at start-up, never delivered
+//   <dir>/quarantine/<name>.rec     refused for good by the PACS (or unreadable) ...
+//   <dir>/quarantine/<name>.reason  ... and why, as one line of text
+//   <dir>/status.json               counters the running gateway publishes for `pacsgw spool status`
+//   <dir>/retry-requested           left by `pacsgw spool retry` so a running gateway retries now
+//
+// A record is acknowledged to the modality only after its file was written, fsync'd, renamed into
+// queue/ and the directory fsync'd (directory syncs are shared between concurrent writers, but each
+// writer waits for one that started after its own rename).
+#include "gateway/spool/spool_record.h"
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace pacsgw::gateway::spool {
+
+using Clock = std::chrono::steady_clock;
+
+struct SpoolLimits {
+  std::uint64_t maxBytes = 10ull << 30;   // queued + quarantined record bytes
+  std::uint64_t maxInstances = 100000;    // queued + quarantined records
+};
+
+struct AdmitResult {
+  bool stored = false;
+  bool full = false;        // refused by the quota (nothing was written)
+  std::string reason;       // why not stored
+  std::string name;         // the record's name when stored
+};
+
+// A record handed to the forwarder; it stays on disk until delivered() or quarantine().
+struct ClaimedRecord {
+  std::string name;
+  std::string path;
+  unsigned attempts = 0;    // earlier delivery attempts that counted against the record
+};
+
+// Cheap to take (no file system access): the counters behind `spool status` and the metrics.
+struct SpoolStats {
+  std::uint64_t queued = 0;        // waiting, not in flight
+  std::uint64_t inFlight = 0;
+  std::uint64_t quarantined = 0;
+  std::uint64_t bytes = 0;         // queued + in flight + quarantined
+  std::int64_t oldestReceivedUnixMs = 0;  // of the queued / in-flight records; 0 when none
+  std::uint64_t accepted = 0;      // since start
+  std::uint64_t delivered = 0;
+  std::uint64_t refusedFull = 0;
+  std::uint64_t writeErrors = 0;
+};
+
+class Spool {
+ public:
+  // Creates the directories (mode 0700), removes incomplete writes and indexes the queue.
+  Spool(std::string directory, SpoolLimits limits);
+  Spool(const Spool&) = delete;
+  Spool& operator=(const Spool&) = delete;
+
+  // Durably stores one record (see above). Thread-safe; never throws for I/O problems.
+  AdmitResult admit(const SpoolRecordMeta& meta, const std::string& payload);
+
+  // The oldest record that is due, or nothing after `maxWait` (or once wake() was called).
+  std::optional<ClaimedRecord> claim(std::chrono::milliseconds maxWait);
+  // Reads a claimed record's file (std::runtime_error when it cannot be read).
+  std::vector<std::uint8_t> read(const ClaimedRecord& record) const;
+  void delivered(const ClaimedRecord& record);
+  // Back in the queue, due after `delay`; `countAttempt` when the failure is the record's own.
+  void retryLater(const ClaimedRecord& record, std::chrono::milliseconds delay, bool countAttempt);
+  // Moves the record to quarantine/ with its reason.
+  void quarantine(const ClaimedRecord& record, const std::string& reason);
+  // Forgets a claimed record whose file has gone (removed by an operator).
+  void forget(const ClaimedRecord& record);
+  // Picks up records put into queue/ from outside (`pacsgw spool retry`) and honours a retry request.
+  void rescan();
+  // Makes waiting claim() calls return.
+  void wake();
+
+  SpoolStats stats() const;
+  const std::string& directory() const { return directory_; }
+
+ private:
+  struct Entry {
+    std::uint64_t bytes = 0;
+    unsigned attempts = 0;
+    Clock::time_point due{};
+    bool inFlight = false;
+  };
+  void addLocked(const std::string& name, std::uint64_t bytes);
+  void removeLocked(const std::string& name);
+  bool syncQueueDirectory();  // group commit of the queue directory; false when fsync failed
+
+  std::string directory_;
+  std::string queueDir_;
+  std::string quarantineDir_;
+  SpoolLimits limits_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::map<std::string, Entry> entries_;                   // by name = by arrival
+  std::set<std::pair<Clock::time_point, std::string>> ready_;  // not in flight, by due time
+  std::uint64_t bytes_ = 0;            // queue + quarantine
+  std::uint64_t reservedBytes_ = 0;    // writes in progress
+  std::uint64_t reservedInstances_ = 0;
+  std::uint64_t quarantined_ = 0;
+  std::uint64_t inFlight_ = 0;
+  std::uint64_t accepted_ = 0, delivered_ = 0, refusedFull_ = 0, writeErrors_ = 0;
+  bool woken_ = false;
+
+  // Directory group commit.
+  std::mutex syncMutex_;
+  std::condition_variable syncDone_;
+  std::uint64_t syncRequested_ = 0;
+  std::uint64_t syncCompleted_ = 0;
+  std::uint64_t syncFailedUpTo_ = 0;
+  bool syncRunning_ = false;
+};
+
+// `pacsgw spool status` / `retry` without a running gateway's help.
+struct QuarantinedRecord {
+  std::string name;
+  std::string reason;
+};
+
+struct SpoolSnapshot {
+  std::uint64_t queued = 0;           // records in queue/ (including those in flight)
+  std::uint64_t queuedBytes = 0;
+  std::uint64_t partial = 0;          // incomplete writes (.part)
+  std::optional<std::uint64_t> inFlight;  // from a live gateway's status.json
+  std::optional<std::uint64_t> delivered; // since that gateway started
+  std::vector<QuarantinedRecord> quarantined;
+  std::int64_t oldestReceivedUnixMs = 0;
+};
+
+SpoolSnapshot inspectSpool(const std::string& directory);
+// Moves every quarantined record (or only `names`) back into the queue; returns how many moved.
+std::size_t requeueQuarantined(const std::string& directory, const std::vector<std::string>& names = {});
+// Writes status.json for `pacsgw spool status` (atomically; no fsync, it is advisory).
+void publishStatus(const std::string& directory, const SpoolStats& stats);
+// The arrival time encoded in a record name, or 0.
+std::int64_t receivedUnixMsOfName(const std::string& name);
+
+}  // namespace pacsgw::gateway::spool
