@@ -530,7 +530,7 @@ class Gateway:
     def __init__(self, workdir: Path, upstream_port: int, upstream_aet: str = "TESTPACS",
                  ae_title: str = "GATEWAY", modalities=(("CT1", LOOPBACK), ("STORESCU", LOOPBACK)),
                  workstations=(), backend: str = "aes-256-gcm", key_scope: str = "study",
-                 log_level: str = "debug", port: int = None):
+                 log_level: str = "debug", port: int = None, forward: str = None, spool: dict = None):
         self.workdir = Path(workdir)
         self.ae_title = ae_title
         self.port = port or free_port()
@@ -541,6 +541,8 @@ class Gateway:
         self.backend = backend
         self.key_scope = key_scope
         self.log_level = log_level
+        self.forward = forward  # None: the product's default (sync)
+        self.spool = dict(spool or {})  # keys of the `spool:` section
         self.data_dir = self.workdir / "gateway-data"
         self.config_path = self.workdir / "pacsgw.yaml"
         self.master_key_path = self.workdir / "master.key"
@@ -561,6 +563,13 @@ class Gateway:
             f"  ae_title: {q(self.upstream_aet)}",
             f"  host: {q(LOOPBACK)}",
             f"  port: {self.upstream_port}",
+        ]
+        if self.forward:
+            lines.append(f"  forward: {q(self.forward)}")
+        if self.spool:
+            lines.append("spool:")
+            lines += [f"  {key}: {q(value)}" for key, value in self.spool.items()]
+        lines += [
             "keystore:",
             f"  path: {q(self.keystore_path)}",
             f"  master_key_file: {q(self.master_key_path)}",
@@ -609,6 +618,16 @@ class Gateway:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def kill(self):
+        """SIGKILL: no shutdown, no flushing, as in a power cut of the process."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    @property
+    def spool_dir(self) -> Path:
+        return Path(self.spool.get("dir", self.data_dir / "spool"))
 
     def stop(self, timeout: float = 30) -> int:
         """SIGTERM and wait; returns the exit status (0 expected for a clean stop)."""
