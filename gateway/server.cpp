@@ -3,6 +3,7 @@
 #include "gateway/gateway_metrics.h"
 
 #include "gateway/net_util.h"
+#include "gateway/metrics/registry.h"
 #include "gateway/spool/dicom_sender.h"
 
 #include <dcmtk/dcmdata/dcuid.h>
@@ -128,9 +129,26 @@ void GatewayServer::startSpool() {
       },
       options);
   context_.spool = spool_.get();
+  // Read at scrape time: Spool::stats() takes one lock and touches no file.
+  const spool::Spool* queue = spool_.get();
+  metrics::setGaugeSource("pacsgw_spool_depth", {}, [queue] {
+    const spool::SpoolStats s = queue->stats();
+    return static_cast<double>(s.queued + s.inFlight);
+  });
+  metrics::setGaugeSource("pacsgw_spool_oldest_age_seconds", {}, [queue] {
+    const std::int64_t oldest = queue->stats().oldestReceivedUnixMs;
+    if (oldest <= 0) return 0.0;
+    const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::system_clock::now().time_since_epoch()).count();
+    return static_cast<double>(std::max<std::int64_t>(0, now - oldest)) / 1000.0;
+  });
 }
 
 GatewayServer::~GatewayServer() {
+  if (spool_) {
+    metrics::clearGaugeSource("pacsgw_spool_depth", {});
+    metrics::clearGaugeSource("pacsgw_spool_oldest_age_seconds", {});
+  }
   if (network_ != nullptr) ASC_dropNetwork(&network_);
 }
 

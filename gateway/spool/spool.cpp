@@ -139,7 +139,7 @@ Spool::Spool(std::string directory, SpoolLimits limits)
 void Spool::addLocked(const std::string& name, std::uint64_t bytes) {
   Entry entry;
   entry.bytes = bytes;
-  entry.due = Clock::now();
+  entry.due = Clock::time_point{};  // due now; equal due times order by name, i.e. by arrival
   if (!entries_.emplace(name, entry).second) return;
   ready_.insert({entry.due, name});
   bytes_ += bytes;
@@ -290,7 +290,8 @@ void Spool::retryLater(const ClaimedRecord& record, std::chrono::milliseconds de
   it->second.inFlight = false;
   --inFlight_;
   if (countAttempt) ++it->second.attempts;
-  it->second.due = Clock::now() + delay;
+  // No delay: the record keeps its place in arrival order.
+  it->second.due = delay.count() > 0 ? Clock::now() + delay : Clock::time_point{};
   ready_.insert({it->second.due, record.name});
   changed_.notify_one();
 }
@@ -364,10 +365,9 @@ void Spool::rescan() {
     std::vector<std::string> waiting;
     for (const auto& item : ready_) waiting.push_back(item.second);
     ready_.clear();
-    const auto now = Clock::now();
     for (const std::string& name : waiting) {
-      entries_[name].due = now;
-      ready_.insert({now, name});
+      entries_[name].due = Clock::time_point{};
+      ready_.insert({Clock::time_point{}, name});
     }
   }
   spdlog::info("spool: retry requested; {} records returned to the queue, retrying everything now", added);
