@@ -1,5 +1,7 @@
 #include "gateway/cli.h"
 
+#include "gateway/audit/audit_trail.h"
+
 #include "codecs/dicom_crypt.h"
 #include "codecs/eval/eval_command.h"
 #include "codecs/pixel_cipher.h"
@@ -14,6 +16,7 @@
 #include "keystore/keystore.h"
 
 #include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <spdlog/spdlog.h>
 
@@ -120,6 +123,15 @@ void onStopSignal(int) {
   if (gServer != nullptr) gServer->requestStop();
 }
 
+// The local audit log: beside the keystore data, one XML audit message per line (docs/security.md).
+std::string auditLogPath(const config::Config& cfg) { return cfg.gateway.dataDir + "/audit.log"; }
+
+std::string localUser() {
+  const char* user = std::getenv("SUDO_USER");
+  if (user == nullptr) user = std::getenv("USER");
+  return (user ? std::string(user) : std::string("uid")) + " (uid " + std::to_string(::getuid()) + ")";
+}
+
 int cmdServe(const Options& o) {
   config::Config cfg;
   if (o.configPath) {
@@ -143,6 +155,8 @@ int cmdServe(const Options& o) {
   if (!problems.empty()) throw config::ConfigError::inFile(problems, cfg.sourcePath);
   codecs::makeCipher(cfg.cipher.backend, codecs::CipherOptions{cfg.cipher.device});  // fail fast on a bad backend
   std::unique_ptr<keystore::Keystore> keys = openKeystoreForServe(cfg, o.acceptNewKeystore);
+  audit::open(auditLogPath(cfg), cfg.gateway.aeTitle);
+  audit::applicationStarted(std::string("pacsgw serve ") + PACSGW_VERSION);
   GatewayServer server(cfg, *keys);
   Monitoring monitoring = startMonitoring(cfg, *keys);
   gServer = &server;
@@ -153,6 +167,8 @@ int cmdServe(const Options& o) {
   ::signal(SIGPIPE, SIG_IGN);
   server.run();
   gServer = nullptr;
+  audit::applicationStopped("stopped on request");
+  audit::close();
   spdlog::info("stopped");
   return 0;
 }
@@ -183,6 +199,11 @@ void transformFile(const Options& o, Transform transform) {
   requirePositional(o, 2, "IN OUT");
   config::Config cfg = requireConfig(o);
   auto keys = openKeystore(cfg);
+  try {
+    audit::open(auditLogPath(cfg), cfg.gateway.aeTitle);
+  } catch (const std::exception& e) {
+    std::cerr << "warning: " << e.what() << "; this run is not recorded in the audit log\n";
+  }
   InstanceProtector protector(*keys, cfg.cipher);
   DcmFileFormat file = loadDicom(o.positional[0]);
   const E_TransferSyntax xfer = file.getDataset()->getOriginalXfer();
@@ -203,8 +224,17 @@ int cmdEncrypt(const Options& o) {
 }
 
 int cmdDecrypt(const Options& o) {
-  transformFile(o, [](InstanceProtector& protector, DcmDataset& dataset, E_TransferSyntax xfer) {
-    E_TransferSyntax original = protector.restore(dataset, xfer);
+  transformFile(o, [&o](InstanceProtector& protector, DcmDataset& dataset, E_TransferSyntax xfer) {
+    E_TransferSyntax original;
+    OFString study;
+    dataset.findAndGetOFString(DCM_StudyInstanceUID, study);
+    try {
+      original = protector.restore(dataset, xfer);
+    } catch (const std::exception& e) {
+      audit::cliDecrypt(localUser(), o.positional[0], study.c_str(), false, e.what());
+      throw;
+    }
+    audit::cliDecrypt(localUser(), o.positional[0], study.c_str(), true, "");
     // Native data goes back into the syntax it was encrypted in; encapsulated data never changed syntax.
     if (original != xfer && dataset.chooseRepresentation(original, nullptr).bad()) original = xfer;
     return original;

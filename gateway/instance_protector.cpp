@@ -1,5 +1,6 @@
 #include "gateway/instance_protector.h"
 
+#include "gateway/audit/audit_trail.h"
 #include "gateway/process_hygiene.h"
 
 #include "gateway/metrics/registry.h"
@@ -153,8 +154,10 @@ E_TransferSyntax InstanceProtector::restore(DcmDataset& dataset, E_TransferSynta
       key = keys_.get(keyId);
     } catch (const keystore::KeyDestroyedError& e) {
       spdlog::warn("audit: decryption under destroyed data key {} refused (keys shred)", printable(keyId));
+      audit::keyEvent("denied", keyId, "", false, "the data key was destroyed (keys shred)");
       throw codecs::CryptError(codecs::CryptErrorKind::KeyDestroyed, e.what());
     } catch (const keystore::KeystoreError& e) {
+      audit::keyEvent("denied", keyId, "", false, e.what());
       throw codecs::CryptError(codecs::CryptErrorKind::UnknownKey, e.what());
     }
     requireKeyScopeMatches(dataset, key);

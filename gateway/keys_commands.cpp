@@ -2,6 +2,8 @@
 // never key material.
 #include "gateway/keys_commands.h"
 
+#include "gateway/audit/audit_trail.h"
+
 #include "gateway/instance_protector.h"
 #include "gateway/logging.h"
 
@@ -144,6 +146,13 @@ int cmdShred(const config::Config& cfg, const KeysOptions& o) {
             << ": its objects in the PACS can no longer be decrypted\n";
   setupLogging("info");
   spdlog::warn("audit: data key {} of study {} destroyed (keys shred)", id, uid);
+  try {
+    audit::open(cfg.gateway.dataDir + "/audit.log", cfg.gateway.aeTitle);
+    audit::keyEvent("destroyed", id, uid, true, "keys shred");
+    audit::close();
+  } catch (const std::exception& e) {
+    spdlog::warn("{}; the shred is not recorded in the audit log", e.what());
+  }
   return 0;
 }
 

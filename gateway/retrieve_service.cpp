@@ -1,6 +1,7 @@
 // The retrieval path: C-FIND relayed to the PACS, C-MOVE / C-GET re-issued to the PACS with the
 // gateway as destination, and the PACS's C-STORE sub-operations decrypted (per the destination's
 // access) and delivered to the real destination.
+#include "gateway/audit/audit_trail.h"
 #include "gateway/instance_protector.h"
 #include "gateway/gateway_metrics.h"
 #include "gateway/net_util.h"
@@ -422,6 +423,7 @@ void Session::handleFind(T_DIMSE_Message& msg, T_ASC_PresentationContextID presI
   if (peer_.workstation == nullptr || peer_.workstation->access == config::Access::Deny) {
     spdlog::warn("audit: C-FIND from {}@{} refused: not an authorised workstation", printable(peer_.aeTitle),
                  peer_.address);
+    audit::query({peer_.aeTitle, peer_.address}, "C-FIND", false, "not an authorised workstation");
     reply(status::kNotAuthorised);
     return;
   }
@@ -432,6 +434,11 @@ void Session::handleFind(T_DIMSE_Message& msg, T_ASC_PresentationContextID presI
     spdlog::error("C-FIND from {}: upstream PACS unavailable: {}", peer_.aeTitle, e.what());
     reply(status::kOutOfResources);
     return;
+  }
+  {
+    OFString level;
+    identifier->findAndGetOFString(DCM_QueryRetrieveLevel, level);
+    audit::query({peer_.aeTitle, peer_.address}, level.c_str(), true, "");
   }
   FindRelay relay{assoc_, presId, &request, upstream->raw(),
                   ASC_findAcceptedPresentationContextID(upstream->raw(), request.AffectedSOPClassUID), 0};
@@ -492,6 +499,7 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
   if (peer_.workstation == nullptr || peer_.workstation->access == config::Access::Deny) {
     spdlog::warn("audit: {} from {}@{} refused: not an authorised workstation", verb, printable(peer_.aeTitle),
                  peer_.address);
+    audit::securityAlert("AccessRefused", std::string(verb) + " by a workstation without access", {peer_.aeTitle, peer_.address}, "");
     refuse(status::kNotAuthorised);
     return;
   }
@@ -504,6 +512,8 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
     if (destination == nullptr || destination->access == config::Access::Deny) {
       spdlog::warn("audit: C-MOVE from {}@{} refused: move destination '{}' is {}", printable(peer_.aeTitle),
                    peer_.address, printable(destinationAe), destination == nullptr ? "not configured" : "denied");
+      audit::securityAlert("MoveDestinationRefused", "move destination " + destinationAe + " is " +
+                           (destination == nullptr ? "not configured" : "denied"), {peer_.aeTitle, peer_.address}, "");
       refuse(status::kMoveDestinationUnknown);
       return;
     }
@@ -693,6 +703,13 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
   }
   spdlog::info("{} from {} done: {} completed, {} failed, {} warning; final {}", verb, printable(peer_.aeTitle),
                completed, failed, warning, describeStatus(finalStatus));
+  {
+    std::string studies;
+    for (const auto& uid : job->requestedStudyUids) studies += (studies.empty() ? "" : "\\") + uid;
+    audit::Peer destination{job->destinationAeTitle(), job->destination ? job->destination->host : peer_.address};
+    audit::instancesTransferred({peer_.aeTitle, peer_.address}, destination, studies, completed + warning, failed,
+                                job->access == config::Access::Decrypt);
+  }
   const unsigned remaining = finalStatus == status::kCancel ? finalResponse.NumberOfRemainingSubOperations : 0;
   std::unique_lock<std::mutex> io;
   if (isGet) io = std::unique_lock<std::mutex>(job->deliveryMutex);
@@ -761,6 +778,7 @@ void Session::handleSubOperation(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationC
             spdlog::warn("audit: security alert: retrieve {}: instance {} from PACS {} not delivered to {} ({}): {}",
                          job->upstreamMessageId, printable(sopInstance), printable(peer_.aeTitle),
                          job->destinationAeTitle(), pass.code, pass.reason);
+            audit::securityAlert(pass.code, pass.reason, {peer_.aeTitle, peer_.address}, sopInstance);
             fail(pass.code.c_str());
             return;
           }
@@ -775,6 +793,7 @@ void Session::handleSubOperation(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationC
     } catch (const codecs::CryptError& e) {
       spdlog::warn("audit: security alert: retrieve {}: instance {} not delivered to {} ({}): {}", job->upstreamMessageId,
                    printable(sopInstance), job->destinationAeTitle(), codecs::toString(e.kind()), e.what());
+      audit::securityAlert(codecs::toString(e.kind()), e.what(), {peer_.aeTitle, peer_.address}, sopInstance);
       fail(codecs::toString(e.kind()));
       return;
     }

@@ -1,5 +1,7 @@
 #include "gateway/server.h"
 
+#include "gateway/audit/audit_trail.h"
+
 #include "gateway/gateway_metrics.h"
 
 #include "gateway/net_util.h"
@@ -280,6 +282,7 @@ bool GatewayServer::negotiate(T_ASC_Association* assoc, const PeerIdentity& peer
   ASC_getApplicationContextName(assoc->params, contextName, sizeof(contextName));
   if (std::string(contextName) != UID_StandardApplicationContext) {
     spdlog::warn("audit: association from {} rejected: unsupported application context", who);
+    audit::associationRefused({peer.aeTitle, peer.address}, "unsupported application context");
     rejectAssociation(assoc, ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
                       ASC_REASON_SU_APPCONTEXTNAMENOTSUPPORTED);
     return false;
@@ -287,12 +290,14 @@ bool GatewayServer::negotiate(T_ASC_Association* assoc, const PeerIdentity& peer
   if (called != config_.gateway.aeTitle) {
     spdlog::warn("audit: association from {} rejected: called AE title '{}' is not {}", who, printable(called),
                  config_.gateway.aeTitle);
+    audit::associationRefused({peer.aeTitle, peer.address}, "called AE title '" + called + "' is not " + config_.gateway.aeTitle);
     rejectAssociation(assoc, ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
                       ASC_REASON_SU_CALLEDAETITLENOTRECOGNIZED);
     return false;
   }
   if (!peer.isModality && peer.workstation == nullptr && !peer.isUpstream) {
     spdlog::warn("audit: association from {} rejected: calling AE title and host are not configured", who);
+    audit::associationRefused({peer.aeTitle, peer.address}, "calling AE title and host are not configured");
     rejectAssociation(assoc, ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
                       ASC_REASON_SU_CALLINGAETITLENOTRECOGNIZED);
     return false;
@@ -334,6 +339,7 @@ bool GatewayServer::negotiate(T_ASC_Association* assoc, const PeerIdentity& peer
                       : peer.isModality                              ? "modality: storage"
                       : peer.workstation != nullptr                  ? "workstation: query/retrieve"
                                                                      : "PACS: retrieve sub-operations");
+    audit::associationRefused({peer.aeTitle, peer.address}, "none of its proposed services is allowed for its role");
     rejectAssociation(assoc, ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
                       ASC_REASON_SU_NOREASON);
     return false;
@@ -346,6 +352,7 @@ bool GatewayServer::negotiate(T_ASC_Association* assoc, const PeerIdentity& peer
   setTcpNoDelay(associationSocket(assoc));
   spdlog::info("audit: association from {} accepted ({} presentation contexts)", who,
                ASC_countAcceptedPresentationContexts(assoc->params));
+  audit::associationAccepted({peer.aeTitle, peer.address});
   return true;
 }
 

@@ -1,5 +1,7 @@
 #include "gateway/session.h"
 
+#include "gateway/audit/audit_trail.h"
+
 #include "gateway/gateway_metrics.h"
 #include "gateway/instance_protector.h"
 #include "gateway/net_util.h"
@@ -43,6 +45,8 @@ Session::Session(GatewayContext& context, T_ASC_Association* assoc, PeerIdentity
     : context_(context), assoc_(assoc), peer_(std::move(peer)) {}
 
 Session::~Session() {
+  for (const auto& [studyUid, tally] : storedStudies_)
+    audit::instancesStored({peer_.aeTitle, peer_.address}, studyUid, tally.patientId, tally.stored, tally.failed);
   if (stats_.stored + stats_.failed > 0) {
     spdlog::info("association from {}@{} ended: {} instances forwarded, {} refused, {:.1f} MB", peer_.aeTitle,
                  peer_.address, stats_.stored, stats_.failed, static_cast<double>(stats_.bytes) / 1e6);
@@ -215,16 +219,27 @@ void Session::handleStore(T_DIMSE_Message& msg, T_ASC_PresentationContextID pres
   const auto forwardedAt = std::chrono::steady_clock::now();
   if (outcome.delivered && (outcome.status == status::kSuccess || (outcome.status & 0xF000) == 0xB000)) {
     ++stats_.stored;
+    tallyStudy(*dataset, true);
     stats_.bytes += dataset->getLength(xfer);
     spdlog::debug("C-STORE {} from {} -> {}: {} (receive {:.2f} ms, encrypt {:.2f} ms, forward {:.2f} ms)",
                   sopInstance, peer_.aeTitle, context_.config.upstream.aeTitle, describeStatus(outcome.status),
                   msSince(started, receivedAt), msSince(receivedAt, encryptedAt), msSince(encryptedAt, forwardedAt));
   } else {
     ++stats_.failed;
+    tallyStudy(*dataset, false);
     spdlog::warn("C-STORE {} from {} -> {}: {} ({})", sopInstance, peer_.aeTitle, context_.config.upstream.aeTitle,
                  describeStatus(outcome.status), outcome.errorComment);
   }
   sendStoreResponse(presId, request, outcome.status, outcome.errorComment);
+}
+
+void Session::tallyStudy(DcmDataset& dataset, bool stored) {
+  OFString study, patient;
+  dataset.findAndGetOFString(DCM_StudyInstanceUID, study);
+  dataset.findAndGetOFString(DCM_PatientID, patient);
+  StudyTally& tally = storedStudies_[study.c_str()];
+  tally.patientId = patient.c_str();
+  ++(stored ? tally.stored : tally.failed);
 }
 
 StoreOutcome Session::forwardToUpstream(DcmDataset& dataset, E_TransferSyntax xfer, const std::string& sopClass,

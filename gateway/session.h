@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -75,6 +76,13 @@ class Session {
   std::unique_ptr<InstanceProtector> protector_;
   std::unique_ptr<PeerAssociation> upstream_;
   SessionStats stats_;
+  // Per study: patient ID, instances stored, instances refused (one audit record each at the end).
+  struct StudyTally {
+    std::string patientId;
+    std::size_t stored = 0, failed = 0;
+  };
+  std::map<std::string, StudyTally> storedStudies_;
+  void tallyStudy(DcmDataset& dataset, bool stored);
   bool broken_ = false;
 };
 
