@@ -921,6 +921,7 @@ bool Keystore::contains(const std::string& keyId) {
 
 bool Keystore::hasKeyFor(KeyScope scope, const std::string& scopeUid) {
   validateScopeUid(scopeUid);
+  if (pg_) return pg_->store.hasKeyFor(scope, scopeUid);
   Impl& d = *impl_;
   std::lock_guard<std::mutex> lock(d.mutex);
   if (d.cache.findByScope(scope, scopeUid) != nullptr) return true;

@@ -350,6 +350,13 @@ DataKey PgKeystore::get(const std::string& keyId) {
   return key;
 }
 
+bool PgKeystore::hasKeyFor(KeyScope scope, const std::string& scopeUid) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const std::vector<std::optional<std::string>> params{std::string(toString(scope)), scopeUid};
+  return run("SELECT 1 FROM pacsgw_data_keys WHERE scope = $1 AND scope_uid = $2", params).rows() > 0 ||
+         run("SELECT 1 FROM pacsgw_shredded_keys WHERE scope = $1 AND scope_uid = $2", params).rows() > 0;
+}
+
 bool PgKeystore::contains(const std::string& keyId) {
   std::lock_guard<std::mutex> lock(mutex_);
   return run("SELECT 1 FROM pacsgw_data_keys WHERE id = $1", {keyId}).rows() > 0;

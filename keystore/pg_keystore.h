@@ -28,6 +28,7 @@ class PgKeystore {
   DataKey getOrCreate(KeyScope scope, const std::string& scopeUid);
   DataKey get(const std::string& keyId);
   bool contains(const std::string& keyId);
+  bool hasKeyFor(KeyScope scope, const std::string& scopeUid);  // exists or was shredded; never creates
   std::vector<KeyInfo> list();
   std::vector<DamagedKey> verify();
   void rotateMasterKey(SecretBytes newMasterKey);
