@@ -185,6 +185,17 @@ std::vector<ConfigIssue> checkFiles(const Config& config) {
     if (!problem.empty()) issues.push_back({"gateway.data_dir", problem});
   }
   if (!config.keystore.path.empty()) checkKeystorePath(config, issues);
+  if (!config.keystore.escrowDir.empty()) {
+    // The escrow storage is mounted, never created by the gateway: a missing mount must not go unnoticed.
+    struct stat info {};
+    if (::stat(config.keystore.escrowDir.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
+      issues.push_back({"keystore.escrow_dir", config.keystore.escrowDir +
+                                                   " is not an existing directory (mount the escrow storage)"});
+    } else if (::access(config.keystore.escrowDir.c_str(), W_OK | X_OK) != 0) {
+      issues.push_back({"keystore.escrow_dir", "directory " + config.keystore.escrowDir + " is not writable by " +
+                                                   uidText()});
+    }
+  }
   if (!config.keystore.masterKeyFile.empty()) {
     checkMasterKeyFile(config, issues);
   } else if (!config.keystore.masterKeyEnv.empty()) {

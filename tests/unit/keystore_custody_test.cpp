@@ -1,6 +1,7 @@
 // Key custody on real files: the anchor refuses a vanished or emptied keystore, verification names damaged
 // keys, wrapped keys are bound to their rows, old stores migrate, backups are consistent, the master key
 // rotates, and a shredded key leaves no trace in any keystore file.
+#include "keystore/escrow_journal.h"
 #include "keystore/keystore.h"
 
 #include "test_support.h"
@@ -423,4 +424,136 @@ TEST(KeystoreShred, OtherProcessDropsTheCachedKey) {
   EXPECT_NO_THROW(gateway->get(key.id));  // now cached
   Keystore::open(path, masterKey(1))->shred(KeyScope::Study, kStudy);
   EXPECT_THROW(gateway->get(key.id), KeyDestroyedError);
+}
+
+// --- escrow journal -------------------------------------------------------------------------------------
+
+namespace {
+
+OpenOptions escrowed(const TempDir& dir, const std::string& journal) {
+  OpenOptions o = anchored(dir);
+  o.escrowDirectory = journal;
+  return o;
+}
+
+std::size_t journalEntries(const std::string& journal) {
+  std::size_t n = 0;
+  for (const auto& entry : fs::directory_iterator(journal)) n += entry.path().extension() == ".key";
+  return n;
+}
+
+}  // namespace
+
+TEST(KeystoreEscrow, EveryNewKeyIsEscrowedBeforeItIsReturned) {
+  TempDir dir, journal;
+  auto store = Keystore::open(dir.file("keystore.db"), masterKey(1), escrowed(dir, journal.path().string()));
+  const DataKey key = store->getOrCreate(KeyScope::Study, kStudy);
+  EXPECT_EQ(journalEntries(journal.path().string()), 1u);
+  EscrowJournal j(journal.path().string());
+  const auto record = j.find(KeyScope::Study, kStudy);
+  ASSERT_TRUE(record.has_value());
+  EXPECT_EQ(record->id, key.id);
+  EXPECT_EQ(bytesOf(unwrapKeyForRow(masterKey(1), record->id, record->scope, record->scopeUid, record->wrapped)),
+            bytesOf(key.key));
+  EXPECT_FALSE(foundInKeystoreFiles(journal.file(fs::directory_iterator(journal.path())->path().filename()),
+                                    bytesOf(key.key)))
+      << "the journal must hold the key wrapped, never in clear";
+}
+
+TEST(KeystoreEscrow, LostKeystoreIsRebuiltFromTheJournal) {
+  TempDir dir, journal;
+  const std::string path = dir.file("keystore.db");
+  std::vector<DataKey> keys;
+  {
+    auto store = Keystore::open(path, masterKey(1), escrowed(dir, journal.path().string()));
+    for (int i = 0; i < 5; ++i) keys.push_back(store->getOrCreate(KeyScope::Study, "1.2.6." + std::to_string(i)));
+  }
+  fs::remove(path);
+  EXPECT_THROW(Keystore::open(path, masterKey(1), escrowed(dir, journal.path().string())), KeystoreError)
+      << "a vanished keystore is refused even with a journal: recovery is an explicit step";
+  OpenOptions recover = escrowed(dir, journal.path().string());
+  recover.acceptNewKeystore = true;
+  auto store = Keystore::open(path, masterKey(1), recover);
+  EXPECT_EQ(store->openReport().importedFromEscrow, 5u);
+  for (const DataKey& k : keys) EXPECT_EQ(bytesOf(store->get(k.id).key), bytesOf(k.key));
+  EXPECT_EQ(store->getOrCreate(KeyScope::Study, "1.2.6.3").id, keys[3].id) << "a recovered study got a new key";
+}
+
+TEST(KeystoreEscrow, OlderBackupIsCompletedAndNeverForksAStudy) {
+  TempDir dir, journal;
+  const std::string path = dir.file("keystore.db");
+  DataKey late;
+  {
+    auto store = Keystore::open(path, masterKey(1), escrowed(dir, journal.path().string()));
+    store->getOrCreate(KeyScope::Study, "1.2.6.1");
+    store->backupTo(dir.file("old.db"));
+    late = store->getOrCreate(KeyScope::Study, "1.2.6.2");
+  }
+  fs::remove(path);
+  fs::copy_file(dir.file("old.db"), path);
+  // Without the journal the running gateway would mint a second key; with it the key is refused...
+  {
+    auto noJournal = Keystore::open(path, masterKey(1), anchored(dir));
+    EXPECT_THROW(noJournal->get(late.id), KeystoreError);
+  }
+  fs::remove(path);
+  fs::copy_file(dir.file("old.db"), path);
+  auto store = Keystore::open(path, masterKey(1), escrowed(dir, journal.path().string()));
+  EXPECT_EQ(store->openReport().importedFromEscrow, 1u);  // ...and imported at the next start
+  EXPECT_EQ(store->getOrCreate(KeyScope::Study, "1.2.6.2").id, late.id);
+}
+
+TEST(KeystoreEscrow, RunningGatewayRefusesAStudyOnlyTheJournalKnows) {
+  TempDir dir, journal, other;
+  const std::string path = dir.file("keystore.db");
+  auto store = Keystore::open(path, masterKey(1), escrowed(dir, journal.path().string()));
+  // Another keystore (same master key) escrowed a key for a study into the same journal meanwhile.
+  auto stray = Keystore::open(other.file("keystore.db"), masterKey(1), escrowed(other, journal.path().string()));
+  const DataKey known = stray->getOrCreate(KeyScope::Study, "1.2.6.9");
+  const std::string message = errorOf([&] { store->getOrCreate(KeyScope::Study, "1.2.6.9"); });
+  EXPECT_TRUE(has(message, "escrow journal holds data key " + known.id)) << message;
+  EXPECT_EQ(store->list().size(), 0u);
+}
+
+TEST(KeystoreEscrow, DamagedRowIsRepairedFromTheJournal) {
+  TempDir dir, journal;
+  const std::string path = dir.file("keystore.db");
+  DataKey key;
+  {
+    auto store = Keystore::open(path, masterKey(1), escrowed(dir, journal.path().string()));
+    key = store->getOrCreate(KeyScope::Study, kStudy);
+  }
+  execSql(path, "UPDATE data_keys SET wrapped = zeroblob(40)");
+  auto store = Keystore::open(path, masterKey(1), escrowed(dir, journal.path().string()));
+  EXPECT_EQ(store->openReport().repairedFromEscrow, 1u);
+  EXPECT_TRUE(store->verify().empty());
+  EXPECT_EQ(bytesOf(store->get(key.id).key), bytesOf(key.key));
+}
+
+TEST(KeystoreEscrow, ShredAndRotationKeepTheJournalInStep) {
+  TempDir dir, journal;
+  const std::string path = dir.file("keystore.db");
+  auto store = Keystore::open(path, masterKey(1), escrowed(dir, journal.path().string()));
+  const DataKey victim = store->getOrCreate(KeyScope::Study, kStudy);
+  const DataKey kept = store->getOrCreate(KeyScope::Study, "1.2.6.5");
+  EscrowJournal j(journal.path().string());
+  const auto victimWrap = j.find(KeyScope::Study, kStudy)->wrapped;
+  store->shred(KeyScope::Study, kStudy);
+  EXPECT_FALSE(j.find(KeyScope::Study, kStudy).has_value());
+  EXPECT_EQ(journalEntries(journal.path().string()), 1u);
+  store->rotateMasterKey(masterKey(2));
+  const auto record = j.find(KeyScope::Study, "1.2.6.5");
+  ASSERT_TRUE(record.has_value());
+  EXPECT_EQ(record->kekCheck, masterKeyCheckValue(masterKey(2)));
+  EXPECT_EQ(bytesOf(unwrapKeyForRow(masterKey(2), record->id, record->scope, record->scopeUid, record->wrapped)),
+            bytesOf(kept.key));
+  store.reset();
+  fs::remove(path);
+  OpenOptions recover = escrowed(dir, journal.path().string());
+  recover.acceptNewKeystore = true;
+  auto rebuilt = Keystore::open(path, masterKey(2), recover);
+  EXPECT_EQ(rebuilt->list().size(), 1u) << "a shredded key came back from the journal";
+  for (const auto& entry : fs::directory_iterator(journal.path())) {
+    EXPECT_FALSE(foundInKeystoreFiles(entry.path().string(), victimWrap)) << entry.path();
+  }
 }
