@@ -7,6 +7,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pacsgw_harness as h
@@ -42,9 +43,11 @@ class PostgresServer:
         if self.run_as:
             info = pwd.getpwnam(self.run_as)
             os.chown(self.workdir, info.pw_uid, info.pw_gid)
-            # The server must be able to reach its directory through every parent.
-            for parent in self.workdir.parents:
-                if str(parent).startswith("/tmp/"):
+            # The server must be able to reach its directory through every parent we created (private
+            # temp directories are 0700).
+            temp_root = Path(tempfile.gettempdir()).resolve()
+            for parent in self.workdir.resolve().parents:
+                if parent != temp_root and temp_root in parent.parents:
                     os.chmod(parent, os.stat(parent).st_mode | 0o711)
         self._run([pg_bin("initdb"), "-D", self.data, "-A", "trust", "-U", self.user, "-E", "UTF8", "--no-sync"])
         options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.workdir} -c fsync=off "
