@@ -158,7 +158,7 @@ int cmdServe(const Options& o) {
   audit::open(auditLogPath(cfg), cfg.gateway.aeTitle);
   audit::applicationStarted(std::string("pacsgw serve ") + PACSGW_VERSION);
   GatewayServer server(cfg, *keys);
-  Monitoring monitoring = startMonitoring(cfg, *keys);
+  Monitoring monitoring = startMonitoring(cfg, *keys, server.storeSpool());
   gServer = &server;
   struct sigaction sa {};
   sa.sa_handler = onStopSignal;

@@ -1,6 +1,7 @@
 #include "gateway/health.h"
 
 #include "gateway/metrics/registry.h"
+#include "gateway/spool/spool.h"
 #include "keystore/keystore.h"
 
 #include <dcmtk/dcmdata/dcuid.h>
@@ -120,11 +121,28 @@ std::vector<metrics::ReadinessCheck> HealthMonitor::evaluate() {
   return checks;
 }
 
-Monitoring startMonitoring(const config::Config& config, keystore::Keystore& keys) {
+std::string spoolQuotaProblem(const spool::SpoolStats& stats, const config::SpoolSection& quota) {
+  const std::uint64_t instances = stats.queued + stats.inFlight + stats.quarantined;
+  // Integer arithmetic: 95 % of the quota, without overflow for quotas up to 2^50.
+  if (stats.bytes * 20 >= quota.maxBytes * 19) {
+    return "spool holds " + std::to_string(stats.bytes) + " of " + std::to_string(quota.maxBytes) + " bytes";
+  }
+  if (instances * 20 >= quota.maxInstances * 19) {
+    return "spool holds " + std::to_string(instances) + " of " + std::to_string(quota.maxInstances) + " instances";
+  }
+  return {};
+}
+
+Monitoring startMonitoring(const config::Config& config, keystore::Keystore& keys, const spool::Spool* storeSpool) {
   Monitoring m;
   if (!config.metrics.enabled) return m;
   metrics::set("pacsgw_build_info", {{"version", PACSGW_VERSION}}, 1);
   m.health = std::make_unique<HealthMonitor>(config, keys);
+  if (storeSpool != nullptr) {
+    m.health->addCheck("spool", [storeSpool, quota = config.spool] {
+      return spoolQuotaProblem(storeSpool->stats(), quota);
+    });
+  }
   m.http = std::make_unique<metrics::AdminHttpServer>(config.metrics.bind, config.metrics.port,
                                                       [health = m.health.get()] { return health->evaluate(); });
   spdlog::info("metrics and health endpoints on http://{}:{}/ (/metrics, /health/live, /health/ready)",

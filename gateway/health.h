@@ -12,11 +12,16 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
 namespace pacsgw::keystore {
 class Keystore;
+}
+namespace pacsgw::gateway::spool {
+class Spool;
+struct SpoolStats;
 }
 
 namespace pacsgw::gateway {
@@ -58,6 +63,12 @@ struct Monitoring {
   std::unique_ptr<metrics::AdminHttpServer> http;
 };
 // Nothing (both null) when the configuration has no metrics section; throws when it cannot listen.
-Monitoring startMonitoring(const config::Config& config, keystore::Keystore& keys);
+// With a store-and-forward spool, readiness also requires the spool to be below its quota.
+Monitoring startMonitoring(const config::Config& config, keystore::Keystore& keys,
+                           const spool::Spool* storeSpool = nullptr);
+
+// Empty while the spool has room; otherwise why new stores would be refused (95 % of either quota:
+// a load balancer stops sending here before modalities get A700).
+std::string spoolQuotaProblem(const spool::SpoolStats& stats, const config::SpoolSection& quota);
 
 }  // namespace pacsgw::gateway

@@ -212,5 +212,49 @@ class ObservabilityTest(h.PacsAndGatewayTestCase):
         self.assertGreaterEqual(sample(self.scrape(), "pacsgw_upstream_errors_total", kind="echo"), 1)
 
 
+class QueuedGateway(MetricsGateway):
+    """Store-and-forward with a spool quota of 2 instances: 95 % of it is reached by 2 waiting instances."""
+
+    def config_yaml(self) -> str:
+        lines = super().config_yaml().splitlines()
+        at = next(i for i, line in enumerate(lines) if line.startswith("upstream:"))
+        lines.insert(at + 1, "  forward: queued")
+        lines += ["spool:", "  max_instances: 2", "  retry_initial_s: 1", "  retry_max_s: 1"]
+        return "\n".join(lines) + "\n"
+
+
+class SpoolReadinessTest(h.PacsAndGatewayTestCase):
+    gateway_class = QueuedGateway
+
+    def ready_body(self):
+        return http_get(self.gateway.metrics_port, "/health/ready")
+
+    def wait_for(self, what, condition, timeout=60):
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                self.fail(f"timed out waiting for {what}; /health/ready: {self.ready_body()}")
+            time.sleep(0.2)
+
+    def test_not_ready_while_the_spool_is_at_its_quota_and_ready_again_once_drained(self):
+        self.wait_for("readiness", lambda: self.ready_body()[0] == 200)
+        self.assertIn("spool: ok", self.ready_body()[1])
+        files = [rh.derive(h.test_file("ct_le.dcm"), self.workdir / f"q{i}.dcm", rh.new_uid(), rh.new_uid(), 1,
+                           "SPOOL-1", "Spool^Test") for i in range(2)]
+        self.pacs.stop()  # the PACS is down: accepted instances wait in the spool
+        sent = h.storescu(self.gateway.port, files)
+        self.assertTrue(sent.all_succeeded(2), sent.describe())
+        status, body = self.ready_body()
+        self.assertEqual(status, 503, body)
+        self.assertIn("spool: FAIL (spool holds 2 of 2 instances)", body)
+        self.assertEqual(sample(parse_metrics(http_get(self.gateway.metrics_port, "/metrics")[1]),
+                                "pacsgw_spool_depth"), 2)
+        self.pacs.start()  # back: the forwarder drains the spool, readiness returns
+        self.wait_for("the spool to drain and readiness to return", lambda: self.ready_body()[0] == 200, 90)
+        self.assertIn("spool: ok", self.ready_body()[1])
+        for f in files:
+            self.assertIsNotNone(self.pacs.find_instance(h.sop_instance_uid(f)))
+
+
 if __name__ == "__main__":
     h.main()
