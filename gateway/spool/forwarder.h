@@ -59,7 +59,7 @@ struct ForwarderOptions {
   std::chrono::milliseconds retryInitial{1000};
   std::chrono::milliseconds retryMax{60000};
   unsigned processingFailureAttempts = 3;  // 0110 "processing failure" is retried this often, then quarantined
-  std::chrono::milliseconds idleRelease{5000};
+  std::chrono::milliseconds idleRelease{2000};  // some PACS take one association at a time
   std::chrono::milliseconds statusInterval{1000};  // status.json refresh; 0 = never
 };
 

@@ -215,7 +215,8 @@ AdmitResult Spool::admit(const SpoolRecordMeta& meta, const std::string& payload
     failure = "cannot create " + partialPath + ": " + errnoText(errno);
   } else {
     int error = writeAll(fd, prefix, payload, trailer);
-    if (error == 0 && ::fsync(fd) != 0) error = errno;
+    // fdatasync persists the data and the file size, all a reader of the record needs.
+    if (error == 0 && ::fdatasync(fd) != 0) error = errno;
     if (::close(fd) != 0 && error == 0) error = errno;
     if (error != 0) {
       failure = "cannot write " + partialPath + ": " + errnoText(error);
