@@ -1,15 +1,20 @@
 #!/usr/bin/env python3
-"""C-STORE throughput: a modality sending straight to a PACS, against the same modality sending
-through `pacsgw serve` to the same kind of PACS, in one run on one machine.
+"""C-STORE throughput and latency: a modality sending straight to a PACS, against the same modality
+sending through `pacsgw serve` to the same kind of PACS, in one run on one machine. The gateway is
+measured in both forwarding modes: `sync` (the modality waits for the PACS) and `queued` (the modality
+gets Success once the encrypted instance is fsync'd into the spool; the forwarder delivers after).
 
   python3 tests/bench/bench_store.py                  # storescp as the PACS, 3 repetitions
   python3 tests/bench/bench_store.py --ignore         # storescp --ignore (no disk writes) in both paths
   python3 tests/bench/bench_store.py --orthanc        # also Orthanc as the PACS
-  python3 tests/bench/bench_store.py --min-ratio 0.6  # exit 1 when gateway/direct falls below 0.6
+  python3 tests/bench/bench_store.py --min-ratio 0.6  # exit 1 when sync gateway/direct falls below 0.6
+  python3 tests/bench/bench_store.py --min-queued-ratio 0.5
 
 Every measured run is verified: the PACS must have received every instance (files counted, or
 storescp's log parsed with --ignore), and through the gateway the received objects must carry the
-key-reference block. Needs scripts/fetch-test-data.sh (tests/data/cache/bench/) and a built pacsgw.
+key-reference block. In queued mode the run ends when the modality has every Success; delivery to the
+PACS is then awaited (bounded) and reported as its own figure. Latency is per C-STORE as the
+modality sees it: from storescu sending the request to the response, from its timestamped log. Needs scripts/fetch-test-data.sh (tests/data/cache/bench/) and a built pacsgw.
 """
 
 import argparse
@@ -69,10 +74,56 @@ class StoreScp:
         return sorted(self.out.iterdir())
 
 
-def send(port: int, files, called: str) -> (float, h.StoreResult):
+LOG_CONFIG = """log4cplus.rootLogger = INFO, console
+log4cplus.appender.console = log4cplus::ConsoleAppender
+log4cplus.appender.console.layout = log4cplus::PatternLayout
+log4cplus.appender.console.layout.ConversionPattern = %D{%H:%M:%S.%Q} %m%n
+"""
+
+
+def _seconds(stamp: str) -> float:
+    hours, minutes, rest = stamp.split(":")
+    seconds, millis, micros = rest.split(".")
+    return int(hours) * 3600 + int(minutes) * 60 + int(seconds) + int(millis) / 1e3 + int(micros) / 1e6
+
+
+def store_latencies(output: str) -> list:
+    """Seconds from each 'Sending Store Request' to its 'Received Store Response' in storescu's log."""
+    latencies, sent_at = [], None
+    for line in output.splitlines():
+        stamp, _, message = line.partition(" ")
+        if message.startswith("Sending Store Request"):
+            sent_at = _seconds(stamp)
+        elif message.startswith("Received Store Response") and sent_at is not None:
+            latency = _seconds(stamp) - sent_at
+            latencies.append(latency + 86400 if latency < 0 else latency)  # across midnight
+            sent_at = None
+    return latencies
+
+
+def percentile(values, fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def send(port: int, files, called: str, log_config: Path) -> (float, h.StoreResult, list):
+    # storescu -v, but through a log configuration that timestamps every line (the two cannot be combined).
+    args = ["storescu", "-lc", log_config, "-ta", "30", "-td", "120", "-aec", called, "-aet", "CT1",
+            h.LOOPBACK, port, *files]
     started = time.monotonic()
-    result = h.storescu(port, files, called=called, calling="CT1", timeout=600)
-    return time.monotonic() - started, result
+    tool = h.run_tool(args, timeout=600)
+    seconds = time.monotonic() - started
+    result = h.StoreResult(tool, h._parse_store_statuses(tool.output))
+    return seconds, result, store_latencies(tool.output)
+
+
+def wait_received(scp, expected: int, timeout: float = 600) -> float:
+    started = time.monotonic()
+    while scp.received() < expected:
+        if time.monotonic() - started > timeout:
+            raise SystemExit(f"queued: the PACS holds {scp.received()} of {expected} instances after {timeout} s")
+        time.sleep(0.05)
+    return time.monotonic() - started
 
 
 def verify(label: str, result: h.StoreResult, received: int, expected: int):
@@ -91,52 +142,73 @@ def verify_ciphertext(files, sample: int = 200):
 
 def run_storescp_pair(args, files, workdir: Path, repetition: int) -> dict:
     n = len(files)
+    log_config = workdir / "storescu-log.cfg"
+    log_config.write_text(LOG_CONFIG)
+    out = {}
     # Direct: modality -> storescp.
     scp = StoreScp(workdir / f"direct-{repetition}", args.ignore).start()
     try:
-        direct_s, result = send(scp.port, files, PACS_AET)
+        out["direct_s"], result, out["direct_lat"] = send(scp.port, files, PACS_AET, log_config)
         time.sleep(0.2 if args.ignore else 0)  # let storescp log the last request
         verify("direct", result, scp.received(), n)
     finally:
         scp.stop()
-    # Through the gateway: modality -> pacsgw -> a fresh storescp.
-    scp = StoreScp(workdir / f"gateway-{repetition}", args.ignore).start()
-    gateway = h.Gateway(workdir / f"gw-{repetition}", upstream_port=scp.port, upstream_aet=PACS_AET,
-                        log_level=args.gateway_log_level)
-    try:
-        gateway.start()
-        gateway_s, result = send(gateway.port, files, "GATEWAY")
-        time.sleep(0.2 if args.ignore else 0)
-        verify("through pacsgw", result, scp.received(), n)
-        if not args.ignore:
-            verify_ciphertext(scp.received_files())
-        if not gateway.alive():
-            raise SystemExit(f"pacsgw died during the benchmark\n{h.tail(gateway.log_path)}")
-    except BaseException:
-        sys.stderr.write(f"\npacsgw log:\n{h.tail(gateway.log_path)}\n")
-        raise
-    finally:
-        gateway.stop()
-        scp.stop()
-    return {"direct_s": direct_s, "gateway_s": gateway_s}
+    # Through the gateway: modality -> pacsgw -> a fresh storescp, in each forwarding mode.
+    for mode in ("sync", "queued"):
+        scp = StoreScp(workdir / f"{mode}-{repetition}", args.ignore).start()
+        gateway = h.Gateway(workdir / f"gw-{mode}-{repetition}", upstream_port=scp.port, upstream_aet=PACS_AET,
+                            log_level=args.gateway_log_level, forward=mode)
+        try:
+            gateway.start()
+            seconds, result, latencies = send(gateway.port, files, "GATEWAY", log_config)
+            if not result.all_succeeded(n):
+                verify(f"{mode} via pacsgw", result, n, n)
+            if mode == "queued":
+                # Counted from the end of the send: how long the backlog took to reach the PACS.
+                out["queued_drain_s"] = wait_received(scp, n)
+            time.sleep(0.2 if args.ignore else 0)
+            verify(f"{mode} via pacsgw", result, scp.received(), n)
+            if not args.ignore:
+                verify_ciphertext(scp.received_files())
+            if not gateway.alive():
+                raise SystemExit(f"pacsgw died during the benchmark\n{h.tail(gateway.log_path)}")
+        except BaseException:
+            sys.stderr.write(f"\npacsgw log:\n{h.tail(gateway.log_path)}\n")
+            raise
+        finally:
+            gateway.stop()
+            scp.stop()
+        out[f"{mode}_s"], out[f"{mode}_lat"] = seconds, latencies
+    return out
 
 
 def run_orthanc_pair(args, files, workdir: Path, repetition: int) -> dict:
     n = len(files)
     results = {}
-    for path in ("direct", "gateway"):
+    log_config = workdir / "storescu-log.cfg"
+    log_config.write_text(LOG_CONFIG)
+    for path in ("direct", "sync", "queued"):
         gw_port = h.free_port()
         pacs = h.Orthanc(workdir / f"orthanc-{path}-{repetition}", gateway_port=gw_port).start()
         gateway = None
         try:
             if path == "direct":
-                seconds, result = send(pacs.dicom_port, files, pacs.aet)
+                seconds, result, latencies = send(pacs.dicom_port, files, pacs.aet, log_config)
             else:
-                gateway = h.Gateway(workdir / f"gw-orthanc-{repetition}", upstream_port=pacs.dicom_port,
-                                    upstream_aet=pacs.aet, port=gw_port, log_level=args.gateway_log_level).start()
-                seconds, result = send(gateway.port, files, "GATEWAY")
+                gateway = h.Gateway(workdir / f"gw-orthanc-{path}-{repetition}", upstream_port=pacs.dicom_port,
+                                    upstream_aet=pacs.aet, port=gw_port, log_level=args.gateway_log_level,
+                                    forward=path).start()
+                seconds, result, latencies = send(gateway.port, files, "GATEWAY", log_config)
+                if path == "queued" and result.all_succeeded(n):
+                    started = time.monotonic()
+                    while pacs.instance_count() < n:
+                        if time.monotonic() - started > 600:
+                            raise SystemExit(f"queued: Orthanc holds {pacs.instance_count()} of {n} after 600 s")
+                        time.sleep(0.1)
+                    results["queued_drain_s"] = time.monotonic() - started
             verify(f"{path} to Orthanc", result, pacs.instance_count(), n)
             results[f"{path}_s"] = seconds
+            results[f"{path}_lat"] = latencies
         finally:
             if gateway:
                 gateway.stop()
@@ -150,7 +222,10 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="repetitions; medians are reported (default 3)")
     parser.add_argument("--ignore", action="store_true", help="storescp --ignore in both paths (no disk writes)")
     parser.add_argument("--orthanc", action="store_true", help="also measure with Orthanc as the PACS")
-    parser.add_argument("--min-ratio", type=float, default=None, help="exit 1 if gateway/direct is below this")
+    parser.add_argument("--min-ratio", type=float, default=None,
+                        help="exit 1 if sync gateway/direct throughput is below this")
+    parser.add_argument("--min-queued-ratio", type=float, default=None,
+                        help="exit 1 if queued gateway/direct throughput (until the last Success) is below this")
     parser.add_argument("--gateway-log-level", default="info")
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     args = parser.parse_args()
@@ -175,28 +250,44 @@ def main() -> int:
             shutil.rmtree(workdir, ignore_errors=True)
 
     report = {"instances": len(files), "bytes": total_bytes, "ignore": args.ignore, "targets": {}}
+    labels = {"direct": "direct", "sync": "via pacsgw sync", "queued": "via pacsgw queued"}
     print()
-    print(f"{'PACS':<10} {'path':<16} {'median s':>9} {'inst/s':>8} {'MB/s':>8}   all runs (s)")
-    worst_ratio = None
+    print(f"{'PACS':<10} {'path':<19} {'median s':>9} {'inst/s':>8} {'MB/s':>8} {'p50 ms':>8} {'p99 ms':>8}"
+          f"   all runs (s)")
+    failures = []
     for target, runs in rows.items():
-        medians = {}
-        for path in ("direct", "gateway"):
+        medians, entry = {}, {"runs": runs}
+        for path in ("direct", "sync", "queued"):
+            if f"{path}_s" not in runs[0]:
+                continue
             times = [r[f"{path}_s"] for r in runs]
+            latencies = [x for r in runs for x in r[f"{path}_lat"]]
             med = statistics.median(times)
             medians[path] = med
-            print(f"{target:<10} {('direct' if path == 'direct' else 'via pacsgw'):<16} {med:9.2f} "
-                  f"{len(files) / med:8.0f} {total_bytes / 1e6 / med:8.1f}   {', '.join(f'{t:.2f}' for t in times)}")
-        ratio = medians["direct"] / medians["gateway"]  # throughput ratio gateway/direct
-        worst_ratio = ratio if worst_ratio is None else min(worst_ratio, ratio)
-        print(f"{target:<10} {'ratio':<16} throughput via pacsgw / direct = {ratio:.2f} (target >= 0.6)")
-        report["targets"][target] = {"runs": runs, "median_direct_s": medians["direct"],
-                                     "median_gateway_s": medians["gateway"], "ratio": ratio}
+            p50, p99 = percentile(latencies, 0.50) * 1e3, percentile(latencies, 0.99) * 1e3
+            entry[f"median_{path}_s"], entry[f"{path}_p50_ms"], entry[f"{path}_p99_ms"] = med, p50, p99
+            print(f"{target:<10} {labels[path]:<19} {med:9.2f} {len(files) / med:8.0f} {total_bytes / 1e6 / med:8.1f} "
+                  f"{p50:8.2f} {p99:8.2f}   {', '.join(f'{t:.2f}' for t in times)}")
+        if "queued_drain_s" in runs[0]:
+            drain = statistics.median(r["queued_drain_s"] for r in runs)
+            entry["median_queued_drain_s"] = drain
+            print(f"{target:<10} {'queued: delivered':<19} the PACS had every instance {drain:.2f} s after the "
+                  f"last Success (median)")
+        for path, minimum in (("sync", args.min_ratio), ("queued", args.min_queued_ratio)):
+            if path not in medians:
+                continue
+            ratio = medians["direct"] / medians[path]  # throughput ratio gateway/direct
+            entry[f"{path}_ratio"] = ratio
+            target_text = f" (target >= {minimum})" if minimum is not None else ""
+            print(f"{target:<10} {path + ' ratio':<19} throughput via pacsgw / direct = {ratio:.2f}{target_text}")
+            if minimum is not None and ratio < minimum:
+                failures.append(f"{target} {path} ratio {ratio:.2f} below {minimum}")
+        report["targets"][target] = entry
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
-    if args.min_ratio is not None and worst_ratio < args.min_ratio:
-        print(f"FAIL: ratio {worst_ratio:.2f} below {args.min_ratio}")
-        return 1
-    return 0
+    for failure in failures:
+        print(f"FAIL: {failure}")
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
