@@ -467,6 +467,26 @@ class Validator {
     }
   }
 
+  // An optional list of AE titles (YAML sequence of 1-16 character strings).
+  std::optional<std::vector<std::string>> aeTitleList(const Fields& fields, const std::string& name) {
+    const YAML::Node* node = fields.find(name);
+    if (node == nullptr) return std::nullopt;
+    const std::string key = join(fields.path, name);
+    std::vector<std::string> out;
+    if (!node->IsSequence()) {
+      add(key, "expected a list of AE titles, got " + describe(*node) + lineOf(*node));
+      return out;
+    }
+    for (const auto& item : *node) {
+      if (!item.IsScalar() || item.Scalar().empty() || item.Scalar().size() > 16) {
+        add(key, "every entry must be an AE title of 1 to 16 characters" + lineOf(item));
+        continue;
+      }
+      out.push_back(item.Scalar());
+    }
+    return out;
+  }
+
   // Reports a repeated AE title at the later occurrence.
   void unique(std::map<std::string, std::string>& seen, const std::optional<std::string>& aeTitle,
               const std::string& path) {
@@ -493,7 +513,8 @@ class Validator {
 
   void workstations(const Fields& top, std::vector<Workstation>& out) {
     std::map<std::string, std::string> seen;
-    list(top, "workstations", {"ae_title", "host", "port", "access"}, [&](const Fields& f, const std::string& path) {
+    list(top, "workstations", {"ae_title", "host", "port", "access", "move_destinations"},
+         [&](const Fields& f, const std::string& path) {
       Workstation w;
       const auto ae = aeTitle(f, "ae_title");
       const auto h = host(f, "host", true);
@@ -505,6 +526,7 @@ class Validator {
         w.host = *h;
         w.port = *p;
         w.access = accessFromString(*access);
+        w.moveDestinations = aeTitleList(f, "move_destinations");
         out.push_back(w);
       }
     });

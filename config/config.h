@@ -2,6 +2,7 @@
 // The gateway's configuration: YAML schema, loading and validation with one precise message per problem.
 #include <cstdint>
 #include <stdexcept>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -79,6 +80,8 @@ struct Workstation {
   std::string host;
   std::uint16_t port = 0;
   Access access = Access::Deny;
+  // C-MOVE destinations this workstation may name besides itself; absent = every configured one.
+  std::optional<std::vector<std::string>> moveDestinations;
 };
 
 struct Config {

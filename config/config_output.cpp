@@ -156,6 +156,11 @@ std::string toYaml(const Config& c) {
       line("    host: " + scalar(w.host));
       line("    port: " + std::to_string(w.port));
       line(std::string("    access: ") + toString(w.access));
+      if (w.moveDestinations) {
+        std::string list;
+        for (const auto& ae : *w.moveDestinations) list += (list.empty() ? "" : ", ") + scalar(ae);
+        line("    move_destinations: [" + list + "]");
+      }
     }
   }
   return y;

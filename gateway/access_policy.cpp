@@ -47,4 +47,10 @@ const config::Workstation* AccessPolicy::workstationByAeTitle(const std::string&
   return nullptr;
 }
 
+bool AccessPolicy::mayMoveTo(const config::Workstation& caller, const std::string& destinationAeTitle) {
+  if (destinationAeTitle == caller.aeTitle || !caller.moveDestinations) return true;
+  const auto& allowed = *caller.moveDestinations;
+  return std::find(allowed.begin(), allowed.end(), destinationAeTitle) != allowed.end();
+}
+
 }  // namespace pacsgw::gateway

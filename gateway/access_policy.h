@@ -23,6 +23,9 @@ class AccessPolicy {
   PeerIdentity identify(const std::string& callingAeTitle, const std::string& peerAddress) const;
   // The workstation a C-MOVE destination AE title names, or nullptr.
   const config::Workstation* workstationByAeTitle(const std::string& aeTitle) const;
+  // Whether `caller` may name `destinationAeTitle` as C-MOVE destination: itself always, others when
+  // listed in its move_destinations (or when it has no such list).
+  static bool mayMoveTo(const config::Workstation& caller, const std::string& destinationAeTitle);
 
  private:
   struct Entry {

@@ -6,6 +6,7 @@
 #include "codecs/eval/eval_command.h"
 #include "codecs/pixel_cipher.h"
 #include "config/config.h"
+#include "config/security_review.h"
 #include "gateway/instance_protector.h"
 #include "gateway/keys_commands.h"
 #include "gateway/logging.h"
@@ -154,6 +155,7 @@ int cmdServe(const Options& o) {
   std::vector<config::ConfigIssue> problems = config::checkFiles(cfg);
   if (!problems.empty()) throw config::ConfigError::inFile(problems, cfg.sourcePath);
   codecs::makeCipher(cfg.cipher.backend, codecs::CipherOptions{cfg.cipher.device});  // fail fast on a bad backend
+  for (const auto& w : config::securityWarnings(cfg)) spdlog::warn("configuration: {}: {}", w.key, w.message);
   std::unique_ptr<keystore::Keystore> keys = openKeystoreForServe(cfg, o.acceptNewKeystore);
   audit::open(auditLogPath(cfg), cfg.gateway.aeTitle);
   audit::applicationStarted(std::string("pacsgw serve ") + PACSGW_VERSION);
@@ -252,10 +254,11 @@ int cmdConfig(const std::vector<std::string>& args) {
   }
   if (args[1] != "check") throw UsageError("unknown config command '" + args[1] + "'");
   if (!o.configPath) throw UsageError("--config FILE is required");
-  std::vector<config::ConfigIssue> issues;
+  std::vector<config::ConfigIssue> issues, warnings;
   try {
     config::Config cfg = config::loadConfig(*o.configPath);
     issues = config::checkFiles(cfg);
+    warnings = config::securityWarnings(cfg);
     const auto backends = codecs::availableBackends();
     if (std::find(backends.begin(), backends.end(), cfg.cipher.backend) == backends.end()) {
       std::string list;
@@ -265,8 +268,10 @@ int cmdConfig(const std::vector<std::string>& args) {
   } catch (const config::ConfigError& e) {
     issues = e.issues();
   }
+  for (const auto& w : warnings)
+    std::cerr << *o.configPath << ": warning: " << (w.key.empty() ? "" : w.key + ": ") << w.message << "\n";
   if (issues.empty()) {
-    std::cout << *o.configPath << ": OK\n";
+    std::cout << *o.configPath << ": OK" << (warnings.empty() ? "" : " (with security warnings)") << "\n";
     return 0;
   }
   for (const auto& issue : issues) {

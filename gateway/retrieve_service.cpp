@@ -517,6 +517,15 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
       refuse(status::kMoveDestinationUnknown);
       return;
     }
+    // A caller may always move to itself; elsewhere only where its move_destinations allow.
+    if (!context_.policy.mayMoveTo(*peer_.workstation, destination->aeTitle)) {
+      spdlog::warn("audit: C-MOVE from {}@{} refused: move destination '{}' is not among its move_destinations",
+                   printable(peer_.aeTitle), peer_.address, printable(destinationAe));
+      audit::securityAlert("MoveDestinationRefused", "move destination " + destinationAe +
+                           " is not among the caller's move_destinations", {peer_.aeTitle, peer_.address}, "");
+      refuse(status::kMoveDestinationUnknown);
+      return;
+    }
     // What the destination may see decides decryption: the images land there, not at the caller.
     job->access = destination->access;
     job->destination = PeerEndpoint{destination->aeTitle, destination->host, destination->port};

@@ -45,6 +45,7 @@ void expectSame(const Config& a, const Config& b) {
   for (std::size_t i = 0; i < a.workstations.size(); ++i) {
     EXPECT_EQ(a.workstations[i].aeTitle, b.workstations[i].aeTitle);
     EXPECT_EQ(a.workstations[i].host, b.workstations[i].host);
+    EXPECT_EQ(a.workstations[i].moveDestinations, b.workstations[i].moveDestinations);
     EXPECT_EQ(a.workstations[i].port, b.workstations[i].port);
     EXPECT_EQ(a.workstations[i].access, b.workstations[i].access);
   }
@@ -103,6 +104,7 @@ TEST(ConfigDefaults, AwkwardValuesRoundTrip) {
   c.cipher.passthroughBefore = "20240101";
   c.modalities = {{"null", "10.1.2.3"}, {"MR \"3T\"", "mr.example.org"}, {"-CT", "ct"}};
   c.workstations = {{"WS#1", "ws1", 1, Access::Deny}, {"~", "ws2", 65535, Access::Ciphertext}};
+  c.workstations[1].moveDestinations = std::vector<std::string>{"~", "WS#1"};
   const std::string yaml = toYaml(c);
   Config parsed;
   try {

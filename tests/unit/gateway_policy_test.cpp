@@ -127,3 +127,17 @@ TEST(NetUtil, PrintableNeutralisesControlCharactersAndLength) {
   EXPECT_EQ(gateway::printable("A\nB\x1b[31m\\"), "A?B?[31m?");
   EXPECT_EQ(gateway::printable(std::string(200, 'x')).size(), 64u);
 }
+
+TEST(AccessPolicy, MoveDestinationsOfTheCaller) {
+  config::Workstation open{"WS1", "10.0.0.1", 104, config::Access::Decrypt};
+  EXPECT_TRUE(gateway::AccessPolicy::mayMoveTo(open, "WS9"));  // no list: any configured destination
+  config::Workstation limited{"WS2", "10.0.0.2", 104, config::Access::Ciphertext};
+  limited.moveDestinations = std::vector<std::string>{"WS3"};
+  EXPECT_TRUE(gateway::AccessPolicy::mayMoveTo(limited, "WS2"));  // itself, always
+  EXPECT_TRUE(gateway::AccessPolicy::mayMoveTo(limited, "WS3"));
+  EXPECT_FALSE(gateway::AccessPolicy::mayMoveTo(limited, "WS1"));
+  EXPECT_FALSE(gateway::AccessPolicy::mayMoveTo(limited, "ws3"));  // AE titles are case-sensitive
+  limited.moveDestinations = std::vector<std::string>{};
+  EXPECT_TRUE(gateway::AccessPolicy::mayMoveTo(limited, "WS2"));
+  EXPECT_FALSE(gateway::AccessPolicy::mayMoveTo(limited, "WS3"));
+}
