@@ -7,6 +7,7 @@ Run alone:  PACSGW_BIN=build/pacsgw python3 tests/integration/test_data_dictiona
 """
 
 import re
+import shutil
 import sys
 import unittest
 from pathlib import Path
@@ -72,6 +73,11 @@ class DataDictionary(unittest.TestCase):
             self.assertEqual(version, "PrivateTag")
             entries[int(m.group(1), 16)] = (vr, keyword)
         return entries
+
+    @classmethod
+    def tearDownClass(cls):
+        if not h.keep_temp_dirs():
+            shutil.rmtree(cls.workdir, ignore_errors=True)
 
     def test_dictionary_matches_the_codec_table(self):
         table = self.codec_table()

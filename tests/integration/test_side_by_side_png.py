@@ -6,6 +6,7 @@ Run alone:  PACSGW_BIN=build/pacsgw python3 tests/integration/test_side_by_side_
 """
 
 import struct
+import shutil
 import sys
 import unittest
 import zlib
@@ -61,6 +62,11 @@ class SideBySidePng(unittest.TestCase):
         cls.gateway.encrypt(cls.original, cls.encrypted)
         cls.gateway.decrypt(cls.encrypted, cls.restored)
         assert cls.restored.is_file(), "pacsgw decrypt wrote nothing"
+
+    @classmethod
+    def tearDownClass(cls):
+        if not h.keep_temp_dirs():
+            shutil.rmtree(cls.workdir, ignore_errors=True)
 
     def test_left_is_noise_right_is_the_original_rendering(self):
         out = self.workdir / "side-by-side.png"
