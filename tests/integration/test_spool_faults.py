@@ -10,6 +10,8 @@ not delivered (must be 0).
   4. The PACS refuses an instance for good: quarantined with the reason, not retried, not delivered.
   5. Disk full during spool writes (a small tmpfs): A700, nothing acknowledged lost.
   6. Re-delivering an instance the PACS already holds is success (idempotent delivery).
+  7. SIGTERM during a send: the association in progress finishes, the gateway exits 0, the spool holds
+     exactly the acknowledged instances (no partial file), and they are delivered after a restart.
 
 Run alone:  PACSGW_BIN=build/pacsgw python3 tests/integration/test_spool_faults.py -v
 """
@@ -17,6 +19,7 @@ Run alone:  PACSGW_BIN=build/pacsgw python3 tests/integration/test_spool_faults.
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -52,6 +55,18 @@ def acknowledged_files(output: str) -> list:
             acked.append(Path(current))
             current = None
     return acked
+
+
+def record_uid(path: Path) -> str:
+    """SOP Instance UID from a spool record's header (see gateway/spool/spool_record.h)."""
+    data = path.read_bytes()
+    if data[:8] != b"PGWSPL01":
+        raise AssertionError(f"{path} is not a spool record")
+    pos = 8 + 4 + 8
+    for _ in range(2):  # SOP Class UID, then SOP Instance UID
+        length = struct.unpack_from("<H", data, pos)[0]
+        value, pos = data[pos + 2:pos + 2 + length], pos + 2 + length
+    return value.decode("ascii")
 
 
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.25):
@@ -323,6 +338,34 @@ class SpoolFaultTest(h.LogDumpingTestCase):
         self.assertEqual(self.spool_records("quarantine"), [])
         self.report("re-delivery", 2, {uid_of(sent)}, "(one SOP instance sent and acknowledged twice, delivered twice)")
         self.assert_bit_exact([sent])
+
+    # 7 ----------------------------------------------------------------------------------------------
+    def test_7_sigterm_mid_send_drains_and_keeps_the_spool_consistent(self):
+        files = bench_files(60)
+        self.make(start_pacs=False)
+        log = self.workdir / "storescu.log"
+        args = ["storescu", "-v", "-ta", "30", "-td", "30", "-aec", "GATEWAY", "-aet", "CT1", h.LOOPBACK,
+                str(self.gateway.port)] + [str(f) for f in files]
+        with open(log, "wb") as out:
+            modality = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=h.tool_env())
+        try:
+            wait_until(lambda: len(acknowledged_files(log.read_text(errors="replace"))) >= 10, 120,
+                       "10 acknowledgements")
+            self.gateway.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(self.gateway.proc.wait(timeout=60), 0, "the gateway did not exit cleanly on SIGTERM")
+            modality.wait(timeout=60)
+        finally:
+            if modality.poll() is None:
+                modality.kill()
+        acked = {uid_of(f) for f in acknowledged_files(log.read_text(errors="replace"))}
+        self.assertFalse(self.spool_records(suffix=".part"), "SIGTERM left a partial write in the spool")
+        self.assertEqual({record_uid(r) for r in self.spool_records()}, acked,
+                         "the spool does not hold exactly the acknowledged instances")
+        self.pacs.start()
+        self.gateway.start()
+        self.wait_delivered(acked, timeout=120)
+        lost = self.report("sigterm", len(files), acked, "(drained on restart)")
+        self.assertEqual(lost, 0)
 
 
 if __name__ == "__main__":
