@@ -1,6 +1,7 @@
 #include "gateway/peer_association.h"
 
 #include "gateway/net_util.h"
+#include "gateway/outgoing_connections.h"
 
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcuid.h>
@@ -58,6 +59,7 @@ std::unique_ptr<PeerAssociation> PeerAssociation::open(const PeerEndpoint& peer,
     throw PeerUnavailable("cannot associate with " + where + ": " + reason);
   }
   setTcpNoDelay(associationSocket(self->assoc_));
+  self->shutdownHandle_ = OutgoingConnections::instance().add(associationSocket(self->assoc_));
   if (ASC_countAcceptedPresentationContexts(self->assoc_->params) == 0) {
     throw NoAcceptedContext(where + " accepted none of the proposed presentation contexts");
   }
@@ -76,6 +78,7 @@ PeerAssociation::~PeerAssociation() {
     ASC_destroyAssociation(&assoc_);
   }
   if (network_ != nullptr) ASC_dropNetwork(&network_);
+  OutgoingConnections::instance().remove(shutdownHandle_);
 }
 
 StoreOutcome PeerAssociation::store(DcmDataset& dataset, E_TransferSyntax xfer, const std::string& sopClassUid,

@@ -93,6 +93,7 @@ class PeerAssociation {
   T_ASC_Association* assoc_ = nullptr;
   bool usable_ = false;
   std::uint16_t messageId_ = 0;
+  int shutdownHandle_ = -1;  // registration in OutgoingConnections
 };
 
 

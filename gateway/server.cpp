@@ -6,6 +6,7 @@
 
 #include "gateway/net_util.h"
 #include "gateway/metrics/registry.h"
+#include "gateway/outgoing_connections.h"
 #include "gateway/spool/dicom_sender.h"
 
 #include <dcmtk/dcmdata/dcuid.h>
@@ -205,6 +206,7 @@ void GatewayServer::run() {
   if (!countChanged_.wait_for(lock, std::chrono::seconds(10), [this] { return connections_ == 0; })) {
     spdlog::warn("{} associations still running; shutting their connections", connections_);
     for (int fd : liveFds_) ::shutdown(fd, SHUT_RDWR);
+    OutgoingConnections::instance().shutdownAll();  // retrieves waiting on the PACS or a destination
   }
   countChanged_.wait(lock, [this] { return connections_ == 0; });
   lock.unlock();
