@@ -30,6 +30,72 @@ void RetrieveJob::record(const std::string& sopInstance, const StoreOutcome& out
   }
 }
 
+bool RetrieveJob::admit(const std::string& sopInstance) {
+  std::lock_guard<std::mutex> lock(mutex);
+  if (closed) return false;
+  ++inFlight;
+  offeredSopInstanceUids.insert(sopInstance);
+  return true;
+}
+
+bool RetrieveJob::enqueue(PendingDelivery item, std::chrono::seconds room) {
+  std::unique_lock<std::mutex> lock(mutex);
+  if (!queueChanged.wait_for(lock, room, [this] { return queue.size() < kMaxQueued; })) return false;
+  queue.push_back(std::move(item));
+  queueChanged.notify_all();
+  return true;
+}
+
+void RetrieveJob::recordRefusal(const std::string& sopInstance, const StoreOutcome& outcome) {
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    ++refusedByGateway;
+  }
+  record(sopInstance, outcome);
+}
+
+unsigned RetrieveJob::refusedByGatewayCount() {
+  std::lock_guard<std::mutex> lock(mutex);
+  return refusedByGateway;
+}
+
+bool RetrieveJob::wasOffered(const std::string& sopInstance) {
+  std::lock_guard<std::mutex> lock(mutex);
+  return offeredSopInstanceUids.count(sopInstance) != 0;
+}
+
+void RetrieveJob::startDeliveries(std::function<void()> loop) { deliverer = std::thread(std::move(loop)); }
+
+bool RetrieveJob::nextDelivery(PendingDelivery& item) {
+  std::unique_lock<std::mutex> lock(mutex);
+  queueChanged.wait(lock, [this] { return !queue.empty() || stopDelivery; });
+  if (queue.empty()) return false;
+  item = std::move(queue.front());
+  queue.pop_front();
+  queueChanged.notify_all();
+  return true;
+}
+
+void RetrieveJob::close(RetrieveRegistry& registry) {
+  registry.remove(upstreamMessageId);  // no new sub-operation finds the job
+  std::unique_lock<std::mutex> lock(mutex);
+  closed = true;  // and none that found it earlier is admitted any more
+  // Bounded: each delivery is bounded by the DIMSE timeout and the queue is short.
+  drained.wait(lock, [this] { return inFlight == 0; });
+}
+
+void RetrieveJob::stopDeliveries() {
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    stopDelivery = true;  // only after close(): everything admitted has been delivered or counted
+    queueChanged.notify_all();
+  }
+  if (deliverer.joinable()) deliverer.join();
+  std::lock_guard<std::mutex> io(deliveryMutex);
+  destinationAssociation.reset();
+  requesterAssociation = nullptr;
+}
+
 void RetrieveJob::discard() {
   std::lock_guard<std::mutex> lock(mutex);
   if (--inFlight == 0) drained.notify_all();

@@ -5,7 +5,9 @@
 #include "gateway/peer_association.h"
 
 #include <atomic>
+#include <chrono>
 #include <deque>
+#include <functional>
 #include <thread>
 #include <condition_variable>
 #include <cstdint>
@@ -19,6 +21,11 @@
 
 namespace pacsgw::gateway {
 
+class RetrieveRegistry;
+
+// One outstanding C-MOVE / C-GET: what was asked, where it goes, the sub-operations admitted, the
+// queue the delivery thread empties, and the counts. The methods below own the locking and the
+// close sequence; services call them instead of touching the state under `mutex` themselves.
 struct RetrieveJob {
   std::uint16_t upstreamMessageId = 0;  // the Message ID of our C-MOVE to the PACS
   std::string requesterAeTitle;
@@ -74,6 +81,28 @@ struct RetrieveJob {
   std::set<std::string> offeredSopInstanceUids;  // every sub-operation the PACS sent us, any outcome
   unsigned announcedByPacs = 0;  // largest sub-operation total the PACS's pending responses announced
   std::atomic<bool> cancelled{false};
+  // ---- sub-operation intake (the PACS's C-STOREs) ----
+  // Admits one sub-operation the PACS offered; false once the job is closed (a late one).
+  bool admit(const std::string& sopInstance);
+  // Queues a verified instance for the delivery thread, waiting at most `room` for space.
+  bool enqueue(PendingDelivery item, std::chrono::seconds room);
+  // Counts a sub-operation the gateway refused itself (the PACS may stop the C-MOVE because of it).
+  void recordRefusal(const std::string& sopInstance, const StoreOutcome& outcome);
+  unsigned refusedByGatewayCount();
+  bool wasOffered(const std::string& sopInstance);
+
+  // ---- delivery thread ----
+  void startDeliveries(std::function<void()> loop);
+  // Next instance to deliver; false when the thread should exit (closed and drained).
+  bool nextDelivery(PendingDelivery& item);
+
+  // ---- close sequence ----
+  // Leaves the registry (no new sub-operation finds the job), refuses late ones, and waits until every
+  // admitted instance has been delivered or counted. Idempotent.
+  void close(RetrieveRegistry& registry);
+  // After close(): lets the delivery thread exit, joins it, and drops the associations. Idempotent.
+  void stopDeliveries();
+
   // Counts one sub-operation's outcome and releases its in-flight slot.
   void record(const std::string& sopInstance, const StoreOutcome& outcome);
   // Releases the in-flight slot of a queued instance dropped because the retrieve was cancelled

@@ -356,14 +356,7 @@ StoreOutcome deliver(GatewayContext& context, RetrieveJob& job, DcmDataset& data
 void deliveryLoop(GatewayContext& context, RetrieveJob& job) {
   for (;;) {
     RetrieveJob::PendingDelivery item;
-    {
-      std::unique_lock<std::mutex> lock(job.mutex);
-      job.queueChanged.wait(lock, [&] { return !job.queue.empty() || job.stopDelivery; });
-      if (job.queue.empty()) return;
-      item = std::move(job.queue.front());
-      job.queue.pop_front();
-      job.queueChanged.notify_all();
-    }
+    if (!job.nextDelivery(item)) return;
     if (job.cancelled.load()) {
       job.discard();  // cancelled: what is still queued stays "remaining"
       continue;
@@ -556,21 +549,11 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
     GatewayContext& context;
     RetrieveJob& job;
     ~Closer() {
-      context.retrieves.remove(job.upstreamMessageId);  // no new sub-operation finds the job
-      {
-        std::unique_lock<std::mutex> lock(job.mutex);
-        job.closed = true;  // and none that found it earlier is accepted any more
-        job.drained.wait(lock, [this] { return job.inFlight == 0; });
-        job.stopDelivery = true;  // only now: everything accepted has been delivered or counted
-        job.queueChanged.notify_all();
-      }
-      if (job.deliverer.joinable()) job.deliverer.join();
-      std::lock_guard<std::mutex> io(job.deliveryMutex);
-      job.destinationAssociation.reset();
-      job.requesterAssociation = nullptr;
+      job.close(context.retrieves);
+      job.stopDeliveries();
     }
   };
-  job->deliverer = std::thread(deliveryLoop, std::ref(context_), std::ref(*job));
+  job->startDeliveries([this, job] { deliveryLoop(context_, *job); });
   Closer closer{context_, *job};
   context_.retrieves.add(job);
   spdlog::info("audit: {} from {}@{} accepted: {} access, destination {}, PACS move id {}", verb,
@@ -612,16 +595,13 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
   for (unsigned failedBefore = 0; cond.good() && !job->cancelled.load() && !job->requesterBroken.load() &&
                                   status::isFailure(finalResponse.DimseStatus);) {
     std::vector<std::string> rest;
-    {
-      std::lock_guard<std::mutex> lock(job->mutex);
-      // Only our own refusals make a PACS stop early; without a new one it stopped for its own reasons.
-      if (job->refusedByGateway == failedBefore) break;
-      failedBefore = job->refusedByGateway;
-    }
+    // Only our own refusals make a PACS stop early; without a new one it stopped for its own reasons.
+    const unsigned refusedNow = job->refusedByGatewayCount();
+    if (refusedNow == failedBefore) break;
+    failedBefore = refusedNow;
     try {
       for (const auto& uid : instancesOf(context_, moveModel, *identifier)) {
-        std::lock_guard<std::mutex> lock(job->mutex);
-        if (job->offeredSopInstanceUids.count(uid) == 0) rest.push_back(uid);
+        if (!job->wasOffered(uid)) rest.push_back(uid);
       }
     } catch (const PeerUnavailable& e) {
       spdlog::warn("{} from {}: cannot list the remaining instances: {}", verb, printable(peer_.aeTitle), e.what());
@@ -647,12 +627,7 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
   // Stop accepting sub-operations, then wait until every accepted instance has reached its
   // destination (or failed) before counting. Each delivery is bounded by the DIMSE timeout and the
   // queue is short, so this wait is bounded too.
-  context_.retrieves.remove(job->upstreamMessageId);
-  {
-    std::unique_lock<std::mutex> lock(job->mutex);
-    job->closed = true;
-    job->drained.wait(lock, [&] { return job->inFlight == 0; });
-  }
+  job->close(context_.retrieves);
   if (relay.broken || job->requesterBroken.load()) {
     broken_ = true;  // aborted: a C-GET association that failed mid-exchange cannot carry a final response
     return;
@@ -736,15 +711,7 @@ void Session::handleSubOperation(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationC
   const std::string sopInstance = request.AffectedSOPInstanceUID;
   const std::string sopClass = request.AffectedSOPClassUID;
   const std::string originatorText = originator ? std::to_string(*originator) : std::string("absent");
-  if (job) {
-    std::lock_guard<std::mutex> lock(job->mutex);
-    if (job->closed) {
-      job.reset();
-    } else {
-      ++job->inFlight;
-      job->offeredSopInstanceUids.insert(sopInstance);
-    }
-  }
+  if (job && !job->admit(sopInstance)) job.reset();
   if (!job) {
     spdlog::warn("C-STORE {} from PACS {}: matches no outstanding retrieve (originator id {}); refused",
                  printable(sopInstance), printable(peer_.aeTitle), originatorText);
@@ -756,11 +723,7 @@ void Session::handleSubOperation(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationC
     StoreOutcome failed;
     failed.errorComment = reason;
     counted = true;
-    {
-      std::lock_guard<std::mutex> lock(job->mutex);
-      ++job->refusedByGateway;
-    }
-    job->record(sopInstance, failed);
+    job->recordRefusal(sopInstance, failed);
     sendStoreResponse(presId, request, status::kProcessingFailure, reason);
   };
   try {
@@ -808,19 +771,13 @@ void Session::handleSubOperation(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationC
     }
     // Verified: hand it to the delivery thread and let the PACS send the next one meanwhile. What
     // the destination makes of it reaches the requester in the counts and the failed-UID list.
-    {
-      std::unique_lock<std::mutex> lock(job->mutex);
-      // Answer the PACS well within its own timeout, even when the destination is slow.
-      if (!job->queueChanged.wait_for(lock, std::chrono::seconds(std::max(1, context_.timeouts.dimseSeconds / 2)),
-                                      [&] { return job->queue.size() < RetrieveJob::kMaxQueued; })) {
-        lock.unlock();
-        fail("destination too slow");
-        return;
-      }
-      job->queue.push_back({std::move(dataset), xfer, transcoding, sopClass, sopInstance});
-      counted = true;
-      job->queueChanged.notify_all();
+    // Answer the PACS well within its own timeout, even when the destination is slow.
+    if (!job->enqueue({std::move(dataset), xfer, transcoding, sopClass, sopInstance},
+                      std::chrono::seconds(std::max(1, context_.timeouts.dimseSeconds / 2)))) {
+      fail("destination too slow");
+      return;
     }
+    counted = true;
     sendStoreResponse(presId, request, status::kSuccess, "");
   } catch (const std::exception& e) {
     spdlog::error("retrieve {}: instance {} failed: {}", job->upstreamMessageId, printable(sopInstance), e.what());

@@ -1,0 +1,113 @@
+// The retrieve job's intake, delivery queue and close sequence, without sockets: a sub-operation
+// admitted before close is always delivered or counted, a late one is refused, a full queue makes
+// the intake wait (bounded), and close waits for everything admitted.
+#include "gateway/retrieve_jobs.h"
+
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+
+namespace pacsgw::gateway {
+namespace {
+
+RetrieveJob::PendingDelivery item(const std::string& uid) {
+  RetrieveJob::PendingDelivery d;
+  d.dataset = std::make_unique<DcmDataset>();
+  d.dataset->putAndInsertString(DCM_SOPInstanceUID, uid.c_str());
+  d.sopInstance = uid;
+  return d;
+}
+
+StoreOutcome delivered(std::uint16_t s) {
+  StoreOutcome o;
+  o.delivered = true;
+  o.status = s;
+  return o;
+}
+
+TEST(RetrieveJob, EverythingAdmittedIsCountedBeforeCloseReturnsAndLateOnesAreRefused) {
+  RetrieveRegistry registry;
+  auto job = std::make_shared<RetrieveJob>();
+  registry.add(job);
+  std::atomic<int> seen{0};
+  job->startDeliveries([&] {
+    RetrieveJob::PendingDelivery next;
+    while (job->nextDelivery(next)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // a slow destination
+      ++seen;
+      job->record(next.sopInstance, delivered(seen == 2 ? 0xB007 : 0x0000));
+    }
+  });
+  for (const char* uid : {"1.1", "1.2", "1.3"}) {
+    ASSERT_TRUE(job->admit(uid));
+    ASSERT_TRUE(job->enqueue(item(uid), std::chrono::seconds(5)));
+  }
+  ASSERT_TRUE(job->admit("1.4"));
+  StoreOutcome refused;
+  refused.errorComment = "AuthenticationFailed";
+  job->recordRefusal("1.4", refused);
+
+  job->close(registry);
+  // close() returned: every admitted instance has been delivered or counted.
+  {
+    std::lock_guard<std::mutex> lock(job->mutex);
+    EXPECT_EQ(job->completed, 2u);
+    EXPECT_EQ(job->warning, 1u);
+    EXPECT_EQ(job->failed, 1u);
+    EXPECT_EQ(job->failedSopInstanceUids, std::vector<std::string>{"1.4"});
+    EXPECT_EQ(job->inFlight, 0u);
+  }
+  EXPECT_EQ(job->refusedByGatewayCount(), 1u);
+  EXPECT_TRUE(job->wasOffered("1.3"));
+  EXPECT_FALSE(job->wasOffered("9.9"));
+  EXPECT_FALSE(job->admit("1.5")) << "a sub-operation arriving after close was admitted";
+  EXPECT_EQ(registry.find(job->upstreamMessageId), nullptr) << "closed job still in the registry";
+  job->stopDeliveries();
+  EXPECT_FALSE(job->deliverer.joinable());
+  job->stopDeliveries();  // idempotent
+  EXPECT_EQ(seen.load(), 3);
+}
+
+TEST(RetrieveJob, FullQueueMakesTheIntakeWaitBoundedly) {
+  RetrieveRegistry registry;
+  auto job = std::make_shared<RetrieveJob>();
+  registry.add(job);
+  // No delivery thread yet: the queue fills up.
+  for (std::size_t i = 0; i < RetrieveJob::kMaxQueued; ++i) {
+    const std::string uid = "2." + std::to_string(i);
+    ASSERT_TRUE(job->admit(uid));
+    ASSERT_TRUE(job->enqueue(item(uid), std::chrono::seconds(1)));
+  }
+  ASSERT_TRUE(job->admit("2.x"));
+  EXPECT_FALSE(job->enqueue(item("2.x"), std::chrono::seconds(1))) << "enqueued beyond the queue bound";
+  job->recordRefusal("2.x", StoreOutcome{});
+  // Draining frees the slots; close then returns.
+  job->startDeliveries([&] {
+    RetrieveJob::PendingDelivery next;
+    while (job->nextDelivery(next)) job->record(next.sopInstance, delivered(0x0000));
+  });
+  job->close(registry);
+  job->stopDeliveries();
+  std::lock_guard<std::mutex> lock(job->mutex);
+  EXPECT_EQ(job->completed, RetrieveJob::kMaxQueued);
+  EXPECT_EQ(job->failed, 1u);
+}
+
+TEST(RetrieveJob, RegistryCorrelatesByOriginatorIdAndRefusesGuessing) {
+  RetrieveRegistry registry;
+  auto a = std::make_shared<RetrieveJob>();
+  auto b = std::make_shared<RetrieveJob>();
+  registry.add(a);
+  EXPECT_EQ(registry.find(std::nullopt), a) << "a single outstanding job is found without an originator id";
+  registry.add(b);
+  EXPECT_NE(a->upstreamMessageId, b->upstreamMessageId);
+  EXPECT_EQ(registry.find(b->upstreamMessageId), b);
+  EXPECT_EQ(registry.find(std::nullopt), nullptr) << "two jobs: a sub-operation without originator must not be guessed";
+}
+
+}  // namespace
+}  // namespace pacsgw::gateway
