@@ -103,7 +103,8 @@ SendResult DicomUpstreamSender::send(const SpoolRecordView& record) {
       result.detail = outcome.errorComment;
       return result;
     }
-    if (association_->usable() && outcome.status == status::kSopClassNotSupported) {
+    if (association_->usable() && (outcome.status == status::kSopClassNotSupported ||
+                                   outcome.status == status::kNoAcceptableTransferSyntax)) {
       result.kind = SendKind::NoContext;
       result.detail = outcome.errorComment;
       return result;
