@@ -452,6 +452,27 @@ class Validator {
     assign(out.port, port(*f, "port", true));
   }
 
+  void limits(const Fields& top, LimitsSection& out) {
+    const auto f = section(top, "limits",
+                           {"association_request_timeout_s", "max_connections", "max_connections_per_address",
+                            "max_object_mb", "max_association_mb", "max_in_flight_mb"},
+                           false);
+    if (!f) return;
+    assign(out.associationRequestTimeoutSeconds, integer(*f, "association_request_timeout_s", false, 1, 3600));
+    assign(out.maxConnections, integer(*f, "max_connections", false, 0, 100000));
+    assign(out.maxConnectionsPerAddress, integer(*f, "max_connections_per_address", false, 1, 100000));
+    assign(out.maxObjectMb, integer(*f, "max_object_mb", false, 1, 65536));
+    assign(out.maxAssociationMb, integer(*f, "max_association_mb", false, 1, 65536));
+    assign(out.maxInFlightMb, integer(*f, "max_in_flight_mb", false, 1, 1048576));
+    if (out.maxAssociationMb < out.maxObjectMb)
+      add("limits.max_association_mb", "must be at least limits.max_object_mb (" + std::to_string(out.maxObjectMb) +
+                                           "), got " + std::to_string(out.maxAssociationMb));
+    if (out.maxInFlightMb < out.maxAssociationMb)
+      add("limits.max_in_flight_mb", "must be at least limits.max_association_mb (" +
+                                         std::to_string(out.maxAssociationMb) + "), got " +
+                                         std::to_string(out.maxInFlightMb));
+  }
+
   // Visits each element of an optional list of maps; `visit` gets the element's fields and its path.
   template <typename Visit>
   void list(const Fields& top, const std::string& name, const std::vector<std::string>& allowed, Visit visit) {
@@ -593,7 +614,7 @@ Config parseConfig(const std::string& yamlText, const std::string& sourcePath) {
   if (root.IsNull()) {
     top = Fields{"", {}};  // an empty file: report each missing section
   } else {
-    top = v.map(root, "", {"gateway", "upstream", "keystore", "cipher", "metrics", "spool", "modalities",
+    top = v.map(root, "", {"gateway", "upstream", "keystore", "cipher", "metrics", "spool", "limits", "modalities",
                            "workstations"});
   }
   if (top) {
@@ -603,6 +624,7 @@ Config parseConfig(const std::string& yamlText, const std::string& sourcePath) {
     v.cipher(*top, config.cipher);
     v.metrics(*top, config.metrics);
     v.spool(*top, config.spool);
+    v.limits(*top, config.limits);
     v.modalities(*top, config.modalities);
     v.workstations(*top, config.workstations);
   }

@@ -68,6 +68,16 @@ struct MetricsSection {
   std::uint16_t port = 0;  // required when the section is present
 };
 
+// Protection against hostile or broken peers (see docs/configuration.md, "limits").
+struct LimitsSection {
+  unsigned associationRequestTimeoutSeconds = 5;  // TCP connect -> complete A-ASSOCIATE-RQ
+  unsigned maxConnections = 0;                    // open connections; 0 = 2 x max_associations + 8
+  unsigned maxConnectionsPerAddress = 16;         // open connections from one source address
+  unsigned maxObjectMb = 1024;                    // one received data set, after inflation (MiB)
+  unsigned maxAssociationMb = 1024;               // data held for one association at once (MiB)
+  unsigned maxInFlightMb = 2048;                  // data held for all associations together (MiB)
+};
+
 struct Modality {
   std::string aeTitle;
   std::string host;  // host name or IP; compared against the peer address of the association
@@ -92,6 +102,7 @@ struct Config {
   CipherSection cipher;
   MetricsSection metrics;
   SpoolSection spool;
+  LimitsSection limits;
   std::vector<Modality> modalities;
   std::vector<Workstation> workstations;
 };

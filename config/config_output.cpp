@@ -134,6 +134,16 @@ std::string toYaml(const Config& c) {
   }
 
   line("");
+  line("# Limits against hostile or broken peers (docs/configuration.md).");
+  line("limits:");
+  field("association_request_timeout_s", std::to_string(c.limits.associationRequestTimeoutSeconds));
+  field("max_connections", std::to_string(c.limits.maxConnections));
+  field("max_connections_per_address", std::to_string(c.limits.maxConnectionsPerAddress));
+  field("max_object_mb", std::to_string(c.limits.maxObjectMb));
+  field("max_association_mb", std::to_string(c.limits.maxAssociationMb));
+  field("max_in_flight_mb", std::to_string(c.limits.maxInFlightMb));
+
+  line("");
   line("# Devices allowed to send (C-STORE) to the gateway.");
   if (c.modalities.empty()) {
     line("modalities: []");

@@ -40,6 +40,14 @@ PeerIdentity AccessPolicy::identify(const std::string& callingAeTitle, const std
   return id;
 }
 
+bool AccessPolicy::knowsAddress(const std::string& peerAddress) const {
+  const auto listed = [&](const Entry& e) {
+    return std::find(e.addresses.begin(), e.addresses.end(), peerAddress) != e.addresses.end();
+  };
+  return std::any_of(modalities_.begin(), modalities_.end(), listed) ||
+         std::any_of(workstations_.begin(), workstations_.end(), listed) || listed(upstream_);
+}
+
 const config::Workstation* AccessPolicy::workstationByAeTitle(const std::string& aeTitle) const {
   for (const auto& w : config_.workstations) {
     if (w.aeTitle == aeTitle) return &w;

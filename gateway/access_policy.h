@@ -21,6 +21,9 @@ class AccessPolicy {
   explicit AccessPolicy(const config::Config& config);
   // The identity for (calling AE, peer address), or an identity with no role when unknown.
   PeerIdentity identify(const std::string& callingAeTitle, const std::string& peerAddress) const;
+  // True when `peerAddress` is the address of any configured modality, workstation or the PACS: the
+  // only addresses whose connections are worth reading at all.
+  bool knowsAddress(const std::string& peerAddress) const;
   // The workstation a C-MOVE destination AE title names, or nullptr.
   const config::Workstation* workstationByAeTitle(const std::string& aeTitle) const;
   // Whether `caller` may name `destinationAeTitle` as C-MOVE destination: itself always, others when

@@ -12,6 +12,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <stdexcept>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -126,8 +127,28 @@ int ListenSocket::accept(int timeoutMs) {
   return fd;
 }
 
+AssociateRequestPrefix classifyAssociateRequest(const unsigned char* data, std::size_t available,
+                                                std::uint32_t maxPduBytes) {
+  AssociateRequestPrefix out;
+  if (available >= 1 && data[0] != 0x01) {
+    out.state = AssociateRequestPrefix::State::Invalid;
+    return out;
+  }
+  if (available < 6) return out;
+  const std::uint32_t length = (std::uint32_t(data[2]) << 24) | (std::uint32_t(data[3]) << 16) |
+                               (std::uint32_t(data[4]) << 8) | std::uint32_t(data[5]);
+  if (length > maxPduBytes) {
+    out.state = AssociateRequestPrefix::State::Invalid;
+    return out;
+  }
+  out.pduBytes = 6 + length;
+  if (available >= out.pduBytes) out.state = AssociateRequestPrefix::State::Complete;
+  return out;
+}
+
 bool associateRequestBuffered(int fd, int timeoutMs, std::uint32_t maxPduBytes) {
   using Clock = std::chrono::steady_clock;
+  using State = AssociateRequestPrefix::State;
   const auto deadline = Clock::now() + std::chrono::milliseconds(timeoutMs);
   // SO_RCVLOWAT makes poll() wait for `n` bytes instead of one, so a slow sender cannot make us spin.
   auto waitFor = [&](int n) {
@@ -136,15 +157,29 @@ bool associateRequestBuffered(int fd, int timeoutMs, std::uint32_t maxPduBytes) 
     return left > 0 && waitReadable(fd, static_cast<int>(left));
   };
   unsigned char header[6];
-  bool ok = waitFor(6) && ::recv(fd, header, sizeof(header), MSG_PEEK) == 6 && header[0] == 0x01;
-  if (ok) {
-    const std::uint32_t length = (std::uint32_t(header[2]) << 24) | (std::uint32_t(header[3]) << 16) |
-                                 (std::uint32_t(header[4]) << 8) | std::uint32_t(header[5]);
-    ok = length <= maxPduBytes && waitFor(static_cast<int>(6 + length));
+  AssociateRequestPrefix prefix;
+  if (waitFor(6)) {
+    const ssize_t n = ::recv(fd, header, sizeof(header), MSG_PEEK);
+    prefix = classifyAssociateRequest(header, n > 0 ? static_cast<std::size_t>(n) : 0, maxPduBytes);
+    if (n == 6 && prefix.state == State::NeedMore && waitFor(static_cast<int>(prefix.pduBytes))) {
+      int buffered = 0;
+      if (::ioctl(fd, FIONREAD, &buffered) == 0 && buffered > 0) {
+        prefix = classifyAssociateRequest(header, static_cast<std::size_t>(buffered), maxPduBytes);
+      }
+    }
   }
   int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
-  return ok;
+  return prefix.state == State::Complete;
+}
+
+bool associateRequestComplete(int fd, std::uint32_t maxPduBytes) {
+  unsigned char header[6];
+  if (::recv(fd, header, sizeof(header), MSG_PEEK | MSG_DONTWAIT) != 6) return false;
+  int buffered = 0;
+  if (::ioctl(fd, FIONREAD, &buffered) != 0 || buffered < 6) return false;
+  return classifyAssociateRequest(header, static_cast<std::size_t>(buffered), maxPduBytes).state ==
+         AssociateRequestPrefix::State::Complete;
 }
 
 std::string printable(const std::string& text) {

@@ -4,6 +4,7 @@
 #include <dcmtk/dcmnet/assoc.h>
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -36,11 +37,22 @@ class ListenSocket {
   int fd_ = -1;
 };
 
+// What the first bytes of a connection say about its A-ASSOCIATE-RQ PDU.
+struct AssociateRequestPrefix {
+  enum class State { NeedMore, Complete, Invalid } state = State::NeedMore;
+  std::uint32_t pduBytes = 0;  // whole PDU with its 6-byte header, once the header is known
+};
+// Pure: classifies `available` bytes from the start of a connection. Invalid for another PDU type or a
+// PDU longer than `maxPduBytes`; NeedMore until the header and then the whole PDU are present.
+AssociateRequestPrefix classifyAssociateRequest(const unsigned char* data, std::size_t available,
+                                                std::uint32_t maxPduBytes);
 // Waits until `fd` is readable; false on timeout or error.
 bool waitReadable(int fd, int timeoutMs);
 // Waits until a whole A-ASSOCIATE-RQ PDU (at most `maxPduBytes`) sits in the socket's receive buffer,
 // so DCMTK can read it without blocking. False on timeout, a different PDU type or an oversized PDU.
 bool associateRequestBuffered(int fd, int timeoutMs, std::uint32_t maxPduBytes = 64 * 1024);
+// Non-blocking: true when a whole A-ASSOCIATE-RQ PDU (at most `maxPduBytes`) is already buffered.
+bool associateRequestComplete(int fd, std::uint32_t maxPduBytes = 64 * 1024);
 // A peer-supplied string made safe for a log line: non-printable bytes become '?', at most 64 chars.
 std::string printable(const std::string& text);
 

@@ -98,11 +98,15 @@ void dropAndDestroy(T_ASC_Association*& assoc) {
 GatewayServer::GatewayServer(const config::Config& config, keystore::Keystore& keys)
     : config_(config),
       policy_(config),
+      memory_(std::uint64_t{config.limits.maxInFlightMb} << 20),
       context_{config, keys, policy_, stopping_,
                NetworkTimeouts{static_cast<int>(config.gateway.connectTimeoutSeconds),
                                static_cast<int>(config.gateway.acseTimeoutSeconds),
                                static_cast<int>(config.gateway.dimseTimeoutSeconds)},
-               retrieves_} {
+               retrieves_, memory_},
+      admission_(AdmissionLimits{config.limits.maxConnections != 0 ? config.limits.maxConnections
+                                                                    : 2 * config.gateway.maxAssociations + 8,
+                                 config.limits.maxConnectionsPerAddress}) {
   dcmConnectionTimeout.set(static_cast<Sint32>(config.gateway.connectTimeoutSeconds));
   dcmDisableGethostbyaddr.set(OFTrue);  // peer checks use numeric addresses; no reverse-DNS stalls
   // DCMTK would bind its own listen socket to every interface; we hand it accepted sockets instead
@@ -162,38 +166,24 @@ void GatewayServer::run() {
                config_.gateway.bind, config_.gateway.port, config_.gateway.aeTitle, config_.upstream.aeTitle,
                config_.upstream.host, config_.upstream.port, config_.upstream.forward, config_.cipher.backend,
                config_.cipher.keyScope);
-  // Connections still negotiating are capped too, so a flood of idle sockets cannot exhaust threads.
-  const unsigned connectionCap = 2 * config_.gateway.maxAssociations + 8;
   while (!stopping_.load()) {
     int fd = listener.accept(250);
+    throttle_.flush();
     if (fd < 0) continue;
+    std::uint64_t admissionId = 0;
+    if (!admitConnection(fd, admissionId)) continue;
     {
       std::lock_guard<std::mutex> lock(countMutex_);
-      if (connections_ >= connectionCap) {
-        spdlog::warn("connection from {} closed: {} connections open", peerAddress(fd), connections_);
-        ::close(fd);
-        continue;
-      }
       ++connections_;
     }
-    // DCMTK may close (and the kernel reuse) `fd` before this thread is done with it; shutdown at
-    // stop works on a private duplicate instead, closed when the connection thread ends.
-    const int shutdownHandle = ::dup(fd);
-    {
-      std::lock_guard<std::mutex> lock(countMutex_);
-      if (shutdownHandle >= 0) liveFds_.insert(shutdownHandle);
-    }
-    std::thread([this, fd, shutdownHandle] {
+    std::thread([this, fd, admissionId] {
       try {
-        serveConnection(fd);
+        serveConnection(fd, admissionId);
       } catch (const std::exception& e) {
         spdlog::error("association handler failed: {}", e.what());
       }
+      admission_.release(admissionId);
       std::lock_guard<std::mutex> lock(countMutex_);
-      if (shutdownHandle >= 0) {
-        liveFds_.erase(shutdownHandle);
-        ::close(shutdownHandle);
-      }
       --connections_;
       countChanged_.notify_all();
     }).detach();
@@ -205,7 +195,7 @@ void GatewayServer::run() {
   // (each remaining DCMTK wait is itself bounded by a timeout).
   if (!countChanged_.wait_for(lock, std::chrono::seconds(10), [this] { return connections_ == 0; })) {
     spdlog::warn("{} associations still running; shutting their connections", connections_);
-    for (int fd : liveFds_) ::shutdown(fd, SHUT_RDWR);
+    admission_.shutdownAll();
     OutgoingConnections::instance().shutdownAll();  // retrieves waiting on the PACS or a destination
   }
   countChanged_.wait(lock, [this] { return connections_ == 0; });
@@ -216,18 +206,51 @@ void GatewayServer::run() {
     const spool::SpoolStats s = spool_->stats();
     spdlog::info("spool: {} instances left queued, {} quarantined", s.queued + s.inFlight, s.quarantined);
   }
+  throttle_.flush(std::chrono::steady_clock::time_point::max());
 }
 
-void GatewayServer::serveConnection(int fd) {
+bool GatewayServer::admitConnection(int fd, std::uint64_t& admissionId) {
+  const std::string address = peerAddress(fd);
+  // Nobody outside the allow-lists can associate, so their connections are not worth a thread.
+  if (!policy_.knowsAddress(address)) {
+    if (throttle_.allow("connections refused from addresses in no allow-list")) {
+      spdlog::warn("audit: connection from {} refused: address is not a configured modality, workstation or PACS",
+                   address);
+    }
+    ::close(fd);
+    return false;
+  }
+  // DCMTK may close (and the kernel reuse) `fd` before the connection thread is done with it; eviction
+  // and shutdown at stop work on a private duplicate instead, owned by admission_.
+  const ConnectionAdmission::Decision decision = admission_.admit(address, ::dup(fd));
+  if (decision.evicted > 0 && throttle_.allow("pending connections closed to make room")) {
+    spdlog::warn("closed {} connection(s) that sent no association request yet, to make room for {}",
+                 decision.evicted, address);
+  }
+  if (!decision.admitted) {
+    if (throttle_.allow(std::string("connections refused: ") + decision.refusal)) {
+      spdlog::warn("connection from {} refused: {} reached ({} open from this address, {} in all)", address,
+                   decision.refusal, admission_.openFrom(address), admission_.openConnections());
+    }
+    ::close(fd);
+    return false;
+  }
+  admissionId = decision.id;
+  return true;
+}
+
+void GatewayServer::serveConnection(int fd, std::uint64_t admissionId) {
   const std::string address = peerAddress(fd);
   // The hand-over of a socket to DCMTK is a process global (held under receiveMutex_), so only do it
   // once the whole A-ASSOCIATE-RQ is buffered: a slow or silent client cannot block other peers.
-  if (!associateRequestBuffered(fd, static_cast<int>(config_.gateway.acseTimeoutSeconds) * 1000)) {
+  const int requestTimeoutMs = static_cast<int>(config_.limits.associationRequestTimeoutSeconds) * 1000;
+  if (!associateRequestBuffered(fd, requestTimeoutMs) || !admission_.associationRequested(admissionId)) {
     // A bare connect-and-close is what TCP health checks do: not worth a warning.
     char probe;
-    if (::recv(fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT) == 0) {
+    const ssize_t peeked = ::recv(fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (peeked == 0) {
       spdlog::debug("connection from {} closed without a request (health check?)", address);
-    } else {
+    } else if (throttle_.allow("connections closed without a complete association request")) {
       spdlog::warn("connection from {} sent no complete association request in time; closed", address);
     }
     ::close(fd);

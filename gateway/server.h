@@ -3,6 +3,8 @@
 // association on its own thread, up to gateway.max_associations at once.
 #include "config/config.h"
 #include "gateway/access_policy.h"
+#include "gateway/connection_admission.h"
+#include "gateway/log_throttle.h"
 #include "gateway/session.h"
 #include "gateway/spool/forwarder.h"
 #include "gateway/spool/spool.h"
@@ -27,7 +29,9 @@ class GatewayServer {
 
  private:
   void startSpool();
-  void serveConnection(int fd);
+  // Accept-time checks (allow-lists, caps); true when a connection thread should serve `fd`.
+  bool admitConnection(int fd, std::uint64_t& admissionId);
+  void serveConnection(int fd, std::uint64_t admissionId);
   // Accepts or rejects; `counted` tells whether the association took one of max_associations.
   bool negotiate(T_ASC_Association* assoc, const PeerIdentity& peer, bool& counted);
 
@@ -35,16 +39,18 @@ class GatewayServer {
   AccessPolicy policy_;
   std::atomic<bool> stopping_{false};
   RetrieveRegistry retrieves_;
+  MemoryBudget memory_;
   GatewayContext context_;
   std::unique_ptr<spool::Spool> spool_;
   std::unique_ptr<spool::Forwarder> forwarder_;
   T_ASC_Network* network_ = nullptr;
   std::mutex receiveMutex_;  // DCMTK's external-socket hand-over is a process global
-  std::mutex countMutex_;  // guards the counters and liveFds_
+  ConnectionAdmission admission_;  // caps and evictions; holds a duplicate of every live socket
+  LogThrottle throttle_;            // for lines any peer can provoke at will
+  std::mutex countMutex_;  // guards the counters
   std::condition_variable countChanged_;
   unsigned connections_ = 0;  // connection threads, negotiated or not
   unsigned negotiated_ = 0;   // accepted associations from modalities and workstations
-  std::set<int> liveFds_;     // duplicates of live sockets, shut down when stopping
 };
 
 }  // namespace pacsgw::gateway

@@ -2,6 +2,7 @@
 
 #include "gateway/audit/audit_trail.h"
 
+#include "gateway/dataset_receiver.h"
 #include "gateway/gateway_metrics.h"
 #include "gateway/instance_protector.h"
 #include "gateway/net_util.h"
@@ -42,7 +43,10 @@ std::uint16_t statusForCryptError(codecs::CryptErrorKind kind) {
 }  // namespace
 
 Session::Session(GatewayContext& context, T_ASC_Association* assoc, PeerIdentity peer)
-    : context_(context), assoc_(assoc), peer_(std::move(peer)) {}
+    : context_(context),
+      assoc_(assoc),
+      peer_(std::move(peer)),
+      memory_(context.memory, std::uint64_t{context.config.limits.maxAssociationMb} << 20) {}
 
 Session::~Session() {
   for (const auto& [studyUid, tally] : storedStudies_)
@@ -145,21 +149,27 @@ E_TransferSyntax Session::contextTransferSyntax(T_ASC_PresentationContextID pres
 void Session::handleStore(T_DIMSE_Message& msg, T_ASC_PresentationContextID presId) {
   T_DIMSE_C_StoreRQ& request = msg.msg.CStoreRQ;
   const auto started = std::chrono::steady_clock::now();
-  DcmDataset* received = nullptr;
-  OFCondition cond = DIMSE_receiveDataSetInMemory(assoc_, DIMSE_NONBLOCKING,
-                                                  static_cast<int>(context_.config.gateway.dimseTimeoutSeconds),
-                                                  &presId, &received, nullptr, nullptr);
-  std::unique_ptr<DcmDataset> dataset(received);
-  if (cond.bad()) {
+  ReceivedDataSet received = receiveDataSetWithinLimits(
+      assoc_, presId, static_cast<int>(context_.config.gateway.dimseTimeoutSeconds),
+      std::uint64_t{context_.config.limits.maxObjectMb} << 20, memory_);
+  std::unique_ptr<DcmDataset> dataset = std::move(received.dataset);
+  if (received.outcome != ReceivedDataSet::Outcome::Received) {
     ++stats_.failed;
-    spdlog::warn("C-STORE {} from {}: data set could not be read ({}); refused", request.AffectedSOPInstanceUID,
-                 peer_.aeTitle, cond.text());
-    if (cond == DUL_PEERABORTEDASSOCIATION || cond == DIMSE_NODATAAVAILABLE || cond == DUL_NETWORKCLOSED) {
-      broken_ = true;
-      return;
+    spdlog::warn("C-STORE {} from {}@{}: data set refused: {}", printable(request.AffectedSOPInstanceUID),
+                 printable(peer_.aeTitle), peer_.address, received.reason);
+    switch (received.outcome) {
+      case ReceivedDataSet::Outcome::TooLarge:
+      case ReceivedDataSet::Outcome::NoMemory:
+        sendStoreResponse(presId, request, status::kOutOfResources, received.reason);
+        return;
+      case ReceivedDataSet::Outcome::Malformed:
+        sendStoreResponse(presId, request, status::kCannotUnderstand, received.reason);
+        return;
+      default:  // the association itself is unusable
+        if (received.outcome == ReceivedDataSet::Outcome::ProtocolError) ASC_abortAssociation(assoc_);
+        broken_ = true;
+        return;
     }
-    sendStoreResponse(presId, request, status::kCannotUnderstand, "data set could not be parsed");
-    return;
   }
   if (!requestMatchesContext(presId, request.AffectedSOPClassUID)) {
     ++stats_.failed;

@@ -2,6 +2,7 @@
 // One inbound association: who the peer is, what was negotiated, and the services it may use.
 #include "config/config.h"
 #include "gateway/access_policy.h"
+#include "gateway/memory_budget.h"
 #include "gateway/peer_association.h"
 #include "gateway/retrieve_jobs.h"
 
@@ -34,6 +35,7 @@ struct GatewayContext {
   std::atomic<bool>& stopping;
   NetworkTimeouts timeouts;
   RetrieveRegistry& retrieves;
+  MemoryBudget& memory;  // data sets held by all associations together (limits.max_in_flight_mb)
   spool::Spool* spool = nullptr;  // set with upstream.forward: queued
 };
 
@@ -83,6 +85,7 @@ class Session {
   };
   std::map<std::string, StudyTally> storedStudies_;
   void tallyStudy(DcmDataset& dataset, bool stored);
+  AssociationMemory memory_;  // this association's share of context_.memory
   bool broken_ = false;
 };
 
