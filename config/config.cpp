@@ -5,6 +5,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cctype>
 #include <charconv>
 #include <filesystem>
@@ -588,6 +589,25 @@ const char* toString(Access access) {
 }
 
 Config parseConfig(const std::string& yamlText, const std::string& sourcePath) {
+  // YAML allows no C0 control characters but tab and line breaks, and yaml-cpp 0.7 loops forever on
+  // some of them (",\x03" hangs LoadAll), so they are refused before the text reaches it.
+  std::size_t line = 1, column = 1;
+  for (const char c : yamlText) {
+    const auto byte = static_cast<unsigned char>(c);
+    if ((byte < 0x20 && c != '\t' && c != '\n' && c != '\r') || byte == 0x7F) {
+      char hex[8];
+      std::snprintf(hex, sizeof(hex), "0x%02X", byte);
+      throw ConfigError::inFile({{"", "control character " + std::string(hex) + " at line " + std::to_string(line) +
+                                          ", column " + std::to_string(column) + " is not allowed in YAML"}},
+                                sourcePath);
+    }
+    if (c == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+  }
   std::vector<YAML::Node> documents;
   try {
     documents = YAML::LoadAll(yamlText);

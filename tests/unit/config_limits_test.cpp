@@ -67,3 +67,13 @@ TEST(ConfigLimits, RangesAndOrderingAreChecked) {
 }
 
 }  // namespace
+
+namespace {
+// A two-byte file once made `pacsgw config check` spin forever inside the YAML library.
+TEST(ConfigText, ControlCharactersAreRefusedWithTheirPosition) {
+  EXPECT_NE(issuesText(std::string(",\x03", 2)).find("control character 0x03 at line 1, column 2"), std::string::npos);
+  EXPECT_NE(issuesText(std::string("gateway:\n  \0", 12)).find("control character 0x00 at line 2, column 3"),
+            std::string::npos);
+  EXPECT_EQ(issuesText(withLimits("limits:\t{ max_object_mb: 8 }\r\n")), "") << "tab and CR LF are fine";
+}
+}  // namespace
