@@ -40,6 +40,8 @@ build_packages=(
   libgtest-dev libgmock-dev
 )
 test_packages=(
+  # clang and its libFuzzer runtime for the fuzzing harnesses (scripts/fuzz.sh, ctest fuzz.short)
+  clang-14 libclang-rt-14-dev
   # peers and tools for integration tests, benchmarks and operations
   dcmtk orthanc sqlite3 postgresql python3 python3-pydicom python3-numpy
   # checkers for the deployment files: promtool (/metrics format, dashboard queries), systemd-analyze,
