@@ -213,6 +213,7 @@ bool GatewayServer::admitConnection(int fd, std::uint64_t& admissionId) {
   const std::string address = peerAddress(fd);
   // Nobody outside the allow-lists can associate, so their connections are not worth a thread.
   if (!policy_.knowsAddress(address)) {
+    metrics::increment("pacsgw_connections_refused_total", {{"reason", "not_allowed"}});
     if (throttle_.allow("connections refused from addresses in no allow-list")) {
       spdlog::warn("audit: connection from {} refused: address is not a configured modality, workstation or PACS",
                    address);
@@ -223,11 +224,17 @@ bool GatewayServer::admitConnection(int fd, std::uint64_t& admissionId) {
   // DCMTK may close (and the kernel reuse) `fd` before the connection thread is done with it; eviction
   // and shutdown at stop work on a private duplicate instead, owned by admission_.
   const ConnectionAdmission::Decision decision = admission_.admit(address, ::dup(fd));
+  if (decision.evicted > 0) {
+    metrics::increment("pacsgw_connections_refused_total", {{"reason", "evicted"}}, decision.evicted);
+  }
   if (decision.evicted > 0 && throttle_.allow("pending connections closed to make room")) {
     spdlog::warn("closed {} connection(s) that sent no association request yet, to make room for {}",
                  decision.evicted, address);
   }
   if (!decision.admitted) {
+    metrics::increment("pacsgw_connections_refused_total",
+                       {{"reason", decision.refusal == std::string("connection limit") ? "connection_limit"
+                                                                                         : "per_address_limit"}});
     if (throttle_.allow(std::string("connections refused: ") + decision.refusal)) {
       spdlog::warn("connection from {} refused: {} reached ({} open from this address, {} in all)", address,
                    decision.refusal, admission_.openFrom(address), admission_.openConnections());
@@ -250,8 +257,11 @@ void GatewayServer::serveConnection(int fd, std::uint64_t admissionId) {
     const ssize_t peeked = ::recv(fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
     if (peeked == 0) {
       spdlog::debug("connection from {} closed without a request (health check?)", address);
-    } else if (throttle_.allow("connections closed without a complete association request")) {
-      spdlog::warn("connection from {} sent no complete association request in time; closed", address);
+    } else {
+      metrics::increment("pacsgw_connections_refused_total", {{"reason", "request_timeout"}});
+      if (throttle_.allow("connections closed without a complete association request")) {
+        spdlog::warn("connection from {} sent no complete association request in time; closed", address);
+      }
     }
     ::close(fd);
     return;

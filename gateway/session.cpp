@@ -157,6 +157,11 @@ void Session::handleStore(T_DIMSE_Message& msg, T_ASC_PresentationContextID pres
     ++stats_.failed;
     spdlog::warn("C-STORE {} from {}@{}: data set refused: {}", printable(request.AffectedSOPInstanceUID),
                  printable(peer_.aeTitle), peer_.address, received.reason);
+    const char* reason = received.outcome == ReceivedDataSet::Outcome::TooLarge   ? "too_large"
+                         : received.outcome == ReceivedDataSet::Outcome::NoMemory ? "no_memory"
+                         : received.outcome == ReceivedDataSet::Outcome::Malformed ? "malformed"
+                                                                                    : nullptr;
+    if (reason != nullptr) metrics::increment("pacsgw_data_sets_refused_total", {{"reason", reason}});
     switch (received.outcome) {
       case ReceivedDataSet::Outcome::TooLarge:
       case ReceivedDataSet::Outcome::NoMemory:

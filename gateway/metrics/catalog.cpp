@@ -39,6 +39,15 @@ const std::vector<Family>& catalog() {
       {"pacsgw_spool_oldest_age_seconds", Kind::Gauge, "Age of the oldest instance waiting in the spool.", {}},
       {"pacsgw_ready", Kind::Gauge, "1 when /health/ready answers 200 (keystore open, PACS answering, spool below quota).",
        {}},
+      {"pacsgw_connections_refused_total", Kind::Counter,
+       "TCP connections closed before any DICOM was read, by reason (not_allowed: address in no allow-list, "
+       "per_address_limit, connection_limit: every slot held by an associated peer, evicted: an idle connection "
+       "closed to make room, request_timeout: no complete association request in time).",
+       {}},
+      {"pacsgw_data_sets_refused_total", Kind::Counter,
+       "C-STORE data sets refused while being received, by reason (too_large: over limits.max_object_mb, "
+       "no_memory: association or in-flight limit reached, malformed: truncated or unparseable).",
+       {}},
       {"pacsgw_build_info", Kind::Gauge, "Always 1; the version label names the running build.", {}},
   };
   return families;
