@@ -2,6 +2,7 @@
 // operator fixes the whole file in one pass.
 #include "config/config.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -588,9 +589,42 @@ const char* toString(Access access) {
   return "deny";
 }
 
+namespace {
+
+// Records where each document of a YAML stream starts; nothing else.
+struct DocumentStarts : YAML::EventHandler {
+  std::vector<YAML::Mark> marks;
+  void OnDocumentStart(const YAML::Mark& mark) override { marks.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
+// yaml-cpp 0.7's LoadAll never consumes some tokens at the top level (a file holding a lone ",") and then
+// loops forever, adding an empty document per turn. Walk the documents with the event parser first: a
+// document starting where the previous one started means no progress. Returns that position.
+std::optional<YAML::Mark> tokenLoadAllCannotPass(const std::string& text) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  DocumentStarts starts;
+  while (parser.HandleNextDocument(starts)) {
+    const auto& m = starts.marks;
+    if (m.size() >= 2 && m[m.size() - 1].pos == m[m.size() - 2].pos) {
+      return m.back();
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 Config parseConfig(const std::string& yamlText, const std::string& sourcePath) {
-  // YAML allows no C0 control characters but tab and line breaks, and yaml-cpp 0.7 loops forever on
-  // some of them (",\x03" hangs LoadAll), so they are refused before the text reaches it.
+  // YAML allows no C0 control characters but tab and line breaks: refuse them with their position.
   std::size_t line = 1, column = 1;
   for (const char c : yamlText) {
     const auto byte = static_cast<unsigned char>(c);
@@ -610,6 +644,13 @@ Config parseConfig(const std::string& yamlText, const std::string& sourcePath) {
   }
   std::vector<YAML::Node> documents;
   try {
+    if (auto stuck = tokenLoadAllCannotPass(yamlText)) {
+      throw ConfigError::inFile({{"", "YAML syntax error at line " + std::to_string(stuck->line + 1) + ", column " +
+                                          std::to_string(stuck->column + 1) + ": unexpected '" +
+                                          yamlText.substr(static_cast<std::size_t>(std::max(stuck->pos, 0)), 1) +
+                                          "'"}},
+                                sourcePath);
+    }
     documents = YAML::LoadAll(yamlText);
   } catch (const YAML::ParserException& e) {
     std::string where;

@@ -76,4 +76,12 @@ TEST(ConfigText, ControlCharactersAreRefusedWithTheirPosition) {
             std::string::npos);
   EXPECT_EQ(issuesText(withLimits("limits:\t{ max_object_mb: 8 }\r\n")), "") << "tab and CR LF are fine";
 }
+
+// A file holding a lone comma made the YAML library loop forever, allocating as it went.
+TEST(ConfigText, StrayTopLevelCommaIsASyntaxError) {
+  EXPECT_NE(issuesText(",").find("YAML syntax error at line 1, column 1: unexpected ','"), std::string::npos)
+      << issuesText(",");
+  EXPECT_NE(issuesText(", # a comment").find("unexpected ','"), std::string::npos);
+  EXPECT_NE(issuesText("---\na: 1\n---\nb: 2\n").find("expected one YAML document, found 2"), std::string::npos);
+}
 }  // namespace
