@@ -3,6 +3,7 @@
 #include <dcmtk/dcmnet/dcmtrans.h>
 #include <dcmtk/dcmnet/dulstruc.h>
 
+#include <algorithm>
 #include <arpa/inet.h>
 #include <cerrno>
 #include <chrono>
@@ -153,8 +154,10 @@ bool associateRequestBuffered(int fd, int timeoutMs, std::uint32_t maxPduBytes) 
   // SO_RCVLOWAT makes poll() wait for `n` bytes instead of one, so a slow sender cannot make us spin.
   auto waitFor = [&](int n) {
     ::setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &n, sizeof(n));
+    // Past the deadline, still look once without waiting: bytes that arrived in time count even when
+    // this thread was scheduled late.
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    return left > 0 && waitReadable(fd, static_cast<int>(left));
+    return waitReadable(fd, static_cast<int>(std::max<long long>(left, 0)));
   };
   unsigned char header[6];
   AssociateRequestPrefix prefix;

@@ -53,10 +53,7 @@ for t in "${targets[@]}"; do
   log=$build_dir/$t.log
   echo "== $t: ${seconds} s"
   set +e
-  # DCMTK reserves an element's declared length (up to 4 GiB) before reading it; that is address space,
-  # not memory (resident memory follows the bytes present), so only resident memory is limited here.
-  "$build_dir/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=4200 \
-    -print_final_stats=1 \
+  "$build_dir/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$artifacts" "$corpus" "${seeds[@]}" >"$log" 2>&1
   rc=$?
   set -e
