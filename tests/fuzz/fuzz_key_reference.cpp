@@ -1,4 +1,4 @@
-// Fuzzes the key-reference block reader: every field of the (0077,xx01-xx0C) block present or not, with
+// Fuzzes the key-reference block reader: every field of the (0077,xx01-xx0D) block present or not, with
 // its VR or another one, and values of any length and content. A malformed block must end in a
 // CryptError, never in a crash, a hang or an out-of-bounds read.
 #include "codecs/dicom_crypt.h"
@@ -20,7 +20,7 @@ DcmEVR vrOf(std::uint8_t offset) {
     case 0x05: return EVR_UI;
     case 0x06: return EVR_AT;
     case 0x07: return EVR_UL;
-    case 0x08: case 0x09: case 0x0A: return EVR_OB;
+    case 0x08: case 0x09: case 0x0A: case 0x0D: return EVR_OB;
     case 0x0B: return EVR_DT;
     default: return EVR_LO;
   }
@@ -28,7 +28,7 @@ DcmEVR vrOf(std::uint8_t offset) {
 
 void putFuzzedElement(DcmDataset& ds, FuzzedDataProvider& in, std::uint8_t block, std::uint8_t offset) {
   // Sometimes the wrong VR, as a foreign or tampered object would carry.
-  const DcmEVR vr = in.ConsumeBool() ? vrOf(offset) : vrOf(in.ConsumeIntegralInRange<std::uint8_t>(1, 12));
+  const DcmEVR vr = in.ConsumeBool() ? vrOf(offset) : vrOf(in.ConsumeIntegralInRange<std::uint8_t>(1, 13));
   const DcmTag tag(kKeyRefGroup, static_cast<Uint16>((block << 8) | offset), vr);
   switch (vr) {
     case EVR_AT: case EVR_UL: {
@@ -77,8 +77,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::uint8_t block = in.ConsumeIntegral<std::uint8_t>();
   const DcmTag creator(kKeyRefGroup, block, EVR_LO);
   ds.putAndInsertString(creator, in.ConsumeBool() ? kKeyRefCreator : in.ConsumeRandomLengthString(20).c_str());
-  for (std::uint8_t offset = 0x01; offset <= 0x0C; ++offset) {
-    if (in.ConsumeBool()) putFuzzedElement(ds, in, block, offset);
+  // The format version decides which fields are required: favour the real ones.
+  const char* const versions[] = {"1", "2"};
+  for (std::uint8_t offset = 0x01; offset <= 0x0D; ++offset) {
+    if (!in.ConsumeBool()) continue;
+    if (offset == 0x0C && in.ConsumeBool()) {
+      ds.putAndInsertString(DcmTag(kKeyRefGroup, static_cast<Uint16>((block << 8) | offset), EVR_LO),
+                            versions[in.ConsumeBool() ? 1 : 0]);
+    } else {
+      putFuzzedElement(ds, in, block, offset);
+    }
   }
   readBlock(ds);
   return 0;
