@@ -366,7 +366,7 @@ class Validator {
   void spool(const Fields& top, SpoolSection& out) {
     const auto f = section(top, "spool",
                            {"dir", "max_bytes", "max_instances", "associations", "retry_initial_s", "retry_max_s",
-                            "processing_failure_attempts"},
+                            "processing_failure_attempts", "broken_association_attempts"},
                            false);
     if (!f) return;
     assign(out.dir, text(*f, "dir", false));
@@ -376,6 +376,7 @@ class Validator {
     assign(out.retryInitialSeconds, integer(*f, "retry_initial_s", false, 1, 3600));
     assign(out.retryMaxSeconds, integer(*f, "retry_max_s", false, 1, 86400));
     assign(out.processingFailureAttempts, integer(*f, "processing_failure_attempts", false, 1, 100));
+    assign(out.brokenAssociationAttempts, integer(*f, "broken_association_attempts", false, 1, 1000));
     if (out.retryMaxSeconds < out.retryInitialSeconds) {
       add("spool.retry_max_s", "must not be below spool.retry_initial_s (" + std::to_string(out.retryInitialSeconds) +
                                    ")");

@@ -38,6 +38,7 @@ struct SpoolSection {
   unsigned retryInitialSeconds = 1;            // first backoff; doubles up to retryMaxSeconds
   unsigned retryMaxSeconds = 60;
   unsigned processingFailureAttempts = 3;      // 0110 answers retried this often, then quarantined
+  unsigned brokenAssociationAttempts = 10;     // associations one instance breaks in a row before quarantine
 };
 
 struct KeystoreSection {

@@ -107,6 +107,7 @@ std::string toYaml(const Config& c) {
   field("retry_initial_s", std::to_string(c.spool.retryInitialSeconds));
   field("retry_max_s", std::to_string(c.spool.retryMaxSeconds));
   field("processing_failure_attempts", std::to_string(c.spool.processingFailureAttempts));
+  field("broken_association_attempts", std::to_string(c.spool.brokenAssociationAttempts));
 
   line("");
   line("keystore:");

@@ -127,6 +127,7 @@ void GatewayServer::startSpool() {
   options.retryInitial = std::chrono::seconds(sc.retryInitialSeconds);
   options.retryMax = std::chrono::seconds(sc.retryMaxSeconds);
   options.processingFailureAttempts = sc.processingFailureAttempts;
+  options.brokenAssociationAttempts = sc.brokenAssociationAttempts;
   const PeerEndpoint pacs{config_.upstream.aeTitle, config_.upstream.host, config_.upstream.port};
   forwarder_ = std::make_unique<spool::Forwarder>(
       *spool_,

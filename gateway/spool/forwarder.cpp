@@ -29,11 +29,15 @@ constexpr std::uint16_t kDuplicateSopInstance = 0x0111;  // some archives answer
 
 }  // namespace
 
-Verdict classify(const SendResult& result, unsigned attempts, unsigned processingFailureAttempts) {
+Verdict classify(const SendResult& result, unsigned attempts, unsigned processingFailureAttempts,
+                 unsigned brokenInARow, unsigned brokenLimit) {
   switch (result.kind) {
     case SendKind::Unreachable:
-    case SendKind::Broken:
       return Verdict::PeerDown;
+    case SendKind::Broken:
+      // Usually the PACS or the network; but an instance that breaks every association it is sent on
+      // would otherwise block its place in the queue forever.
+      return brokenLimit != 0 && brokenInARow >= brokenLimit ? Verdict::Quarantine : Verdict::PeerDown;
     case SendKind::NoContext:
     case SendKind::Undecodable:
       return Verdict::Quarantine;
@@ -104,6 +108,15 @@ bool Forwarder::pause(std::chrono::milliseconds delay) {
   return !stopping_.load();
 }
 
+unsigned Forwarder::countBroken(const std::string& record, bool broken) {
+  std::lock_guard<std::mutex> lock(brokenMutex_);
+  if (!broken) {
+    brokenInARow_.erase(record);
+    return 0;
+  }
+  return ++brokenInARow_[record];
+}
+
 std::chrono::milliseconds Forwarder::backoff(unsigned failures) const {
   auto delay = options_.retryInitial;
   for (unsigned i = 1; i < failures && delay < options_.retryMax; ++i) delay *= 2;
@@ -156,7 +169,10 @@ void Forwarder::work(unsigned index) {
       continue;
     }
     const SendResult result = sender->send(view);
-    const Verdict verdict = classify(result, record->attempts, options_.processingFailureAttempts);
+    const unsigned brokenInARow = countBroken(record->name, result.kind == SendKind::Broken);
+    const Verdict verdict = classify(result, record->attempts, options_.processingFailureAttempts, brokenInARow,
+                                     options_.brokenAssociationAttempts);
+    if (verdict != Verdict::PeerDown) countBroken(record->name, false);  // the record leaves or moves on
     const std::string uid = printable(view.meta.sopInstanceUid);
     switch (verdict) {
       case Verdict::Delivered:
@@ -188,7 +204,11 @@ void Forwarder::work(unsigned index) {
         peerFailures = 0;
         const std::string reason = "SOP Instance " + uid + " (" + printable(view.meta.sopClassUid) + ") from " +
                                    printable(view.meta.callingAeTitle) + ": " + describe(result) + " after " +
-                                   std::to_string(record->attempts + 1) + " attempt(s)";
+                                   std::to_string(record->attempts + 1) + " attempt(s)" +
+                                   (result.kind == SendKind::Broken
+                                        ? " (the association broke while this instance was sent " +
+                                              std::to_string(brokenInARow) + " times in a row)"
+                                        : std::string());
         spool_.quarantine(*record, reason);
         ++quarantined_;
         spdlog::error("forwarder {}: quarantined {}", index, reason);

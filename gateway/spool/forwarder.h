@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <unordered_map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -49,8 +50,12 @@ enum class Verdict {
   Quarantine,  // refused for a reason retrying will not fix
 };
 
-// The delivery rules. `attempts` counts earlier attempts of this record that counted.
-Verdict classify(const SendResult& result, unsigned attempts, unsigned processingFailureAttempts);
+// The delivery rules. `attempts` counts earlier attempts of this record that counted;
+// `brokenInARow` counts this attempt and the consecutive earlier ones whose association broke while
+// this record was being sent. An instance that breaks the association every time (a "poison"
+// instance) is quarantined after `brokenLimit` such attempts in a row; 0 keeps retrying forever.
+Verdict classify(const SendResult& result, unsigned attempts, unsigned processingFailureAttempts,
+                 unsigned brokenInARow = 0, unsigned brokenLimit = 0);
 // Why a result is not a delivery, for logs and quarantine reasons.
 std::string describe(const SendResult& result);
 
@@ -59,6 +64,7 @@ struct ForwarderOptions {
   std::chrono::milliseconds retryInitial{1000};
   std::chrono::milliseconds retryMax{60000};
   unsigned processingFailureAttempts = 3;  // 0110 "processing failure" is retried this often, then quarantined
+  unsigned brokenAssociationAttempts = 10;  // associations broken by one instance in a row before quarantine
   std::chrono::milliseconds idleRelease{2000};  // some PACS take one association at a time
   std::chrono::milliseconds statusInterval{1000};  // status.json refresh; 0 = never
 };
@@ -86,6 +92,8 @@ class Forwarder {
   void publish();
   bool pause(std::chrono::milliseconds delay);  // false when stopping
   std::chrono::milliseconds backoff(unsigned failures) const;
+  // Broken associations in a row while `record` was sent, this one included; `broken` false resets.
+  unsigned countBroken(const std::string& record, bool broken);
 
   Spool& spool_;
   SenderFactory senders_;
@@ -95,6 +103,8 @@ class Forwarder {
   std::condition_variable pauseWake_;
   std::vector<std::thread> threads_;
   std::atomic<std::uint64_t> delivered_{0}, retries_{0}, quarantined_{0};
+  std::mutex brokenMutex_;
+  std::unordered_map<std::string, unsigned> brokenInARow_;  // record name -> broken associations in a row
 };
 
 }  // namespace pacsgw::gateway::spool

@@ -233,6 +233,16 @@ TEST(Classify, WhatCountsAsDelivered) {
   EXPECT_EQ(classify(SendResult{SendKind::Undecodable, 0, ""}, 0, 3), Verdict::Quarantine);
 }
 
+TEST(Classify, AnInstanceThatBreaksEveryAssociationIsQuarantinedAtTheLimit) {
+  const SendResult broken{SendKind::Broken, 0, "association aborted"};
+  EXPECT_EQ(classify(broken, 0, 3, 1, 10), Verdict::PeerDown);
+  EXPECT_EQ(classify(broken, 8, 3, 9, 10), Verdict::PeerDown);
+  EXPECT_EQ(classify(broken, 9, 3, 10, 10), Verdict::Quarantine);
+  EXPECT_EQ(classify(broken, 500, 3, 500, 0), Verdict::PeerDown);  // limit 0: retried forever
+  // Failing to connect says nothing about the instance and never counts.
+  EXPECT_EQ(classify(SendResult{SendKind::Unreachable, 0, ""}, 50, 3, 50, 10), Verdict::PeerDown);
+}
+
 // A PACS stand-in: answers from a script per SOP Instance UID, then Success; records every call.
 class ScriptedPacs {
  public:
@@ -297,6 +307,36 @@ bool waitFor(Predicate done, std::chrono::milliseconds limit = 10s) {
     std::this_thread::sleep_for(5ms);
   }
   return true;
+}
+
+TEST(Forwarder, PoisonInstanceIsQuarantinedAfterBrokenAssociationsInARow) {
+  testing::TempDir dir("spool");
+  Spool spool(dir.path().string(), {});
+  ScriptedPacs pacs;
+  const SendResult broken{SendKind::Broken, 0, "association aborted by the PACS"};
+  pacs.script("poison", std::deque<SendResult>(20, broken));
+  // Two broken attempts, then success: the streak restarts, the instance is delivered.
+  pacs.script("flaky", {broken, broken});
+  for (const char* uid : {"poison", "flaky", "ok"}) {
+    ASSERT_TRUE(spool.admit(meta(uid), std::string("payload-") + uid).stored);
+  }
+  ForwarderOptions options = fastOptions();
+  options.brokenAssociationAttempts = 4;
+  Forwarder forwarder(spool, [&] { return std::make_unique<Sender>(pacs); }, options);
+  forwarder.start();
+  ASSERT_TRUE(waitFor([&] {
+    const SpoolStats s = spool.stats();
+    return s.queued + s.inFlight == 0 && s.quarantined == 1;
+  })) << "queued " << spool.stats().queued << " quarantined " << spool.stats().quarantined;
+  forwarder.stop();
+  EXPECT_EQ(pacs.calls("poison"), 4);
+  EXPECT_EQ(pacs.calls("flaky"), 3);
+  EXPECT_EQ(forwarder.stats().delivered, 2u);
+  const auto reasons = filesIn(dir.path() / "quarantine", ".reason");
+  ASSERT_EQ(reasons.size(), 1u);
+  const std::string reason = readAll(reasons.front());
+  EXPECT_NE(reason.find("poison"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("4 times in a row"), std::string::npos) << reason;
 }
 
 TEST(Forwarder, DeliversRetriesAndQuarantines) {
