@@ -24,6 +24,9 @@ if [[ ${integration:-0} -eq 0 ]]; then
   exit 1
 fi
 
+# Unit tests run on every core; integration scripts are marked RUN_SERIAL and run one at a time.
+export CTEST_PARALLEL_LEVEL=${CTEST_PARALLEL_LEVEL:-$(nproc)}
+
 echo "[test] ctest --test-dir $build_dir --output-on-failure --no-tests=error $*"
 status=0
 log=$(mktemp)
