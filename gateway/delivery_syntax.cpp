@@ -1,5 +1,7 @@
 #include "gateway/delivery_syntax.h"
 
+#include "codecs/decoded_size.h"
+
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcrledrg.h>
 #include <dcmtk/dcmdata/dcrleerg.h>
@@ -15,9 +17,6 @@ namespace pacsgw::gateway {
 
 namespace {
 
-// Decoding allocates what the object claims: one small compressed object must not claim gigabytes.
-constexpr unsigned long long kMaxDecodedBytes = 1ULL << 30;
-
 void registerCodecs() {
   static std::once_flag once;
   std::call_once(once, [] {
@@ -28,18 +27,6 @@ void registerCodecs() {
     DJLSDecoderRegistration::registerCodecs();
     DJLSEncoderRegistration::registerCodecs();
   });
-}
-
-unsigned long long decodedBytes(DcmDataset& dataset) {
-  Uint16 rows = 0, columns = 0, samples = 1, bitsAllocated = 0;
-  Sint32 frames = 1;
-  dataset.findAndGetUint16(DCM_Rows, rows);
-  dataset.findAndGetUint16(DCM_Columns, columns);
-  dataset.findAndGetUint16(DCM_SamplesPerPixel, samples);
-  dataset.findAndGetUint16(DCM_BitsAllocated, bitsAllocated);
-  dataset.findAndGetSint32(DCM_NumberOfFrames, frames);
-  return static_cast<unsigned long long>(rows) * columns * samples * ((bitsAllocated + 7u) / 8u) *
-         static_cast<unsigned long long>(frames < 1 ? 1 : frames);
 }
 
 }  // namespace
@@ -118,10 +105,10 @@ bool transcode(DcmDataset& dataset, E_TransferSyntax from, E_TransferSyntax to, 
   const bool hasPixels = dataset.tagExists(DCM_PixelData);
   if (hasPixels && (DcmXfer(from).isEncapsulated() || DcmXfer(to).isEncapsulated())) {
     registerCodecs();
-    const unsigned long long decoded = decodedBytes(dataset);
-    if (decoded == 0 || decoded > kMaxDecodedBytes) {
+    const unsigned long long decoded = codecs::decodedPixelBytes(dataset);
+    if (decoded == 0 || decoded > codecs::kMaxDecodedPixelBytes) {
       reason = "pixel data would decode to " + std::to_string(decoded) + " bytes (limit " +
-               std::to_string(kMaxDecodedBytes) + ")";
+               std::to_string(codecs::kMaxDecodedPixelBytes) + ")";
       return false;
     }
     if (DcmXfer(from).isEncapsulated() && dataset.chooseRepresentation(EXS_LittleEndianExplicit, nullptr).bad()) {

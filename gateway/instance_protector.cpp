@@ -1,5 +1,7 @@
 #include "gateway/instance_protector.h"
 
+#include "codecs/decoded_size.h"
+
 #include "gateway/audit/audit_trail.h"
 #include "gateway/process_hygiene.h"
 
@@ -38,24 +40,14 @@ bool hasAnyPixelData(DcmDataset& dataset) {
 // A backend that needs pixel values (chaos-vpd) cannot work on compressed fragments: decode them
 // with DCMTK's own codecs (RLE, JPEG, JPEG-LS). Pixel values are kept exactly; the compressed
 // bit stream is not, so the PACS and every later retrieval see native pixel data.
-// Decoding allocates what the object claims: cap it so one small compressed object cannot claim
-// gigabytes and take the whole gateway down.
-constexpr unsigned long long kMaxDecodedBytes = 1ULL << 30;
+// Decoding allocates what the object claims: capped (codecs/decoded_size.h).
 
 E_TransferSyntax decodeToNative(DcmDataset& dataset, E_TransferSyntax xfer, const std::string& backend) {
-  Uint16 rows = 0, columns = 0, samples = 1, bitsAllocated = 0;
-  Sint32 frames = 1;
-  dataset.findAndGetUint16(DCM_Rows, rows);
-  dataset.findAndGetUint16(DCM_Columns, columns);
-  dataset.findAndGetUint16(DCM_SamplesPerPixel, samples);
-  dataset.findAndGetUint16(DCM_BitsAllocated, bitsAllocated);
-  dataset.findAndGetSint32(DCM_NumberOfFrames, frames);
-  const unsigned long long decoded = static_cast<unsigned long long>(rows) * columns * samples *
-                                     ((bitsAllocated + 7u) / 8u) * static_cast<unsigned long long>(frames < 1 ? 1 : frames);
-  if (decoded == 0 || decoded > kMaxDecodedBytes) {
+  const unsigned long long decoded = codecs::decodedPixelBytes(dataset);
+  if (decoded == 0 || decoded > codecs::kMaxDecodedPixelBytes) {
     throw codecs::CryptError(codecs::CryptErrorKind::UnsupportedLayout,
                              "compressed object would decode to " + std::to_string(decoded) +
-                                 " bytes (limit " + std::to_string(kMaxDecodedBytes) + ")");
+                                 " bytes (limit " + std::to_string(codecs::kMaxDecodedPixelBytes) + ")");
   }
   static std::once_flag registered;
   std::call_once(registered, [] {
