@@ -3,6 +3,7 @@
 #include "keystore/key_cache.h"
 #include "keystore/keystore.h"
 
+#include "keystore_test_support.h"
 #include "test_support.h"
 
 #include <gtest/gtest.h>
@@ -41,28 +42,11 @@ std::vector<std::uint8_t> bytesOf(const SecretBytes& s) {
   return std::vector<std::uint8_t>(s.data(), s.data() + s.size());
 }
 
-std::string errorOf(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const KeystoreError& e) {
-    return e.what();
-  }
-  return "(no KeystoreError thrown)";
-}
+std::string errorOf(const std::function<void()>& action) { return pacsgw::testing::keystoreErrorOf(action); }
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
-// Runs SQL directly on a keystore file, as an attacker or a disk fault would.
-void execSql(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  char* error = nullptr;
-  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
-  const std::string message = error ? error : "";
-  sqlite3_free(error);
-  sqlite3_close(db);
-  ASSERT_EQ(rc, SQLITE_OK) << message;
-}
+using pacsgw::testing::execSql;
 
 std::string makeStoreWithKeys(const TempDir& dir, int count) {
   const std::string path = dir.file("keystore.db");
