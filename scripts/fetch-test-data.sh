@@ -153,6 +153,23 @@ else
     die "npm ci in $tools failed (registry unreachable, proxy or TLS trust; see npm's message above)"
 fi
 
+# --- 4b. dcmjs-dimse, a second DICOM stack (npm, pinned by its lock file) --------------------
+# Used by tests/integration/test_dcmjs_peer.py as modality and workstation against the gateway.
+peer_dir=$repo/tests/integration/dcmjs_peer
+tools=$cache/tools/dcmjs_peer
+if cmp -s "$peer_dir/package-lock.json" "$tools/package-lock.json" && [[ -d $tools/node_modules/dcmjs-dimse ]]; then
+  say "dcmjs-dimse: cached"
+else
+  command -v npm >/dev/null || die "npm not found: install the Debian package npm (scripts/setup.sh)"
+  say "dcmjs-dimse: npm ci"
+  rm -rf "$tools" && mkdir -p "$tools"
+  cp "$peer_dir/package.json" "$peer_dir/package-lock.json" "$tools/"
+  (cd "$tools" && npm ci --loglevel=error --no-audit --no-fund >/dev/null) ||
+    die "npm ci in $tools failed (registry unreachable, proxy or TLS trust; see npm's message above)"
+fi
+[[ $(node -p "require('$tools/node_modules/dcmjs-dimse/package.json').version") == 0.3.3 ]] ||
+  die "dcmjs-dimse in $tools is not version 0.3.3"
+
 # --- 5. verification ---------------------------------------------------------------------------
 tag() {  # file tag -> value as dcmdump prints it (first match)
   dcmdump -q -s +P "$2" "$1" 2>/dev/null | head -n1 | sed -E 's/^\([0-9a-f,]+\) [A-Z]{2} //; s/ +#.*$//; s/^\[//; s/\]$//; s/^=//'
