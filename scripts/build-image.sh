@@ -6,9 +6,11 @@
 #   sudo scripts/build-image.sh                  # pacsgw:aes-only (PACSGW_WITH_TORCH=OFF)
 #   sudo scripts/build-image.sh full             # pacsgw:full (with the LibTorch research backends)
 #   sudo scripts/build-image.sh orthanc          # pacsgw-orthanc (docker/orthanc.Dockerfile)
+#   sudo scripts/build-image.sh prebuilt build/pacsgw   # pacsgw:prebuilt from an executable built on
+#                                                       # this Debian 12 host (docker/prebuilt.Dockerfile)
 #
 # Prints the build time and the image size. Environment: PACSGW_DEBIAN_MIRROR (default
-# http://deb.debian.org/debian) for debootstrap.
+# http://deb.debian.org/debian) for debootstrap; PACSGW_IMAGE_TAG to name the image differently.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -37,6 +39,8 @@ deb http://deb.debian.org/debian-security bookworm-security main
 SRC
     rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/archives/*.deb
     tar -C "$rootfs" -c . | podman import -q - "$base" >/dev/null
+    rm -rf "$rootfs"
+    trap - EXIT
   fi
 fi
 
@@ -45,15 +49,29 @@ case $variant in
   aes-only|full)
     torch=OFF
     [[ $variant == full ]] && torch=ON
-    tag=localhost/pacsgw:$variant
+    tag=${PACSGW_IMAGE_TAG:-localhost/pacsgw:$variant}
     "${podman_build[@]}" --ignorefile "$repo/docker/Dockerfile.dockerignore" --build-arg PACSGW_WITH_TORCH=$torch \
       -f "$repo/docker/Dockerfile" -t "$tag" "$repo"
     ;;
   orthanc)
-    tag=localhost/pacsgw-orthanc:latest
+    tag=${PACSGW_IMAGE_TAG:-localhost/pacsgw-orthanc:latest}
     "${podman_build[@]}" -f "$repo/docker/orthanc.Dockerfile" -t "$tag" "$repo/docker"
     ;;
-  *) die "unknown variant '$variant' (aes-only, full, orthanc)" ;;
+  prebuilt)
+    # The executable as built here (the same Debian 12 as the image), stripped, with the packages
+    # that hold its libraries: no compiler and no compile inside the image.
+    bin=${2:-$repo/build/pacsgw}
+    [[ -x $bin ]] || die "no executable at $bin (build first, or name it: build-image.sh prebuilt PATH)"
+    tag=${PACSGW_IMAGE_TAG:-localhost/pacsgw:prebuilt}
+    context=$(mktemp -d)
+    trap 'rm -rf "$context"' EXIT
+    strip --strip-unneeded -o "$context/pacsgw" "$bin"
+    "$repo/scripts/list-runtime-packages.sh" "$bin" > "$context/runtime-packages.txt"
+    cp "$repo/docker/pacsgw.yaml" "$context/pacsgw.yaml"
+    cp "$repo/dicom/pacsgw.dic" "$context/pacsgw.dic"
+    "${podman_build[@]}" -f "$repo/docker/prebuilt.Dockerfile" -t "$tag" "$context"
+    ;;
+  *) die "unknown variant '$variant' (aes-only, full, orthanc, prebuilt)" ;;
 esac
 seconds=$(( $(date +%s) - start ))
 size=$(podman image inspect --format '{{.Size}}' "$tag")

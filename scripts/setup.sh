@@ -47,6 +47,9 @@ test_packages=(
   # checkers for the deployment files: promtool (/metrics format, dashboard queries), systemd-analyze,
   # YAML and the Kubernetes API models (manifest fields)
   prometheus systemd python3-yaml python3-kubernetes
+  # the container image test (tests/integration/test_container.py, scripts/build-image.sh)
+  # (dnsname: containers find each other by service name on podman's CNI networks)
+  podman runc debootstrap podman-compose golang-github-containernetworking-plugin-dnsname
 )
 packages=("${build_packages[@]}")
 [[ ${PACSGW_PACKAGES:-all} == build ]] || packages+=("${test_packages[@]}")

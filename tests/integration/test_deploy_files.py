@@ -8,6 +8,10 @@
 * deploy/pacsgw.service: `systemd-analyze verify` with no finding.
 * deploy/grafana/: every query parses as PromQL (`promtool check rules`) and names only metrics
   the gateway exports.
+* docker/: the shipped container configuration passes `pacsgw config check` without a warning and
+  grants decrypt to nobody; the compose file fixes no address and its services, the gateway's
+  upstream and Orthanc's modality entry name each other consistently; the image built from a host
+  executable (prebuilt.Dockerfile) runs exactly like the Dockerfile's runtime stage.
 
 A deliberately broken copy of each input is fed to the same checks, so they are known to fail.
 
@@ -168,6 +172,62 @@ class KubernetesManifests(unittest.TestCase):
         for service in self.objects_by_kind()["Service"]:
             for port in service["spec"]["ports"]:
                 self.assertIn(port["targetPort"], ports, service["metadata"]["name"])
+
+
+class DockerFiles(unittest.TestCase):
+    DOCKER = REPO / "docker"
+
+    def test_the_shipped_configuration_checks_clean_and_decrypts_for_nobody(self):
+        text = (self.DOCKER / "pacsgw.yaml").read_text()
+        parsed = yaml.safe_load(text)
+        self.assertFalse(parsed.get("workstations"), "the container example must not grant access by default")
+        with tempfile.TemporaryDirectory() as tmp:
+            key = Path(tmp) / "master.key"
+            key.write_text("ab" * 32 + "\n")
+            key.chmod(0o600)
+            config = Path(tmp) / "pacsgw.yaml"
+            config.write_text(text.replace(parsed["keystore"]["master_key_file"], str(key))
+                              .replace("/var/lib/pacsgw", tmp))
+            result = subprocess.run([str(h.pacsgw_bin()), "config", "check", "--config", str(config)],
+                                    capture_output=True, text=True, timeout=60)
+        output = result.stdout + result.stderr
+        self.assertEqual(result.returncode, 0, output)
+        self.assertIn(": OK", output)
+        self.assertNotIn("warning", output.lower(), output)
+
+    def test_the_compose_file_fixes_no_address_and_its_names_agree(self):
+        compose = yaml.safe_load((self.DOCKER / "docker-compose.yml").read_text())
+        text = json.dumps(compose)
+        for fixed in ("ipv4_address", "ipam", "subnet"):
+            self.assertNotIn(fixed, text)
+        services = compose["services"]
+        gateway_config = yaml.safe_load((self.DOCKER / "pacsgw.yaml").read_text())
+        self.assertIn(gateway_config["upstream"]["host"], services)
+        orthanc_text = (self.DOCKER / "orthanc.json").read_text()
+        orthanc = json.loads(re.sub(r"^\s*//.*$", "", orthanc_text, flags=re.M))  # Orthanc allows // comments
+        entry = orthanc["DicomModalities"]["gateway"]
+        self.assertIn(entry["Host"], services)
+        self.assertEqual(entry["AET"], gateway_config["gateway"]["ae_title"])
+        self.assertEqual(orthanc["DicomAet"], gateway_config["upstream"]["ae_title"])
+        self.assertEqual(orthanc["DicomPort"], gateway_config["upstream"]["port"])
+        gateway = services["gateway"]
+        self.assertIn("./pacsgw.yaml:/etc/pacsgw/pacsgw.yaml:ro", gateway["volumes"])
+        self.assertEqual(gateway_config["keystore"]["master_key_file"], f"/run/secrets/{gateway['secrets'][0]}")
+        # Orthanc's DICOM port stays inside the compose network.
+        self.assertFalse([p for p in services["pacs"].get("ports", []) if str(orthanc["DicomPort"]) in str(p)])
+
+    def test_the_prebuilt_image_runs_like_the_dockerfile_runtime_stage(self):
+        def runtime_instructions(text: str, stage_start: str = None) -> list:
+            if stage_start:
+                text = text[text.index(stage_start):]
+            joined = re.sub(r"\\\n\s*", " ", text)
+            return [line.strip() for line in joined.splitlines()
+                    if re.match(r"\s*(USER|ENV|VOLUME|EXPOSE|HEALTHCHECK|ENTRYPOINT|CMD)\b", line)]
+
+        full = runtime_instructions((self.DOCKER / "Dockerfile").read_text(), "AS runtime")
+        prebuilt = runtime_instructions((self.DOCKER / "prebuilt.Dockerfile").read_text())
+        self.assertTrue(full)
+        self.assertEqual(prebuilt, full)
 
 
 class SystemdUnit(unittest.TestCase):
