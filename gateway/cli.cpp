@@ -9,6 +9,7 @@
 #include "config/security_review.h"
 #include "gateway/instance_protector.h"
 #include "gateway/keys_commands.h"
+#include "gateway/folder_run.h"
 #include "gateway/logging.h"
 #include "gateway/health.h"
 #include "gateway/migrate.h"
@@ -25,6 +26,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <optional>
 #include <sys/stat.h>
@@ -41,8 +43,9 @@ commands:
                                      run the gateway (no --config: embedded defaults in
                                      $PACSGW_DATA_DIR or /var/lib/pacsgw); --accept-new-keystore
                                      starts an empty keystore although the anchor records a used one
-  encrypt --config FILE IN OUT       encrypt the pixel data of a DICOM file
-  decrypt --config FILE IN OUT       restore the original pixel data of an encrypted file
+  encrypt --config FILE IN OUT       encrypt the pixel data of a DICOM file, or of every file in
+                                     folder IN into folder OUT (progress shown on a terminal)
+  decrypt --config FILE IN OUT       restore the original pixel data of an encrypted file (or folder)
   keys list --config FILE            list data keys (ids and scopes, never key material)
   keys init-master --config FILE     create the master key file if it does not exist
   keys verify --config FILE [--repair-check-value]
@@ -194,10 +197,13 @@ DcmFileFormat loadDicom(const std::string& in) {
   return file;
 }
 
-// Runs `transform` over the dataset of IN with the configured keystore and cipher, then writes OUT
-// in the transfer syntax `transform` returns.
+// Runs `transform` over IN with the configured keystore and cipher and writes OUT in the transfer
+// syntax `transform` returns. IN may be a folder: then every file under it goes to the same relative
+// path under OUT (a progress line on a terminal), and the exit status is 1 if any file failed.
+// `transform(protector, dataset, xfer, in)` throws SkipFile for a file it leaves alone.
 template <typename Transform>
-void transformFile(const Options& o, Transform transform) {
+int transformPaths(const Options& o, const std::string& verb, Transform transform,
+                   const std::function<void(const std::string&, const std::string&)>& reportFile) {
   requirePositional(o, 2, "IN OUT");
   config::Config cfg = requireConfig(o);
   auto keys = openKeystore(cfg);
@@ -207,42 +213,63 @@ void transformFile(const Options& o, Transform transform) {
     std::cerr << "warning: " << e.what() << "; this run is not recorded in the audit log\n";
   }
   InstanceProtector protector(*keys, cfg.cipher);
-  DcmFileFormat file = loadDicom(o.positional[0]);
-  const E_TransferSyntax xfer = file.getDataset()->getOriginalXfer();
-  const E_TransferSyntax out = transform(protector, *file.getDataset(), xfer);
-  saveAtomically(file, o.positional[1], out);
+  const auto one = [&](const std::string& in, const std::string& out) {
+    DcmFileFormat file = loadDicom(in);
+    const E_TransferSyntax xfer = file.getDataset()->getOriginalXfer();
+    const E_TransferSyntax target = transform(protector, *file.getDataset(), xfer, in);
+    saveAtomically(file, out, target);
+  };
+  const std::string& in = o.positional[0];
+  const std::string& out = o.positional[1];
+  if (!std::filesystem::is_directory(in)) {
+    one(in, out);
+    reportFile(in, out);
+    return 0;
+  }
+  const FolderRunResult r = runOverFolder(in, out, verb, [&](const std::filesystem::path& i, const std::filesystem::path& t) {
+    one(i.string(), t.string());
+  });
+  for (const auto& s : r.skipped) std::cerr << "pacsgw " << verb << ": skipped " << s << "\n";
+  for (const auto& f : r.failures) std::cerr << "pacsgw " << verb << ": failed " << f << "\n";
+  std::printf("%sed %zu files (%.1f MB) from %s into %s; %zu skipped, %zu failed\n", verb.c_str(), r.transformed,
+              r.bytes / 1e6, in.c_str(), out.c_str(), r.skipped.size(), r.failures.size());
+  return r.failures.empty() ? 0 : 1;
 }
 
 int cmdEncrypt(const Options& o) {
   ProtectResult result;
-  transformFile(o, [&](InstanceProtector& protector, DcmDataset& dataset, E_TransferSyntax xfer) {
-    result = protector.protect(dataset, xfer);
-    if (!result.encrypted) throw std::runtime_error(o.positional[0] + " has no pixel data to encrypt");
-    return result.transferSyntax;
-  });
-  std::cout << "encrypted " << o.positional[0] << " -> " << o.positional[1] << " (backend " << result.backendId
-            << ", key " << result.keyId << ")\n";
-  return 0;
+  return transformPaths(
+      o, "encrypt",
+      [&](InstanceProtector& protector, DcmDataset& dataset, E_TransferSyntax xfer, const std::string& in) {
+        result = protector.protect(dataset, xfer);
+        if (!result.encrypted) throw SkipFile(in + " has no pixel data to encrypt");
+        return result.transferSyntax;
+      },
+      [&](const std::string& in, const std::string& out) {
+        std::cout << "encrypted " << in << " -> " << out << " (backend " << result.backendId << ", key "
+                  << result.keyId << ")\n";
+      });
 }
 
 int cmdDecrypt(const Options& o) {
-  transformFile(o, [&o](InstanceProtector& protector, DcmDataset& dataset, E_TransferSyntax xfer) {
-    E_TransferSyntax original;
-    OFString study;
-    dataset.findAndGetOFString(DCM_StudyInstanceUID, study);
-    try {
-      original = protector.restore(dataset, xfer);
-    } catch (const std::exception& e) {
-      audit::cliDecrypt(localUser(), o.positional[0], study.c_str(), false, e.what());
-      throw;
-    }
-    audit::cliDecrypt(localUser(), o.positional[0], study.c_str(), true, "");
-    // Native data goes back into the syntax it was encrypted in; encapsulated data never changed syntax.
-    if (original != xfer && dataset.chooseRepresentation(original, nullptr).bad()) original = xfer;
-    return original;
-  });
-  std::cout << "decrypted " << o.positional[0] << " -> " << o.positional[1] << "\n";
-  return 0;
+  return transformPaths(
+      o, "decrypt",
+      [](InstanceProtector& protector, DcmDataset& dataset, E_TransferSyntax xfer, const std::string& in) {
+        E_TransferSyntax original;
+        OFString study;
+        dataset.findAndGetOFString(DCM_StudyInstanceUID, study);
+        try {
+          original = protector.restore(dataset, xfer);
+        } catch (const std::exception& e) {
+          audit::cliDecrypt(localUser(), in, study.c_str(), false, e.what());
+          throw;
+        }
+        audit::cliDecrypt(localUser(), in, study.c_str(), true, "");
+        // Native data goes back into the syntax it was encrypted in; encapsulated data never changed syntax.
+        if (original != xfer && dataset.chooseRepresentation(original, nullptr).bad()) original = xfer;
+        return original;
+      },
+      [](const std::string& in, const std::string& out) { std::cout << "decrypted " << in << " -> " << out << "\n"; });
 }
 
 int cmdConfig(const std::vector<std::string>& args) {

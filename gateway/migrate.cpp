@@ -14,6 +14,7 @@
 #include "gateway/logging.h"
 #include "gateway/pacs_client.h"
 #include "keystore/keystore.h"
+#include "terminal/progress_line.h"
 
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcelem.h>
@@ -180,29 +181,6 @@ struct Totals {
   double bytes = 0;
 };
 
-// Progress line on a terminal only: `pacsgw migrate ... | tee` or cron stays quiet.
-class Progress {
- public:
-  explicit Progress(std::size_t total) : total_(total), tty_(::isatty(STDERR_FILENO) == 1) {}
-  void update(std::size_t studyIndex, std::size_t studies, std::size_t done, double bytes) {
-    if (!tty_) return;
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-    const double rate = seconds > 0 ? bytes / seconds / 1e6 : 0;
-    const double eta = done > 0 ? seconds / static_cast<double>(done) * static_cast<double>(total_ - done) : 0;
-    std::fprintf(stderr, "\rmigrate: study %zu/%zu, instances %zu/%zu, %.1f MB/s, ETA %d:%02d   ", studyIndex, studies,
-                 done, total_, rate, static_cast<int>(eta) / 60, static_cast<int>(eta) % 60);
-    std::fflush(stderr);
-  }
-  void finish() {
-    if (tty_) std::fputs("\n", stderr);
-  }
-
- private:
-  std::size_t total_;
-  bool tty_;
-  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
-};
-
 std::vector<std::string> selectStudies(const config::Config& cfg, const Selection& s) {
   PacsClient pacs(cfg, PacsClient::Purpose::Query);
   DcmDataset query;
@@ -317,7 +295,8 @@ int runMigrateCommand(const std::vector<std::string>& args) {
     totals.instances += byStudy[study].size();
   }
   totals.studies = studies.size();
-  Progress progress(totals.instances);
+  // On a terminal only: `pacsgw migrate ... | tee` or cron stays quiet.
+  terminal::ProgressLine progress("migrate", "instances", totals.instances);
   std::size_t processed = 0, studyIndex = 0;
   for (const std::string& study : studies) {
     ++studyIndex;
@@ -353,7 +332,8 @@ int runMigrateCommand(const std::vector<std::string>& args) {
         totals.failures.push_back(ref.sop + ": " + e.what());
         spdlog::warn("migrate: instance {} of study {} failed: {}", ref.sop, study, e.what());
       }
-      progress.update(studyIndex, studies.size(), ++processed, totals.bytes);
+      progress.update(++processed, totals.bytes,
+                      "study " + std::to_string(studyIndex) + "/" + std::to_string(studies.size()) + ", ");
     }
   }
   progress.finish();

@@ -6,11 +6,13 @@
 #include "codecs/eval/report.h"
 #include "codecs/pixel_cipher.h"
 #include "config/config.h"
+#include "terminal/progress_line.h"
 
 #include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 
@@ -192,8 +194,11 @@ int runEvalCommand(const std::vector<std::string>& args) {
     }
   }
 
+  // On a terminal a progress line replaces the step log; elsewhere (a file, CI) the step log stays
+  // plain text, and --quiet silences both.
+  const bool drawProgress = !quiet && terminal::ProgressLine::drawsOn(stderr);
   std::ostringstream sink;
-  std::ostream& log = quiet ? static_cast<std::ostream&>(sink) : std::cerr;
+  std::ostream& log = quiet || drawProgress ? static_cast<std::ostream&>(sink) : std::cerr;
   try {
     DecoderRegistration codecsRegistered;
     std::vector<EvalImage> images;
@@ -209,7 +214,14 @@ int runEvalCommand(const std::vector<std::string>& args) {
       std::cerr << "pacsgw eval: no usable DICOM image among the inputs\n";
       return 1;
     }
-    const EvalReport report = runEvaluation(images, opt, log);
+    EvalProgress progress;
+    std::optional<terminal::ProgressLine> progressLine;
+    if (drawProgress) {
+      progressLine.emplace("eval", "evaluations", opt.backends.size() * images.size());
+      progress = [&](std::size_t done, std::size_t, double bytes) { progressLine->update(done, bytes); };
+    }
+    const EvalReport report = runEvaluation(images, opt, log, progress);
+    if (progressLine) progressLine->finish();
     if (!writeFile(jsonPath, report.json.dump(2) + "\n")) {
       std::cerr << "pacsgw eval: cannot write " << jsonPath << "\n";
       return 1;

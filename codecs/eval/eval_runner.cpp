@@ -778,7 +778,8 @@ Json publishedFigures() {
   return p;
 }
 
-EvalReport runEvaluation(const std::vector<EvalImage>& images, const EvalOptions& opt, std::ostream& log) {
+EvalReport runEvaluation(const std::vector<EvalImage>& images, const EvalOptions& opt, std::ostream& log,
+                         const EvalProgress& progress) {
   if (images.empty()) throw std::invalid_argument("eval: no images");
   limitTensorThreads(opt.threads);
   EvalReport report;
@@ -811,6 +812,13 @@ EvalReport runEvaluation(const std::vector<EvalImage>& images, const EvalOptions
   root["paper"] = publishedFigures();
 
   Json backends = Json::array();
+  const std::size_t steps = opt.backends.size() * images.size();
+  std::size_t stepsDone = 0;
+  double bytesDone = 0;
+  const auto stepDone = [&](const EvalImage& img) {
+    bytesDone += static_cast<double>(img.bytes.size());
+    if (progress) progress(++stepsDone, steps, bytesDone);
+  };
   for (const auto& id : opt.backends) {
     log << "backend " << id << "\n";
     codecs::CipherOptions co;
@@ -836,9 +844,11 @@ EvalReport runEvaluation(const std::vector<EvalImage>& images, const EvalOptions
         s["path"] = images[i].path;
         s["reason"] = e.what();
         skipped.push(s);
+        stepDone(images[i]);
         continue;
       }
       ImageRun run = evaluateImage(*cipher, core.get(), images[i], i, opt, log);
+      stepDone(images[i]);
       if (run.withFigures) br.figures.push_back(std::move(run.figures));
       imageResults.push_back(std::move(run.json));
     }

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <string>
 #include <utility>
@@ -52,8 +53,12 @@ struct EvalReport {
   std::vector<BackendResult> backends;
 };
 
-// `log` receives one progress line per step (never key material or pixel values).
-EvalReport runEvaluation(const std::vector<EvalImage>& images, const EvalOptions& options, std::ostream& log);
+// `log` receives one progress line per step (never key material or pixel values). `progress`, when
+// set, is called after each (backend, image) evaluation with the count done, the total and the pixel
+// bytes evaluated so far.
+using EvalProgress = std::function<void(std::size_t done, std::size_t total, double bytes)>;
+EvalReport runEvaluation(const std::vector<EvalImage>& images, const EvalOptions& options, std::ostream& log,
+                         const EvalProgress& progress = {});
 
 // Published figures of Kumar, Chivukula, Barua, Sci. Rep. 15:1211 (2025) used for comparison.
 Json publishedFigures();
