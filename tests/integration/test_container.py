@@ -9,7 +9,7 @@ gateway container on the same keystore volume still decrypts the study.
 
 Images: by default the gateway image is built for this run from the executable under test
 (PACSGW_BIN, docker/prebuilt.Dockerfile via scripts/build-image.sh prebuilt: no compile inside the
-image; the package layer is cached after the first run) and removed afterwards; set PACSGW_IMAGE to
+image; it installs the runtime packages from the Debian mirror, about a minute) and removed afterwards; set PACSGW_IMAGE to
 test an existing image instead (e.g. localhost/pacsgw:aes-only built from docker/Dockerfile). The
 Orthanc image localhost/pacsgw-orthanc:latest is built if missing. The test is skipped only when
 podman cannot run containers here (not installed, `podman info` fails, or no base image and no root
@@ -39,7 +39,7 @@ RUNTIME = ["--runtime", "runc"]
 # The decrypt workstation added for this test, as docs/operator-guide.md shows it: its own address
 # (here the network alias ws1 of its container), never the address the runtime relays host traffic from.
 WORKSTATION_LINE = "workstations:\n  - { ae_title: WS1, host: ws1, port: 11112, access: decrypt, move_destinations: [] }\n"
-IMAGE_BUILD_TIMEOUT = 600
+IMAGE_BUILD_TIMEOUT = 900  # the first build on a host downloads the runtime packages
 
 
 def podman(*args, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
@@ -158,7 +158,7 @@ class ContainerTopology(h.LogDumpingTestCase):
         podman("volume", "rm", "-f", cls.volume, check=False)
         podman("network", "rm", "-f", cls.net, check=False)
         if cls.built_image:
-            podman("rmi", "-f", cls.gateway_image, check=False)  # the package layer stays cached
+            podman("rmi", "-f", cls.gateway_image, check=False)
         shutil.rmtree(cls.workdir, ignore_errors=True)
 
     @classmethod
