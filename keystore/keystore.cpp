@@ -865,6 +865,65 @@ DataKey Keystore::getOrCreate(KeyScope scope, const std::string& scopeUid) {
   return std::move(*found);
 }
 
+namespace {
+bool sameKey(const SecretBytes& a, const SecretBytes& b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+// The checks shared by both back ends: the key as it would be imported, against what is already stored.
+void requireSameImportedKey(const DataKey& existing, const DataKey& imported) {
+  if (existing.id != imported.id || !sameKey(existing.key, imported.key)) {
+    throw KeyConflictError(std::string("this keystore already holds another data key (") + existing.id + ") for " +
+                           toString(existing.scope) + " " + detail::printable(existing.scopeUid) +
+                           "; the imported key " + detail::printable(imported.id) +
+                           " would fork it, refused");
+  }
+}
+void validateImportedKey(const DataKey& key) {
+  if (!detail::looksLikeUuid(key.id)) {
+    throw KeystoreError("malformed data key id '" + detail::printable(key.id) + "' (expected a UUID)");
+  }
+  validateScopeUid(key.scopeUid);
+  if (key.key.size() != detail::kDataKeyBytes) {
+    throw KeystoreError("an imported data key must have " + std::to_string(detail::kDataKeyBytes) + " bytes");
+  }
+}
+}  // namespace
+
+DataKey Keystore::importKey(const DataKey& key) {
+  validateImportedKey(key);
+  if (pg_) return pg_->store.importKey(key);
+  Impl& d = *impl_;
+  std::lock_guard<std::mutex> lock(d.mutex);
+  d.dropCacheIfChangedElsewhere();
+  std::optional<DataKey> found = d.findByScope(key.scope, key.scopeUid);
+  if (!found) {
+    std::string destroyedId;
+    if (d.scopeShredded(key.scope, key.scopeUid, &destroyedId) || d.idShredded(key.id)) {
+      throw KeyDestroyedError(std::string("the data key of ") + toString(key.scope) + " " +
+                              detail::printable(key.scopeUid) +
+                              " was destroyed on purpose here (keys shred); it is not imported again");
+    }
+    auto exists = d.existsById.use();
+    bindText(*exists, 1, key.id);
+    const int rc = sqlite3_step(*exists);
+    if (rc == SQLITE_ROW) {
+      throw KeyConflictError("data key id " + key.id + " already belongs to another " +
+                             "scope in keystore " + d.path + "; refused");
+    }
+    if (rc != SQLITE_DONE) throw d.sqliteError("look up data key " + key.id);
+    d.insert(key.id, key.scope, key.scopeUid, wrapKeyForRow(d.kek, key.id, key.scope, key.scopeUid, key.key));
+    found = d.findByScope(key.scope, key.scopeUid);
+    if (!found) {
+      throw KeystoreError("keystore " + d.path + ": the imported data key could not be stored (the master key was "
+                          "rotated by another process? restart the gateway with the current master key)");
+    }
+  }
+  requireSameImportedKey(*found, key);  // also catches a racing writer that stored another key first
+  if (d.escrow) d.escrow->put(d.escrowRecordFor(*found, detail::utcNowIso8601()));
+  d.cache.put(*found);
+  return std::move(*found);
+}
+
 DataKey Keystore::get(const std::string& keyId) {
   if (!detail::looksLikeUuid(keyId)) {
     throw KeystoreError("malformed data key id '" + detail::printable(keyId) + "' (expected a UUID)");

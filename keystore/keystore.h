@@ -102,6 +102,11 @@ class Keystore {
 
   // Returns the data key for (scope, scopeUid), creating and storing it on first use. Thread-safe.
   DataKey getOrCreate(KeyScope scope, const std::string& scopeUid);
+  // Stores a data key received from elsewhere (a relayed study) under this keystore's master key, with
+  // its own id, and escrows it like a key created here. Idempotent: the same key for the same study is
+  // accepted again. Throws KeyConflictError when this keystore already holds another key for the scope,
+  // or the id for another scope; KeyDestroyedError when the scope was shredded here.
+  DataKey importKey(const DataKey& key);
   // Returns the data key with this id; throws KeystoreError if unknown or if its wrap fails to verify.
   DataKey get(const std::string& keyId);
   bool contains(const std::string& keyId);
@@ -136,6 +141,13 @@ class Keystore {
 // Thrown by get()/getOrCreate() for a key destroyed by shred(): the study must not be given a new key
 // nor its objects be decrypted.
 class KeyDestroyedError : public KeystoreError {
+ public:
+  using KeystoreError::KeystoreError;
+};
+
+// Thrown by importKey() when the imported key would fork a study's key (another key for the same scope,
+// or the same key id for another scope).
+class KeyConflictError : public KeystoreError {
  public:
   using KeystoreError::KeystoreError;
 };

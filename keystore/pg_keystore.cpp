@@ -350,6 +350,44 @@ DataKey PgKeystore::get(const std::string& keyId) {
   return key;
 }
 
+DataKey PgKeystore::importKey(const DataKey& key) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  dropCacheIfChangedElsewhere(false);
+  std::optional<DataKey> found = findByScope(key.scope, key.scopeUid);
+  if (!found) {
+    const std::vector<std::optional<std::string>> scopeParams{std::string(toString(key.scope)), key.scopeUid};
+    if (run("SELECT 1 FROM pacsgw_shredded_keys WHERE scope = $1 AND scope_uid = $2", scopeParams).rows() > 0 ||
+        idShredded(key.id)) {
+      throw KeyDestroyedError(std::string("the data key of ") + toString(key.scope) + " " + printable(key.scopeUid) +
+                              " was destroyed on purpose here (keys shred); it is not imported again");
+    }
+    if (run("SELECT 1 FROM pacsgw_data_keys WHERE id = $1", {key.id}).rows() > 0) {
+      throw KeyConflictError("data key id " + key.id + " already belongs to another scope in " + where_ + "; refused");
+    }
+    const std::vector<std::uint8_t> wrapped = wrapKeyForRow(kek_, key.id, key.scope, key.scopeUid, key.key);
+    Result insert = run(
+        "INSERT INTO pacsgw_data_keys (id, scope, scope_uid, wrapped, created_at, wrap_format) "
+        "SELECT $1::text, $2::text, $3::text, $4::bytea, $5::text, 2 "
+        "WHERE (SELECT value FROM pacsgw_meta WHERE name = 'kek_check') = $6::text "
+        "AND NOT EXISTS (SELECT 1 FROM pacsgw_shredded_keys WHERE scope = $2::text AND scope_uid = $3::text) "
+        "ON CONFLICT DO NOTHING",
+        {key.id, std::string(toString(key.scope)), key.scopeUid, bytesAsString(wrapped), utcNowIso8601(),
+         hexOf(masterKeyCheckValue(kek_))},
+        {3});
+    (void)insert;
+    found = findByScope(key.scope, key.scopeUid);
+    if (!found) throw KeystoreError(where_ + ": the imported data key could not be stored");
+  }
+  if (found->id != key.id || found->key.size() != key.key.size() ||
+      CRYPTO_memcmp(found->key.data(), key.key.data(), key.key.size()) != 0) {
+    throw KeyConflictError("this keystore already holds another data key (" + found->id + ") for " +
+                           toString(key.scope) + " " + printable(key.scopeUid) + "; the imported key " + key.id +
+                           " would fork it, refused");
+  }
+  cache_.put(*found);
+  return std::move(*found);
+}
+
 bool PgKeystore::hasKeyFor(KeyScope scope, const std::string& scopeUid) {
   std::lock_guard<std::mutex> lock(mutex_);
   const std::vector<std::optional<std::string>> params{std::string(toString(scope)), scopeUid};

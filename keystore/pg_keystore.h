@@ -27,6 +27,7 @@ class PgKeystore {
   const OpenReport& report() const { return report_; }
   DataKey getOrCreate(KeyScope scope, const std::string& scopeUid);
   DataKey get(const std::string& keyId);
+  DataKey importKey(const DataKey& key);
   bool contains(const std::string& keyId);
   bool hasKeyFor(KeyScope scope, const std::string& scopeUid);  // exists or was shredded; never creates
   std::vector<KeyInfo> list();
