@@ -535,6 +535,38 @@ class Validator {
     });
   }
 
+  void relay(const Fields& top, Config& config) {
+    const auto f = section(top, "relay", {"certificate", "private_key", "peers"}, false);
+    if (!f) return;
+    RelaySection out;
+    assign(out.certificate, text(*f, "certificate", true));
+    assign(out.privateKey, text(*f, "private_key", true));
+    std::map<std::string, std::string> seen;
+    for (const auto& w : config.workstations) seen.emplace(aeKey(w.aeTitle), "a workstation");
+    std::map<std::string, std::string> names;
+    const YAML::Node* node = present(*f, "peers");
+    if (node == nullptr || !node->IsSequence() || node->size() == 0) {
+      add("relay.peers", node == nullptr ? "at least one peer is required" : "expected a non-empty list" + lineOf(*node));
+    } else {
+      for (std::size_t i = 0; i < node->size(); ++i) {
+        const std::string path = "relay.peers[" + std::to_string(i) + "]";
+        const auto p = map((*node)[i], path, {"name", "ae_title", "host", "port", "certificate"});
+        if (!p) continue;
+        const auto name = text(*p, "name", true);
+        const auto ae = aeTitle(*p, "ae_title");
+        const auto h = host(*p, "host", true);
+        const auto port = this->port(*p, "port", true);
+        const auto certificate = text(*p, "certificate", true);
+        unique(seen, ae, path);
+        if (name && !names.emplace(*name, path).second) add(path + ".name", "duplicate peer name " + quoted(*name));
+        if (ae && aeKey(*ae) == aeKey(config.gateway.aeTitle))
+          add(path + ".ae_title", "is this gateway's own AE title");
+        if (name && ae && h && port && certificate) out.peers.push_back({*name, *ae, *h, *port, *certificate});
+      }
+    }
+    config.relay = std::move(out);
+  }
+
   void workstations(const Fields& top, std::vector<Workstation>& out) {
     std::map<std::string, std::string> seen;
     list(top, "workstations", {"ae_title", "host", "port", "access", "move_destinations"},
@@ -677,7 +709,7 @@ Config parseConfig(const std::string& yamlText, const std::string& sourcePath) {
     top = Fields{"", {}};  // an empty file: report each missing section
   } else {
     top = v.map(root, "", {"gateway", "upstream", "keystore", "cipher", "metrics", "spool", "limits", "modalities",
-                           "workstations"});
+                           "workstations", "relay"});
   }
   if (top) {
     v.gateway(*top, config.gateway);
@@ -689,6 +721,7 @@ Config parseConfig(const std::string& yamlText, const std::string& sourcePath) {
     v.limits(*top, config.limits);
     v.modalities(*top, config.modalities);
     v.workstations(*top, config.workstations);
+    v.relay(*top, config);
   }
   if (!v.issues.empty()) throw ConfigError::inFile(std::move(v.issues), sourcePath);
   return config;

@@ -95,6 +95,22 @@ struct Workstation {
   std::optional<std::vector<std::string>> moveDestinations;
 };
 
+// A gateway at another site that studies are relayed to and accepted from (see docs/relay.md).
+struct RelayPeer {
+  std::string name;         // for logs and audit
+  std::string aeTitle;      // its gateway.ae_title: the C-MOVE destination naming it, and its calling AE title
+  std::string host;         // where it listens; its relayed C-STOREs must come from an address of this host
+  std::uint16_t port = 0;
+  std::string certificate;  // PEM file: its relay certificate (capsules are wrapped to it, its signatures checked)
+};
+
+// Site-to-site relay: this gateway's own relay key pair and the peers it trusts.
+struct RelaySection {
+  std::string certificate;  // PEM file: this gateway's relay certificate (RSA or EC P-256/P-384)
+  std::string privateKey;   // PEM file, mode 0600: its private key
+  std::vector<RelayPeer> peers;
+};
+
 struct Config {
   std::string sourcePath;  // file it was loaded from
   GatewaySection gateway;
@@ -106,6 +122,7 @@ struct Config {
   LimitsSection limits;
   std::vector<Modality> modalities;
   std::vector<Workstation> workstations;
+  std::optional<RelaySection> relay;  // absent: no relay
 };
 
 struct ConfigIssue {

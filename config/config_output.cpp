@@ -174,6 +174,21 @@ std::string toYaml(const Config& c) {
       }
     }
   }
+  if (c.relay) {
+    line("");
+    line("# Site-to-site relay: this gateway's relay key pair and the peer gateways it trusts.");
+    line("relay:");
+    line("  certificate: " + scalar(c.relay->certificate));
+    line("  private_key: " + scalar(c.relay->privateKey));
+    line("  peers:");
+    for (const RelayPeer& p : c.relay->peers) {
+      line("    - name: " + scalar(p.name));
+      line("      ae_title: " + scalar(p.aeTitle));
+      line("      host: " + scalar(p.host));
+      line("      port: " + std::to_string(p.port));
+      line("      certificate: " + scalar(p.certificate));
+    }
+  }
   return y;
 }
 

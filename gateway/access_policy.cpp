@@ -19,6 +19,9 @@ AccessPolicy::AccessPolicy(const config::Config& config) : config_(config) {
   for (const auto& m : config.modalities) modalities_.push_back({m.aeTitle, addressesOf(m.host)});
   for (const auto& w : config.workstations) workstations_.push_back({w.aeTitle, addressesOf(w.host)});
   upstream_ = {config.upstream.aeTitle, addressesOf(config.upstream.host)};
+  if (config.relay) {
+    for (const auto& p : config.relay->peers) relayPeers_.push_back({p.aeTitle, addressesOf(p.host)});
+  }
 }
 
 bool AccessPolicy::matches(const Entry& entry, const std::string& aeTitle, const std::string& address) {
@@ -37,6 +40,9 @@ PeerIdentity AccessPolicy::identify(const std::string& callingAeTitle, const std
     if (matches(workstations_[i], callingAeTitle, peerAddress)) id.workstation = &config_.workstations[i];
   }
   id.isUpstream = matches(upstream_, callingAeTitle, peerAddress);
+  for (std::size_t i = 0; i < relayPeers_.size(); ++i) {
+    if (matches(relayPeers_[i], callingAeTitle, peerAddress)) id.relayPeer = &config_.relay->peers[i];
+  }
   return id;
 }
 
@@ -45,7 +51,8 @@ bool AccessPolicy::knowsAddress(const std::string& peerAddress) const {
     return std::find(e.addresses.begin(), e.addresses.end(), peerAddress) != e.addresses.end();
   };
   return std::any_of(modalities_.begin(), modalities_.end(), listed) ||
-         std::any_of(workstations_.begin(), workstations_.end(), listed) || listed(upstream_);
+         std::any_of(workstations_.begin(), workstations_.end(), listed) || listed(upstream_) ||
+         std::any_of(relayPeers_.begin(), relayPeers_.end(), listed);
 }
 
 const config::Workstation* AccessPolicy::workstationByAeTitle(const std::string& aeTitle) const {

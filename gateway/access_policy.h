@@ -13,6 +13,7 @@ struct PeerIdentity {
   bool isModality = false;          // may C-STORE
   const config::Workstation* workstation = nullptr;  // may query / retrieve (per its access)
   bool isUpstream = false;          // the PACS delivering C-MOVE sub-operations to us
+  const config::RelayPeer* relayPeer = nullptr;  // a peer gateway relaying studies to us (relay.peers)
 };
 
 class AccessPolicy {
@@ -41,6 +42,7 @@ class AccessPolicy {
   std::vector<Entry> modalities_;
   std::vector<Entry> workstations_;
   Entry upstream_;
+  std::vector<Entry> relayPeers_;
 };
 
 }  // namespace pacsgw::gateway

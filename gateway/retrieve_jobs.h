@@ -34,6 +34,8 @@ struct RetrieveJob {
 
   // C-MOVE: the configured workstation the instances go to. C-GET: the requester's association.
   std::optional<PeerEndpoint> destination;
+  // C-MOVE to a relay peer (a gateway at another site): ciphertext, each object with a key capsule.
+  const config::RelayPeer* relayPeer = nullptr;
   T_ASC_Association* requesterAssociation = nullptr;
 
   // What the requester asked for (values of the identifier's unique keys; empty = not restricted).

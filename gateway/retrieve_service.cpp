@@ -6,6 +6,7 @@
 #include "gateway/gateway_metrics.h"
 #include "gateway/net_util.h"
 #include "gateway/passthrough_policy.h"
+#include "gateway/relay/relay_service.h"
 #include "gateway/session.h"
 
 #include <dcmtk/dcmdata/dcdeftag.h>
@@ -502,7 +503,22 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
   } else {
     const std::string destinationAe = msg.msg.CMoveRQ.MoveDestination;
     const config::Workstation* destination = context_.policy.workstationByAeTitle(destinationAe);
-    if (destination == nullptr || destination->access == config::Access::Deny) {
+    const config::RelayPeer* relayPeer =
+        destination == nullptr && context_.relay != nullptr ? context_.relay->peerByAeTitle(destinationAe) : nullptr;
+    if (relayPeer != nullptr) {
+      if (!context_.policy.mayMoveTo(*peer_.workstation, relayPeer->aeTitle)) {
+        spdlog::warn("audit: C-MOVE from {}@{} refused: relay peer '{}' is not among its move_destinations",
+                     printable(peer_.aeTitle), peer_.address, printable(destinationAe));
+        audit::securityAlert("MoveDestinationRefused", "relay peer " + destinationAe +
+                             " is not among the caller's move_destinations", {peer_.aeTitle, peer_.address}, "");
+        refuse(status::kMoveDestinationUnknown);
+        return;
+      }
+      // The peer gateway gets the ciphertext as the PACS holds it, plus a key capsule for it alone.
+      job->access = config::Access::Ciphertext;
+      job->relayPeer = relayPeer;
+      job->destination = PeerEndpoint{relayPeer->aeTitle, relayPeer->host, relayPeer->port};
+    } else if (destination == nullptr || destination->access == config::Access::Deny) {
       spdlog::warn("audit: C-MOVE from {}@{} refused: move destination '{}' is {}", printable(peer_.aeTitle),
                    peer_.address, printable(destinationAe), destination == nullptr ? "not configured" : "denied");
       audit::securityAlert("MoveDestinationRefused", "move destination " + destinationAe + " is " +
@@ -511,7 +527,7 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
       return;
     }
     // A caller may always move to itself; elsewhere only where its move_destinations allow.
-    if (!context_.policy.mayMoveTo(*peer_.workstation, destination->aeTitle)) {
+    if (relayPeer == nullptr && !context_.policy.mayMoveTo(*peer_.workstation, destination->aeTitle)) {
       spdlog::warn("audit: C-MOVE from {}@{} refused: move destination '{}' is not among its move_destinations",
                    printable(peer_.aeTitle), peer_.address, printable(destinationAe));
       audit::securityAlert("MoveDestinationRefused", "move destination " + destinationAe +
@@ -520,8 +536,10 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
       return;
     }
     // What the destination may see decides decryption: the images land there, not at the caller.
-    job->access = destination->access;
-    job->destination = PeerEndpoint{destination->aeTitle, destination->host, destination->port};
+    if (relayPeer == nullptr) {
+      job->access = destination->access;
+      job->destination = PeerEndpoint{destination->aeTitle, destination->host, destination->port};
+    }
   }
   job->requestedPatientIds = uniqueKeyValues(*identifier, DCM_PatientID);
   job->requestedStudyUids = uniqueKeyValues(*identifier, DCM_StudyInstanceUID);
@@ -758,6 +776,8 @@ void Session::handleSubOperation(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationC
                        job->upstreamMessageId, printable(sopInstance), job->destinationAeTitle(), pass.reason);
           transcoding = Transcoding::Lossless;
         }
+      } else if (job->relayPeer != nullptr) {
+        context_.relay->attachCapsule(*dataset, *job->relayPeer, context_.keys);
       } else if (job->access == config::Access::Decrypt) {
         xfer = protector().restore(*dataset, xfer);
         transcoding = Transcoding::Lossless;

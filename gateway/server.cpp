@@ -117,6 +117,10 @@ GatewayServer::GatewayServer(const config::Config& config, keystore::Keystore& k
   dcmExternalSocketHandle.set(-1);
   if (cond.bad()) throw std::runtime_error("cannot initialise DICOM network: " + std::string(cond.text()));
   if (config.upstream.forward == "queued") startSpool();
+  if (config.relay) {
+    relay_ = std::make_unique<relay::RelayService>(config);
+    context_.relay = relay_.get();
+  }
 }
 
 void GatewayServer::startSpool() {
@@ -331,7 +335,7 @@ bool GatewayServer::negotiate(T_ASC_Association* assoc, const PeerIdentity& peer
                       ASC_REASON_SU_CALLEDAETITLENOTRECOGNIZED);
     return false;
   }
-  if (!peer.isModality && peer.workstation == nullptr && !peer.isUpstream) {
+  if (!peer.isModality && peer.workstation == nullptr && !peer.isUpstream && peer.relayPeer == nullptr) {
     spdlog::warn("audit: association from {} rejected: calling AE title and host are not configured", who);
     audit::associationRefused({peer.aeTitle, peer.address}, "calling AE title and host are not configured");
     rejectAssociation(assoc, ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
@@ -354,7 +358,7 @@ bool GatewayServer::negotiate(T_ASC_Association* assoc, const PeerIdentity& peer
   const char* verification[] = {UID_VerificationSOPClass};
   ASC_acceptContextsWithPreferredTransferSyntaxes(assoc->params, verification, 1, kAcceptedTransferSyntaxes,
                                                   kAcceptedTransferSyntaxCount);
-  if (peer.isModality || peer.isUpstream) {
+  if (peer.isModality || peer.isUpstream || peer.relayPeer != nullptr) {
     ASC_acceptContextsWithPreferredTransferSyntaxes(assoc->params, const_cast<const char**>(dcmAllStorageSOPClassUIDs),
                                                     numberOfDcmAllStorageSOPClassUIDs, kAcceptedTransferSyntaxes,
                                                     kAcceptedTransferSyntaxCount);

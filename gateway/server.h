@@ -8,6 +8,7 @@
 #include "gateway/session.h"
 #include "gateway/spool/forwarder.h"
 #include "gateway/spool/spool.h"
+#include "gateway/relay/relay_service.h"
 
 #include <atomic>
 #include <condition_variable>
@@ -43,6 +44,7 @@ class GatewayServer {
   GatewayContext context_;
   std::unique_ptr<spool::Spool> spool_;
   std::unique_ptr<spool::Forwarder> forwarder_;
+  std::unique_ptr<relay::RelayService> relay_;  // with a relay: section
   T_ASC_Network* network_ = nullptr;
   std::mutex receiveMutex_;  // DCMTK's external-socket hand-over is a process global
   ConnectionAdmission admission_;  // caps and evictions; holds a duplicate of every live socket

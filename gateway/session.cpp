@@ -187,6 +187,11 @@ void Session::handleStore(T_DIMSE_Message& msg, T_ASC_PresentationContextID pres
     handleSubOperation(request, presId, std::move(dataset));
     return;
   }
+  if (peer_.relayPeer != nullptr && !peer_.isModality && context_.relay != nullptr) {
+    handleRelayedStore(request, presId, std::move(dataset));
+    return;
+  }
+  if (refuseCapsuleFromNonPeer(request, presId, *dataset)) return;
   if (!peer_.isModality) {
     ++stats_.failed;
     spdlog::warn("audit: C-STORE from {}@{} refused: not a configured modality", peer_.aeTitle, peer_.address);

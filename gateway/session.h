@@ -22,6 +22,9 @@ class Keystore;
 namespace pacsgw::gateway::spool {
 class Spool;
 }
+namespace pacsgw::gateway::relay {
+class RelayService;
+}
 
 namespace pacsgw::gateway {
 
@@ -37,6 +40,7 @@ struct GatewayContext {
   RetrieveRegistry& retrieves;
   MemoryBudget& memory;  // data sets held by all associations together (limits.max_in_flight_mb)
   spool::Spool* spool = nullptr;  // set with upstream.forward: queued
+  const relay::RelayService* relay = nullptr;  // set with a relay: section
 };
 
 struct SessionStats {
@@ -68,6 +72,11 @@ class Session {
   // Queued mode (session_spool.cpp): Success only once the encrypted instance is durably spooled.
   StoreOutcome spoolInstance(DcmDataset& dataset, E_TransferSyntax xfer, const std::string& sopClass,
                              const std::string& sopInstance);
+  // Relay (session_relay.cpp): a C-STORE from a peer gateway, checked and forwarded to the PACS.
+  void handleRelayedStore(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationContextID presId,
+                          std::unique_ptr<DcmDataset> dataset);
+  // A capsule on an object from anyone but a relay peer: refused and audited; true when it was.
+  bool refuseCapsuleFromNonPeer(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationContextID presId, DcmDataset& dataset);
   E_TransferSyntax contextTransferSyntax(T_ASC_PresentationContextID presId) const;
   // DCMTK does not check that a command's SOP class is the one its presentation context negotiated.
   bool requestMatchesContext(T_ASC_PresentationContextID presId, const std::string& sopClassUid) const;

@@ -48,6 +48,10 @@ const std::vector<Family>& catalog() {
        "C-STORE data sets refused while being received, by reason (too_large: over limits.max_object_mb, "
        "no_memory: association or in-flight limit reached, malformed: truncated or unparseable).",
        {}},
+      {"pacsgw_relay_refused_total", Kind::Counter,
+       "Objects relayed by a peer gateway and refused, by reason (RelayCapsuleNotAuthentic, "
+       "RelayCapsuleDoesNotMatch, RelayKeyConflict, ...; see docs/relay.md).",
+       {}},
       {"pacsgw_build_info", Kind::Gauge, "Always 1; the version label names the running build.", {}},
   };
   return families;
