@@ -5,7 +5,10 @@ with the shipped configuration files. A study is sent from the host through the 
 shipped modality line), the PACS container must hold ciphertext, a decrypt workstation with its own
 address on the network (the documented way to add one) gets it back bit-exact, a caller on the host
 claiming that workstation's AE title is refused (the relayed address has no decrypt grant), and a new
-gateway container on the same keystore volume still decrypts the study.
+gateway container on the same keystore volume still decrypts the study. Then docker/docker-compose.yml
+itself, run by podman-compose under its own project name and ports: up, a study stored from the host
+is ciphertext in the PACS, a host caller claiming a workstation gets nothing, the PACS copy decrypts
+bit-exact inside the gateway container, down.
 
 Images: by default the gateway image is built for this run from the executable under test
 (PACSGW_BIN, docker/prebuilt.Dockerfile via scripts/build-image.sh prebuilt: no compile inside the
@@ -84,17 +87,62 @@ def wait_for(what: str, condition, timeout: float):
 
 SKIP_REASON = podman_unavailable()
 REQUIRED = os.environ.get("PACSGW_REQUIRE_CONTAINER_TESTS") == "1"
+RUN_ID = secrets.token_hex(4)
+GATEWAY_IMAGE = os.environ.get("PACSGW_IMAGE") or f"localhost/pacsgw:test-{RUN_ID}"
+BUILT_IMAGE = not os.environ.get("PACSGW_IMAGE")
+
+
+def setUpModule():
+    if SKIP_REASON and not REQUIRED:
+        return
+    if SKIP_REASON:
+        raise AssertionError(f"PACSGW_REQUIRE_CONTAINER_TESTS=1 but {SKIP_REASON}")
+    if BUILT_IMAGE:
+        build_image(GATEWAY_IMAGE, "prebuilt", h.pacsgw_bin())
+    if podman("image", "exists", ORTHANC_IMAGE, check=False).returncode != 0:
+        build_image(ORTHANC_IMAGE, "orthanc")
+
+
+def tearDownModule():
+    if BUILT_IMAGE and not SKIP_REASON:
+        podman("rmi", "-f", GATEWAY_IMAGE, check=False)
+
+
+def master_key_file(directory: Path) -> Path:
+    """The compose secret: 64 hex characters, mode 0600, owned by the image's uid 10001."""
+    key = directory / "master.key"
+    key.write_text(secrets.token_hex(32) + "\n")
+    os.chmod(key, 0o600)
+    os.chown(key, 10001, 10001)
+    return key
+
+
+def pacs_copy(http_port: int, sop_uid: str, target: Path) -> Path:
+    """The PACS's stored file of one instance, through Orthanc's REST API."""
+    request = urllib.request.Request(f"http://127.0.0.1:{http_port}/tools/lookup", data=sop_uid.encode())
+    with urllib.request.urlopen(request, timeout=30) as r:
+        ids = [x["ID"] for x in json.loads(r.read()) if x["Type"] == "Instance"]
+    if len(ids) != 1:
+        raise AssertionError(f"{sop_uid} not in the PACS (found {ids})")
+    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/instances/{ids[0]}/file", timeout=30) as r:
+        target.write_bytes(r.read())
+    return target
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
 
 
 @unittest.skipIf(SKIP_REASON is not None and not REQUIRED, SKIP_REASON or "")
 class ContainerTopology(h.LogDumpingTestCase):
     @classmethod
     def setUpClass(cls):
-        if SKIP_REASON:
-            raise AssertionError(f"PACSGW_REQUIRE_CONTAINER_TESTS=1 but {SKIP_REASON}")
         suffix = secrets.token_hex(4)
-        cls.gateway_image = os.environ.get("PACSGW_IMAGE") or f"localhost/pacsgw:test-{suffix}"
-        cls.built_image = not os.environ.get("PACSGW_IMAGE")
+        cls.gateway_image = GATEWAY_IMAGE
         cls.workdir = h.make_workdir(cls.__name__)
         cls.net, cls.volume = f"pacsgw-test-net-{suffix}", f"pacsgw-test-data-{suffix}"
         cls.gateway_name, cls.pacs_name = f"pacsgw-test-gateway-{suffix}", f"pacsgw-test-pacs-{suffix}"
@@ -102,15 +150,7 @@ class ContainerTopology(h.LogDumpingTestCase):
         cls.dicom_port, cls.metrics_port, cls.http_port = h.free_port(), h.free_port(), h.free_port()
         cls.logs = {}
         try:
-            if cls.built_image:
-                build_image(cls.gateway_image, "prebuilt", h.pacsgw_bin())
-            if podman("image", "exists", ORTHANC_IMAGE, check=False).returncode != 0:
-                build_image(ORTHANC_IMAGE, "orthanc")
-            # The compose secret: 64 hex characters, mode 0600, owned by the image's uid 10001.
-            cls.master_key = cls.workdir / "master.key"
-            cls.master_key.write_text(secrets.token_hex(32) + "\n")
-            os.chmod(cls.master_key, 0o600)
-            os.chown(cls.master_key, 10001, 10001)
+            cls.master_key = master_key_file(cls.workdir)
             cls.config = cls.workdir / "pacsgw.yaml"
             cls.config.write_text((DOCKER / "pacsgw.yaml").read_text() + WORKSTATION_LINE)
             cls.received = cls.workdir / "ws"
@@ -160,8 +200,6 @@ class ContainerTopology(h.LogDumpingTestCase):
             podman("rm", "-f", "-v", "-t", "5", name, check=False, timeout=60)  # -v: anonymous volumes too
         podman("volume", "rm", "-f", cls.volume, check=False)
         podman("network", "rm", "-f", cls.net, check=False)
-        if cls.built_image:
-            podman("rmi", "-f", cls.gateway_image, check=False)
         shutil.rmtree(cls.workdir, ignore_errors=True)
 
     @classmethod
@@ -281,6 +319,68 @@ class ContainerTopology(h.LogDumpingTestCase):
         self.assertIn(study, keys_before)
         self.assertEqual(keys_after, keys_before)
         check_bit_exact("retrieved-2")
+
+
+@unittest.skipIf(SKIP_REASON is not None and not REQUIRED, SKIP_REASON or "")
+class ComposeFile(unittest.TestCase):
+    """docker/docker-compose.yml itself, run by podman-compose under its own project name and ports."""
+
+    def test_up_store_ciphertext_in_the_pacs_decrypt_back_down(self):
+        if shutil.which("podman-compose") is None:
+            self.fail("podman-compose not installed (Debian package podman-compose; scripts/setup.sh installs it)")
+        workdir = h.make_workdir("compose")
+        self.addCleanup(shutil.rmtree, workdir, ignore_errors=True)
+        project = f"pacsgwtest{RUN_ID}"
+        dicom_port, metrics_port, http_port = h.free_port(), h.free_port(), h.free_port()
+        env = {**os.environ, "PACSGW_DICOM_PORT": str(dicom_port), "PACSGW_METRICS_PORT": str(metrics_port),
+               "PACSGW_PACS_HTTP_PORT": str(http_port), "PACSGW_IMAGE": GATEWAY_IMAGE,
+               "PACSGW_MASTER_KEY_FILE": str(master_key_file(workdir))}
+        compose = ["podman-compose", "-p", project, "-f", str(DOCKER / "docker-compose.yml")]
+
+        def run(*args, timeout=300):
+            return subprocess.run([*compose, *args], capture_output=True, text=True, env=env, timeout=timeout)
+
+        def down():
+            run("down", timeout=180)
+            podman("volume", "rm", "-f", f"{project}_pacs-db", f"{project}_pacsgw-data", check=False)
+            podman("network", "rm", "-f", f"{project}_default", check=False)
+
+        self.addCleanup(down)
+        up = run("up", "-d")
+        self.assertEqual(up.returncode, 0, up.stdout[-3000:] + up.stderr[-3000:])
+        gateway = f"{project}_gateway_1"
+        logs = lambda: podman("logs", gateway, check=False).stderr[-3000:]  # noqa: E731
+        wait_for("the compose gateway to be ready", lambda: http_ok(f"http://127.0.0.1:{metrics_port}/health/ready"), 120)
+
+        original = h.fresh_copy(h.test_file("ct_le.dcm"), workdir / "in")
+        sent = h.storescu(dicom_port, [original], calling="CT1")
+        self.assertTrue(sent.all_succeeded(1), f"{sent.describe()}\n{logs()}")
+        stored = pacs_copy(http_port, h.sop_instance_uid(original), workdir / "pacs.dcm")
+        self.assertEqual(h.element_text(h.key_reference(h.read(stored))[0x01]), "aes-256-gcm")
+        self.assertNotEqual(h.pixel_element_bytes(h.read(stored)), h.pixel_element_bytes(h.read(original)))
+
+        # Ciphertext only by default: a host caller claiming a workstation gets nothing.
+        claimed = rh.getscu(dicom_port, workdir / "claimed",
+                            {"QueryRetrieveLevel": "STUDY", "StudyInstanceUID": str(h.read(original).StudyInstanceUID)},
+                            calling="WS1")
+        self.assertEqual(list((workdir / "claimed").glob("*")), [], str(claimed))
+
+        # The key custodian decrypts the PACS copy inside the gateway container: bit-exact.
+        copy_in = subprocess.run(["podman", "exec", "-i", gateway, "bash", "-c", "cat > /tmp/pacs.dcm"],
+                                 input=stored.read_bytes(), capture_output=True, timeout=60)
+        self.assertEqual(copy_in.returncode, 0, copy_in.stderr)
+        decrypted = podman("exec", gateway, "pacsgw", "decrypt", "--config", "/etc/pacsgw/pacsgw.yaml",
+                           "/tmp/pacs.dcm", "/tmp/restored.dcm")
+        self.assertIn("decrypted", decrypted.stdout)
+        restored = subprocess.run(["podman", "exec", gateway, "cat", "/tmp/restored.dcm"], capture_output=True,
+                                  timeout=60)
+        (workdir / "restored.dcm").write_bytes(restored.stdout)
+        self.assertEqual(h.pixel_element_bytes(h.read(workdir / "restored.dcm")),
+                         h.pixel_element_bytes(h.read(original)))
+
+        stopped = run("down", timeout=180)
+        self.assertEqual(stopped.returncode, 0, stopped.stdout[-2000:] + stopped.stderr[-2000:])
+        self.assertNotIn(gateway, podman("ps", "-a", "--format", "{{.Names}}").stdout)
 
 
 if __name__ == "__main__":
