@@ -12,6 +12,7 @@ constexpr std::uint16_t kProcessingFailure = 0x0110;
 constexpr std::uint16_t kSopClassNotSupported = 0x0122;
 constexpr std::uint16_t kNotAuthorised = 0x0124;
 constexpr std::uint16_t kOutOfResources = 0xA700;
+constexpr std::uint16_t kUnableToCalculateMatches = 0xA701;     // C-MOVE / C-GET: out of resources
 constexpr std::uint16_t kUnableToPerformSubOperations = 0xA702;  // C-MOVE / C-GET: out of resources
 constexpr std::uint16_t kMoveDestinationUnknown = 0xA801;
 constexpr std::uint16_t kDataSetDoesNotMatchSopClass = 0xA900;

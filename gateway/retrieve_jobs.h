@@ -2,6 +2,7 @@
 // Outstanding C-MOVE / C-GET operations the gateway has re-issued to the PACS, and the
 // correlation of the PACS's C-STORE sub-operations back to them.
 #include "config/config.h"
+#include "gateway/memory_budget.h"
 #include "gateway/peer_association.h"
 
 #include <atomic>
@@ -70,6 +71,7 @@ struct RetrieveJob {
     Transcoding transcoding = Transcoding::NativeOnly;  // Lossless once the pixel values are in the clear
     std::string sopClass;
     std::string sopInstance;
+    BudgetHold memory;  // the received bytes keep counting against limits.max_in_flight_mb while queued
   };
   static constexpr std::size_t kMaxQueued = 4;
   std::deque<PendingDelivery> queue;

@@ -2,24 +2,31 @@
 // gateway as destination, and the PACS's C-STORE sub-operations decrypted (per the destination's
 // access) and delivered to the real destination.
 #include "gateway/audit/audit_trail.h"
+#include "gateway/dataset_receiver.h"
 #include "gateway/instance_protector.h"
 #include "gateway/gateway_metrics.h"
 #include "gateway/net_util.h"
 #include "gateway/passthrough_policy.h"
 #include "gateway/relay/relay_service.h"
 #include "gateway/session.h"
+#include "gateway/sub_operation_intake.h"
 
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcuid.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <functional>
 #include <chrono>
 #include <thread>
 
 namespace pacsgw::gateway {
 
 namespace {
+
+// C-FIND / C-MOVE / C-GET identifiers are keys and UID lists: a few KiB, a long UID list some hundred.
+// A larger one is refused while it is read, before it is held whole.
+constexpr std::uint64_t kMaxIdentifierBytes = std::uint64_t{1} << 20;
 
 std::vector<std::string> queryTransferSyntaxes() {
   return {UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax};
@@ -60,13 +67,6 @@ std::vector<std::string> uniqueKeyValues(DcmDataset& identifier, const DcmTagKey
     if (v.find_first_of("*?") != std::string::npos) return {};
   }
   return values;
-}
-
-// True unless the object has neither pixel data nor an image pixel module (which the store path
-// refuses without pixel data, so such an object did not come through the gateway that way).
-bool mayCarryPixels(DcmDataset& dataset) {
-  return dataset.tagExists(DCM_PixelData) || dataset.tagExists(DCM_FloatPixelData) ||
-         dataset.tagExists(DCM_DoubleFloatPixelData) || dataset.tagExists(DCM_Rows) || dataset.tagExists(DCM_Columns);
 }
 
 // ---- C-FIND -------------------------------------------------------------------------------
@@ -389,13 +389,31 @@ void deliveryLoop(GatewayContext& context, RetrieveJob& job) {
 
 }  // namespace
 
+ReceivedDataSet Session::receiveIdentifier(T_ASC_PresentationContextID presId) {
+  return receiveDataSetWithinLimits(assoc_, presId, static_cast<int>(context_.config.gateway.dimseTimeoutSeconds),
+                                    kMaxIdentifierBytes, memory_);
+}
+
+bool Session::identifierBreaksAssociation(const ReceivedDataSet& received) {
+  using Outcome = ReceivedDataSet::Outcome;
+  if (received.outcome != Outcome::NetworkError && received.outcome != Outcome::ProtocolError) return false;
+  spdlog::warn("{}@{}: identifier not received: {}", printable(peer_.aeTitle), peer_.address, received.reason);
+  if (received.outcome == Outcome::ProtocolError) ASC_abortAssociation(assoc_);
+  broken_ = true;
+  return true;
+}
+
+std::uint16_t Session::identifierRefusalStatus(const ReceivedDataSet& received, std::uint16_t outOfResources) {
+  const bool tooBig = received.outcome == ReceivedDataSet::Outcome::TooLarge ||
+                      received.outcome == ReceivedDataSet::Outcome::NoMemory;
+  metrics::increment("pacsgw_data_sets_refused_total", {{"reason", tooBig ? "too_large" : "malformed"}});
+  return tooBig ? outOfResources : status::kCannotUnderstand;
+}
+
 void Session::handleFind(T_DIMSE_Message& msg, T_ASC_PresentationContextID presId) {
   T_DIMSE_C_FindRQ& request = msg.msg.CFindRQ;
-  DcmDataset* received = nullptr;
-  OFCondition cond = DIMSE_receiveDataSetInMemory(assoc_, DIMSE_NONBLOCKING,
-                                                  static_cast<int>(context_.config.gateway.dimseTimeoutSeconds),
-                                                  &presId, &received, nullptr, nullptr);
-  std::unique_ptr<DcmDataset> identifier(received);
+  ReceivedDataSet received = receiveIdentifier(presId);
+  std::unique_ptr<DcmDataset> identifier = std::move(received.dataset);
   auto reply = [&](std::uint16_t statusCode) {
     T_DIMSE_C_FindRSP rsp{};
     rsp.MessageIDBeingRespondedTo = request.MessageID;
@@ -405,9 +423,10 @@ void Session::handleFind(T_DIMSE_Message& msg, T_ASC_PresentationContextID presI
     rsp.opts = O_FIND_AFFECTEDSOPCLASSUID;
     if (DIMSE_sendFindResponse(assoc_, presId, &request, &rsp, nullptr, nullptr).bad()) broken_ = true;
   };
-  if (cond.bad()) {
-    spdlog::warn("C-FIND from {}: identifier unreadable ({})", peer_.aeTitle, cond.text());
-    reply(status::kCannotUnderstand);
+  if (received.outcome != ReceivedDataSet::Outcome::Received) {
+    if (identifierBreaksAssociation(received)) return;
+    spdlog::warn("C-FIND from {}@{}: identifier refused: {}", printable(peer_.aeTitle), peer_.address, received.reason);
+    reply(identifierRefusalStatus(received, status::kOutOfResources));
     return;
   }
   if (!requestMatchesContext(presId, request.AffectedSOPClassUID)) {
@@ -446,9 +465,9 @@ void Session::handleFind(T_DIMSE_Message& msg, T_ASC_PresentationContextID presI
   T_DIMSE_C_FindRSP finalResponse{};
   DcmDataset* statusDetail = nullptr;
   int responseCount = 0;
-  cond = DIMSE_findUser(upstream->raw(), relay.upstreamPresId, &forwarded, identifier.get(), responseCount,
-                        relayFindResponse, &relay, DIMSE_NONBLOCKING, upstream->dimseTimeout(), &finalResponse,
-                        &statusDetail);
+  OFCondition cond = DIMSE_findUser(upstream->raw(), relay.upstreamPresId, &forwarded, identifier.get(), responseCount,
+                                    relayFindResponse, &relay, DIMSE_NONBLOCKING, upstream->dimseTimeout(),
+                                    &finalResponse, &statusDetail);
   delete statusDetail;
   if (relay.broken) {
     broken_ = true;
@@ -467,11 +486,8 @@ void Session::handleFind(T_DIMSE_Message& msg, T_ASC_PresentationContextID presI
 void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID presId) {
   const bool isGet = msg.CommandField == DIMSE_C_GET_RQ;
   const char* verb = isGet ? "C-GET" : "C-MOVE";
-  DcmDataset* received = nullptr;
-  OFCondition cond = DIMSE_receiveDataSetInMemory(assoc_, DIMSE_NONBLOCKING,
-                                                  static_cast<int>(context_.config.gateway.dimseTimeoutSeconds),
-                                                  &presId, &received, nullptr, nullptr);
-  std::unique_ptr<DcmDataset> identifier(received);
+  ReceivedDataSet received = receiveIdentifier(presId);
+  std::unique_ptr<DcmDataset> identifier = std::move(received.dataset);
 
   auto job = std::make_shared<RetrieveJob>();
   job->requesterAeTitle = peer_.aeTitle;
@@ -480,9 +496,11 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
   auto refuse = [&](std::uint16_t statusCode) {
     if (!sendRetrieveResponse(relay, statusCode, 0, nullptr)) broken_ = true;
   };
-  if (cond.bad()) {
-    spdlog::warn("{} from {}: identifier unreadable ({})", verb, printable(peer_.aeTitle), cond.text());
-    refuse(status::kCannotUnderstand);
+  if (received.outcome != ReceivedDataSet::Outcome::Received) {
+    if (identifierBreaksAssociation(received)) return;
+    spdlog::warn("{} from {}@{}: identifier refused: {}", verb, printable(peer_.aeTitle), peer_.address,
+                 received.reason);
+    refuse(identifierRefusalStatus(received, status::kUnableToCalculateMatches));
     return;
   }
   const std::string sopClass = isGet ? msg.msg.CGetRQ.AffectedSOPClassUID : msg.msg.CMoveRQ.AffectedSOPClassUID;
@@ -605,7 +623,7 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
     }
     return c;
   };
-  cond = moveOnce(*identifier);
+  OFCondition cond = moveOnce(*identifier);
 
   // Some PACS (Orthanc >= 1.6) abort the whole C-MOVE with a failure status as soon as one
   // sub-operation is answered with a failure. Ask again for the instances it never offered, so a
@@ -688,6 +706,8 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
         job->failed += job->announcedByPacs - seen;
       }
       finalStatus = (job->failed > 0 || job->warning > 0) ? status::kSubOperationsCompleteWithFailures : status::kSuccess;
+      // Nothing reached the destination: a failure, not a warning (PS3.4 C.4.2.3.1, C.4.3.3.1).
+      if (job->failed > 0 && job->completed + job->warning == 0) finalStatus = status::kUnableToPerformSubOperations;
     }
     if (!job->failedSopInstanceUids.empty()) {
       // The list is one UI value: keep it under the 64 KiB value limit.
@@ -718,91 +738,68 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
   if (!sendRetrieveResponse(relay, finalStatus, remaining, failedIdentifiers)) broken_ = true;
 }
 
-void Session::handleSubOperation(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationContextID presId,
-                                 std::unique_ptr<DcmDataset> dataset) {
-  std::optional<std::uint16_t> originator;
-  if ((request.opts & O_STORE_MOVEORIGINATORID) != 0 &&
-      context_.config.gateway.aeTitle == request.MoveOriginatorApplicationEntityTitle) {
-    originator = request.MoveOriginatorID;
+namespace {
+
+// The PACS's Move Originator Message ID, when it names the gateway as the move originator.
+std::optional<std::uint16_t> moveOriginatorOf(const T_DIMSE_C_StoreRQ& request, const std::string& gatewayAeTitle) {
+  if ((request.opts & O_STORE_MOVEORIGINATORID) != 0 && gatewayAeTitle == request.MoveOriginatorApplicationEntityTitle) {
+    return request.MoveOriginatorID;
   }
-  std::shared_ptr<RetrieveJob> job = context_.retrieves.find(originator);
-  const std::string sopInstance = request.AffectedSOPInstanceUID;
-  const std::string sopClass = request.AffectedSOPClassUID;
-  const std::string originatorText = originator ? std::to_string(*originator) : std::string("absent");
-  if (job && !job->admit(sopInstance)) job.reset();
-  if (!job) {
-    spdlog::warn("C-STORE {} from PACS {}: matches no outstanding retrieve (originator id {}); refused",
-                 printable(sopInstance), printable(peer_.aeTitle), originatorText);
-    sendStoreResponse(presId, request, status::kProcessingFailure, "no outstanding retrieve for this instance");
-    return;
+  return std::nullopt;
+}
+
+// The key side of the sub-operation intake: the session's InstanceProtector and the passthrough policy.
+class KeystoreVerifier : public SubOperationVerifier {
+ public:
+  KeystoreVerifier(GatewayContext& context, std::function<InstanceProtector&()> protector)
+      : context_(context), protector_(std::move(protector)) {}
+  E_TransferSyntax restore(DcmDataset& dataset, E_TransferSyntax xfer) override {
+    return protector_().restore(dataset, xfer);
   }
-  bool counted = false;
-  auto fail = [&](const char* reason) {
-    StoreOutcome failed;
-    failed.errorComment = reason;
-    counted = true;
-    job->recordRefusal(sopInstance, failed);
-    sendStoreResponse(presId, request, status::kProcessingFailure, reason);
-  };
-  try {
-    if (!job->matchesRequest(*dataset)) {
-      spdlog::warn("audit: retrieve {}: instance {} from PACS {} is not part of what {} asked for; refused",
-                   job->upstreamMessageId, printable(sopInstance), printable(peer_.aeTitle), job->requesterAeTitle);
-      fail("not part of this retrieve");
-      return;
-    }
-    E_TransferSyntax xfer = contextTransferSyntax(presId);
-    // Pixel values in the clear may be re-encoded losslessly for the destination; ciphertext not.
-    Transcoding transcoding = Transcoding::NativeOnly;
-    try {
-      if (!codecs::hasKeyReference(*dataset)) {
-        if (!mayCarryPixels(*dataset)) {
-          // Structured reports, key objects, presentation states, encapsulated documents: the
-          // gateway forwarded them unchanged on the way in; there is nothing to decrypt.
-          transcoding = Transcoding::Lossless;
-        } else {
-          // Pixels in the clear are handed out only when the gateway cannot have encrypted them
-          // (passthrough_policy.h): a stripped key reference must not pass as a legacy object.
-          const PassthroughDecision pass = decidePassthrough(context_.config.cipher, context_.keys, *dataset);
-          if (!pass.allowed) {
-            spdlog::warn("audit: security alert: retrieve {}: instance {} from PACS {} not delivered to {} ({}): {}",
-                         job->upstreamMessageId, printable(sopInstance), printable(peer_.aeTitle),
-                         job->destinationAeTitle(), pass.code, pass.reason);
-            audit::securityAlert(pass.code, pass.reason, {peer_.aeTitle, peer_.address}, sopInstance);
-            fail(pass.code.c_str());
-            return;
-          }
-          spdlog::info("audit: passthrough: retrieve {}: instance {} delivered unencrypted to {}: {}",
-                       job->upstreamMessageId, printable(sopInstance), job->destinationAeTitle(), pass.reason);
-          transcoding = Transcoding::Lossless;
-        }
-      } else if (job->relayPeer != nullptr) {
-        context_.relay->attachCapsule(*dataset, *job->relayPeer, context_.keys);
-      } else if (job->access == config::Access::Decrypt) {
-        xfer = protector().restore(*dataset, xfer);
-        transcoding = Transcoding::Lossless;
-      }
-    } catch (const codecs::CryptError& e) {
-      spdlog::warn("audit: security alert: retrieve {}: instance {} not delivered to {} ({}): {}", job->upstreamMessageId,
-                   printable(sopInstance), job->destinationAeTitle(), codecs::toString(e.kind()), e.what());
-      audit::securityAlert(codecs::toString(e.kind()), e.what(), {peer_.aeTitle, peer_.address}, sopInstance);
-      fail(codecs::toString(e.kind()));
-      return;
-    }
-    // Verified: hand it to the delivery thread and let the PACS send the next one meanwhile. What
-    // the destination makes of it reaches the requester in the counts and the failed-UID list.
+  PassthroughDecision passthrough(DcmDataset& dataset) override {
+    return decidePassthrough(context_.config.cipher, context_.keys, dataset);
+  }
+  void attachRelayCapsule(DcmDataset& dataset, const config::RelayPeer& peer) override {
+    context_.relay->attachCapsule(dataset, peer, context_.keys);
+  }
+
+ private:
+  GatewayContext& context_;
+  std::function<InstanceProtector&()> protector_;
+};
+
+}  // namespace
+
+SubOperationIntake& Session::intake() {
+  if (!intake_) {
+    verifier_ = std::make_unique<KeystoreVerifier>(context_, [this]() -> InstanceProtector& { return protector(); });
     // Answer the PACS well within its own timeout, even when the destination is slow.
-    if (!job->enqueue({std::move(dataset), xfer, transcoding, sopClass, sopInstance},
-                      std::chrono::seconds(std::max(1, context_.timeouts.dimseSeconds / 2)))) {
-      fail("destination too slow");
-      return;
-    }
-    counted = true;
-    sendStoreResponse(presId, request, status::kSuccess, "");
-  } catch (const std::exception& e) {
-    spdlog::error("retrieve {}: instance {} failed: {}", job->upstreamMessageId, printable(sopInstance), e.what());
-    if (!counted) fail("gateway error");
+    intake_ = std::make_unique<SubOperationIntake>(context_.retrieves, *verifier_,
+                                                   std::chrono::seconds(std::max(1, context_.timeouts.dimseSeconds / 2)),
+                                                   peer_.aeTitle, peer_.address);
   }
+  return *intake_;
+}
+
+void Session::refuseSubOperation(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationContextID presId,
+                                 std::uint16_t statusCode, const std::string& reason) {
+  const IntakeAnswer answer = intake().refuse(request.AffectedSOPInstanceUID,
+                                              moveOriginatorOf(request, context_.config.gateway.aeTitle), statusCode,
+                                              reason);
+  sendStoreResponse(presId, request, answer.status, answer.errorComment);
+}
+
+void Session::handleSubOperation(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationContextID presId,
+                                 std::unique_ptr<DcmDataset> dataset, MemoryReservation memory) {
+  SubOperation operation;
+  operation.sopClass = request.AffectedSOPClassUID;
+  operation.sopInstance = request.AffectedSOPInstanceUID;
+  operation.originatorMessageId = moveOriginatorOf(request, context_.config.gateway.aeTitle);
+  operation.dataset = std::move(dataset);
+  operation.xfer = contextTransferSyntax(presId);
+  operation.memory = std::move(memory);
+  const IntakeAnswer answer = intake().accept(std::move(operation));
+  sendStoreResponse(presId, request, answer.status, answer.errorComment);
 }
 
 }  // namespace pacsgw::gateway

@@ -6,12 +6,14 @@
 #include "gateway/gateway_metrics.h"
 #include "gateway/instance_protector.h"
 #include "gateway/net_util.h"
+#include "gateway/sub_operation_intake.h"
 #include "keystore/keystore.h"
 
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcuid.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <set>
@@ -46,7 +48,14 @@ Session::Session(GatewayContext& context, T_ASC_Association* assoc, PeerIdentity
     : context_(context),
       assoc_(assoc),
       peer_(std::move(peer)),
-      memory_(context.memory, std::uint64_t{context.config.limits.maxAssociationMb} << 20) {}
+      memory_(context.memory, std::uint64_t{context.config.limits.maxAssociationMb} << 20) {
+  // The PACS's retrieve sub-operations wait for room in the total (earlier instances free it as they
+  // reach their destination) instead of failing at once: a slow destination slows the PACS down. The
+  // wait stays well inside the PACS's own C-STORE timeout (often 10 s).
+  if (peer_.isUpstream && !peer_.isModality) {
+    memory_.waitForTotalUpTo(std::chrono::seconds(std::clamp(context.timeouts.dimseSeconds / 4, 1, 5)));
+  }
+}
 
 Session::~Session() {
   for (const auto& [studyUid, tally] : storedStudies_)
@@ -162,12 +171,15 @@ void Session::handleStore(T_DIMSE_Message& msg, T_ASC_PresentationContextID pres
                          : received.outcome == ReceivedDataSet::Outcome::Malformed ? "malformed"
                                                                                     : nullptr;
     if (reason != nullptr) metrics::increment("pacsgw_data_sets_refused_total", {{"reason", reason}});
+    const bool subOperation = peer_.isUpstream && !peer_.isModality;
     switch (received.outcome) {
       case ReceivedDataSet::Outcome::TooLarge:
       case ReceivedDataSet::Outcome::NoMemory:
+        if (subOperation) return refuseSubOperation(request, presId, status::kOutOfResources, received.reason);
         sendStoreResponse(presId, request, status::kOutOfResources, received.reason);
         return;
       case ReceivedDataSet::Outcome::Malformed:
+        if (subOperation) return refuseSubOperation(request, presId, status::kCannotUnderstand, received.reason);
         sendStoreResponse(presId, request, status::kCannotUnderstand, received.reason);
         return;
       default:  // the association itself is unusable
@@ -184,7 +196,7 @@ void Session::handleStore(T_DIMSE_Message& msg, T_ASC_PresentationContextID pres
   if (peer_.isUpstream && !peer_.isModality) {
     spdlog::trace("sub-operation {} received in {:.2f} ms", printable(request.AffectedSOPInstanceUID),
                   std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count());
-    handleSubOperation(request, presId, std::move(dataset));
+    handleSubOperation(request, presId, std::move(dataset), std::move(received.reservation));
     return;
   }
   if (peer_.relayPeer != nullptr && !peer_.isModality && context_.relay != nullptr) {

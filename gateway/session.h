@@ -2,6 +2,7 @@
 // One inbound association: who the peer is, what was negotiated, and the services it may use.
 #include "config/config.h"
 #include "gateway/access_policy.h"
+#include "gateway/dataset_receiver.h"
 #include "gateway/memory_budget.h"
 #include "gateway/peer_association.h"
 #include "gateway/retrieve_jobs.h"
@@ -29,6 +30,8 @@ class RelayService;
 namespace pacsgw::gateway {
 
 class InstanceProtector;
+class SubOperationIntake;
+class SubOperationVerifier;
 
 // Shared by every association: read-only after start, or internally synchronised.
 struct GatewayContext {
@@ -62,8 +65,17 @@ class Session {
   // Retrieval path (retrieve_service.cpp).
   void handleFind(T_DIMSE_Message& msg, T_ASC_PresentationContextID presId);
   void handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID presId);  // C-MOVE and C-GET
+  // The identifier of a C-FIND / C-MOVE / C-GET, refused while read when larger than a sane bound.
+  ReceivedDataSet receiveIdentifier(T_ASC_PresentationContextID presId);
+  bool identifierBreaksAssociation(const ReceivedDataSet& received);
+  std::uint16_t identifierRefusalStatus(const ReceivedDataSet& received, std::uint16_t outOfResources);
   void handleSubOperation(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationContextID presId,
-                          std::unique_ptr<DcmDataset> dataset);
+                          std::unique_ptr<DcmDataset> dataset, MemoryReservation memory);
+  // A sub-operation whose data set was refused while it was read (too large, no memory, malformed):
+  // counted as a failure of its retrieve, so the requester's counts add up.
+  void refuseSubOperation(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationContextID presId, std::uint16_t statusCode,
+                          const std::string& reason);
+  SubOperationIntake& intake();
   InstanceProtector& protector();
   void sendStoreResponse(T_ASC_PresentationContextID presId, const T_DIMSE_C_StoreRQ& request,
                          std::uint16_t status, const std::string& comment);
@@ -86,6 +98,8 @@ class Session {
   PeerIdentity peer_;
   std::unique_ptr<InstanceProtector> protector_;
   std::unique_ptr<PeerAssociation> upstream_;
+  std::unique_ptr<SubOperationVerifier> verifier_;  // for intake_: sub-operations when the peer is the PACS
+  std::unique_ptr<SubOperationIntake> intake_;
   SessionStats stats_;
   // Per study: patient ID, instances stored, instances refused (one audit record each at the end).
   struct StudyTally {

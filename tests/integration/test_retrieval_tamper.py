@@ -77,7 +77,7 @@ class RetrievalTamperTest(trp.RetrieveTestBase):
         for sop in (spacing, position):
             self.assertTrue(any("audit: security alert" in line and sop in line and "(BoundAttributesChanged)" in line
                                 for line in log.splitlines()), f"no audit line for {sop}\n{log}")
-        self.assert_final(result, rh.STATUS_SUBOPS_WITH_FAILURES, completed=0, failed=2)
+        self.assert_final(result, rh.STATUS_UNABLE_TO_PERFORM_SUBOPS, completed=0, failed=2)
 
     def test_instance_moved_into_another_patients_study_is_refused(self):
         victim_study = self.make_study("VICTIM", [("ct_le.dcm", "s1")] * 2)

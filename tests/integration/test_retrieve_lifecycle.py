@@ -32,7 +32,7 @@ class UnreachableDestinationTest(rp.RetrieveTestBase):
         study = self.make_study("UNREACHABLE", [("ct_le.dcm", "s1")] * 5)
         offset = self.gateway.log_size()
         result = self.move("WS3", self.study_keys(study))
-        self.assert_final(result, rh.STATUS_SUBOPS_WITH_FAILURES, completed=0, failed=len(study.originals))
+        self.assert_final(result, rh.STATUS_UNABLE_TO_PERFORM_SUBOPS, completed=0, failed=len(study.originals))
         self.assertEqual(set(result.failed_uids), set(study.originals), result.describe())
         log = self.gateway.log_since(offset)
         self.assertEqual(log.count("cannot associate with WS3"), 1,

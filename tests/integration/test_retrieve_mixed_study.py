@@ -133,6 +133,20 @@ class MixedStudyRetrieveTest(rp.RetrieveTestBase):
         self.assertIn("no acceptable transfer syntax", self.gateway.log_since(offset))
         self.assert_gateway_serving()
 
+    def test_get_where_nothing_can_be_delivered_fails_with_a702(self):
+        study = self.studies["WITHLOSSY"]
+        (lossy,) = self.uid_of(study, "mf_xa_jpeg")
+        directory = self.workdir / "received" / "get-nothing-deliverable"
+        offset = self.gateway.log_size()
+        result = rh.getscu(self.gateway.port, directory,
+                           {"QueryRetrieveLevel": "IMAGE", "StudyInstanceUID": study.uid,
+                            "SeriesInstanceUID": study.series["xa"], "SOPInstanceUID": lossy})
+        # Every sub-operation failed: a failure status, not a warning, and counts that add up.
+        self.assert_final(result, rh.STATUS_UNABLE_TO_PERFORM_SUBOPS, completed=0, failed=1)
+        self.assertEqual([p for p in directory.iterdir() if p.is_file()], [])
+        self.assertIn(lossy, self.gateway.log_since(offset))
+        self.assert_gateway_serving()
+
     # ---- C-MOVE ------------------------------------------------------------------------------
 
     def test_move_to_plain_storescp_delivers_every_object(self):

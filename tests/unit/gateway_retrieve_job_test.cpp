@@ -109,5 +109,39 @@ TEST(RetrieveJob, RegistryCorrelatesByOriginatorIdAndRefusesGuessing) {
   EXPECT_EQ(registry.find(std::nullopt), nullptr) << "two jobs: a sub-operation without originator must not be guessed";
 }
 
+TEST(RetrieveJob, QueuedInstancesCountAgainstTheTotalMemoryUntilDelivered) {
+  constexpr std::uint64_t kMiB = 1 << 20;
+  MemoryBudget total(3 * kMiB);
+  RetrieveJob job;
+  {
+    // The PACS's association receives two instances and hands them to the delivery queue.
+    AssociationMemory pacsAssociation(total, 2 * kMiB);
+    for (const char* uid : {"2.1", "2.2"}) {
+      MemoryReservation received(pacsAssociation);
+      ASSERT_EQ(received.grow(kMiB), AssociationMemory::Refusal::None);
+      auto queued = item(uid);
+      queued.memory = received.handOver();
+      ASSERT_TRUE(job.admit(uid));
+      ASSERT_TRUE(job.enqueue(std::move(queued), std::chrono::seconds(1)));
+    }
+    EXPECT_EQ(pacsAssociation.held(), 0u) << "the association's share is free for the next instance";
+    EXPECT_EQ(total.inUse(), 2 * kMiB);
+    // A third and a fourth instance while two wait: the total refuses the fourth.
+    MemoryReservation third(pacsAssociation);
+    EXPECT_EQ(third.grow(kMiB), AssociationMemory::Refusal::None);
+    MemoryReservation fourth(pacsAssociation);
+    EXPECT_EQ(fourth.grow(kMiB), AssociationMemory::Refusal::Total);
+  }
+  // The association is gone; the queued instances still hold their bytes until delivered.
+  EXPECT_EQ(total.inUse(), 2 * kMiB);
+  RetrieveJob::PendingDelivery next;
+  ASSERT_TRUE(job.nextDelivery(next));
+  next = RetrieveJob::PendingDelivery{};  // delivered and dropped
+  EXPECT_EQ(total.inUse(), kMiB);
+  ASSERT_TRUE(job.nextDelivery(next));
+  next = RetrieveJob::PendingDelivery{};
+  EXPECT_EQ(total.inUse(), 0u);
+}
+
 }  // namespace
 }  // namespace pacsgw::gateway
