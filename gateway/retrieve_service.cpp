@@ -8,6 +8,7 @@
 #include "gateway/net_util.h"
 #include "gateway/passthrough_policy.h"
 #include "gateway/relay/relay_service.h"
+#include "gateway/retrieve_outcome.h"
 #include "gateway/session.h"
 #include "gateway/sub_operation_intake.h"
 
@@ -668,60 +669,35 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
     broken_ = true;  // aborted: a C-GET association that failed mid-exchange cannot carry a final response
     return;
   }
-  std::uint16_t finalStatus;
-  DcmDataset failedList;
-  DcmDataset* failedIdentifiers = nullptr;
-  unsigned completed, failed, warning;
+  if (cond.bad()) spdlog::error("{} from {}: PACS retrieve failed: {}", verb, printable(peer_.aeTitle), cond.text());
+  PacsRetrieveEnd pacsEnd;
+  pacsEnd.associationFailed = cond.bad();
+  pacsEnd.status = finalResponse.DimseStatus;
+  pacsEnd.failed = finalResponse.NumberOfFailedSubOperations;
+  pacsEnd.remaining = finalResponse.NumberOfRemainingSubOperations;
+  OFString pacsList;
+  if (pacsFailedIds && pacsFailedIds->findAndGetOFStringArray(DCM_FailedSOPInstanceUIDList, pacsList).good()) {
+    pacsEnd.failedSopInstanceUids = splitValues(pacsList.c_str());
+  }
+  DeliveredCounts delivered;
   {
     std::lock_guard<std::mutex> lock(job->mutex);
-    if (cond.bad()) {
-      spdlog::error("{} from {}: PACS retrieve failed: {}", verb, printable(peer_.aeTitle), cond.text());
-      finalStatus = job->completed > 0 ? status::kSubOperationsCompleteWithFailures : status::kUnableToProcess;
-    } else if (job->cancelled.load() || finalResponse.DimseStatus == status::kCancel) {
-      finalStatus = status::kCancel;
-    } else if (status::isFailure(finalResponse.DimseStatus) && job->completed == 0 && job->failed == 0) {
-      finalStatus = finalResponse.DimseStatus;  // e.g. the PACS refused the query: relay its reason
-      // A C-MOVE-only status (such as A801 Move Destination unknown) means nothing to a C-GET requester.
-      if (isGet && (finalStatus & 0xFF00) == 0xA800) finalStatus = status::kUnableToProcess;
-    } else {
-      // Sub-operations the PACS failed before they ever reached us count as failures too (ours were
-      // answered with a failure status, so the PACS counted them already).
-      const unsigned pacsFailed = finalResponse.NumberOfFailedSubOperations;
-      if (pacsFailed > job->failed) job->failed = pacsFailed;
-      OFString pacsList;
-      if (pacsFailedIds && pacsFailedIds->findAndGetOFStringArray(DCM_FailedSOPInstanceUIDList, pacsList).good()) {
-        for (const auto& uid : splitValues(pacsList.c_str())) {
-          if (std::find(job->failedSopInstanceUids.begin(), job->failedSopInstanceUids.end(), uid) ==
-              job->failedSopInstanceUids.end()) {
-            job->failedSopInstanceUids.push_back(uid);
-          }
-        }
-      }
-      // Sub-operations the PACS announced but never delivered (e.g. a PACS that moves asynchronously
-      // after answering) must not turn into a silent success.
-      const unsigned seen = job->completed + job->failed + job->warning;
-      if (job->announcedByPacs > seen) {
-        spdlog::warn("{} from {}: the PACS announced {} sub-operations but delivered {}", verb,
-                     printable(peer_.aeTitle), job->announcedByPacs, seen);
-        job->failed += job->announcedByPacs - seen;
-      }
-      finalStatus = (job->failed > 0 || job->warning > 0) ? status::kSubOperationsCompleteWithFailures : status::kSuccess;
-      // Nothing reached the destination: a failure, not a warning (PS3.4 C.4.2.3.1, C.4.3.3.1).
-      if (job->failed > 0 && job->completed + job->warning == 0) finalStatus = status::kUnableToPerformSubOperations;
-    }
-    if (!job->failedSopInstanceUids.empty()) {
-      // The list is one UI value: keep it under the 64 KiB value limit.
-      std::string list;
-      for (const auto& uid : job->failedSopInstanceUids) {
-        if (list.size() + uid.size() + 1 > 65000) break;
-        list += (list.empty() ? "" : "\\") + uid;
-      }
-      failedList.putAndInsertString(DCM_FailedSOPInstanceUIDList, list.c_str());
-      failedIdentifiers = &failedList;
-    }
-    completed = job->completed;
-    failed = job->failed;
-    warning = job->warning;
+    delivered = {job->completed, job->failed, job->warning, job->announcedByPacs, job->cancelled.load(),
+                 job->failedSopInstanceUids};
+  }
+  const FinalRetrieveResponse response = finalRetrieveResponse(isGet, pacsEnd, delivered);
+  if (response.announcedButNotDelivered > 0) {
+    spdlog::warn("{} from {}: the PACS announced {} sub-operations but delivered {}", verb, printable(peer_.aeTitle),
+                 delivered.announcedByPacs, delivered.announcedByPacs - response.announcedButNotDelivered);
+  }
+  const std::uint16_t finalStatus = response.status;
+  const unsigned completed = response.completed, failed = response.failed, warning = response.warning;
+  DcmDataset failedList;
+  DcmDataset* failedIdentifiers = nullptr;
+  if (!response.failedSopInstanceUids.empty()) {
+    failedList.putAndInsertString(DCM_FailedSOPInstanceUIDList,
+                                  failedUidListValue(response.failedSopInstanceUids).c_str());
+    failedIdentifiers = &failedList;
   }
   spdlog::info("{} from {} done: {} completed, {} failed, {} warning; final {}", verb, printable(peer_.aeTitle),
                completed, failed, warning, describeStatus(finalStatus));
@@ -732,10 +708,10 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
     audit::instancesTransferred({peer_.aeTitle, peer_.address}, destination, studies, completed + warning, failed,
                                 job->access == config::Access::Decrypt);
   }
-  const unsigned remaining = finalStatus == status::kCancel ? finalResponse.NumberOfRemainingSubOperations : 0;
+  const Counts counts{completed, failed, warning};
   std::unique_lock<std::mutex> io;
   if (isGet) io = std::unique_lock<std::mutex>(job->deliveryMutex);
-  if (!sendRetrieveResponse(relay, finalStatus, remaining, failedIdentifiers)) broken_ = true;
+  if (!sendRetrieveResponse(relay, finalStatus, response.remaining, failedIdentifiers, &counts)) broken_ = true;
 }
 
 namespace {
