@@ -384,7 +384,9 @@ class Validator {
   }
 
   void keystore(const Fields& top, KeystoreSection& out) {
-    const auto f = section(top, "keystore", {"path", "postgres", "master_key_file", "master_key_env", "anchor_file", "escrow_dir"},
+    const auto f = section(top, "keystore",
+                           {"path", "postgres", "master_key_file", "master_key_env", "master_key", "anchor_file",
+                            "escrow_dir"},
                            true);
     if (!f) return;
     const bool postgresGiven = f->find("postgres") != nullptr;
@@ -410,10 +412,62 @@ class Validator {
     assign(out.masterKeyFile, file);
     const bool fileGiven = f->find("master_key_file") != nullptr;
     const bool envGiven = f->find("master_key_env") != nullptr;
-    if (fileGiven && envGiven) {
-      add("keystore", "set exactly one of master_key_file or master_key_env, not both");
-    } else if (!fileGiven && !envGiven) {
-      add("keystore", "one of master_key_file or master_key_env is required (where the master key comes from)");
+    const bool providerGiven = f->find("master_key") != nullptr;
+    if (providerGiven) masterKey(*f, out);
+    if (int(fileGiven) + int(envGiven) + int(providerGiven) > 1) {
+      add("keystore", "set exactly one of master_key_file, master_key_env or master_key, not several");
+    } else if (!fileGiven && !envGiven && !providerGiven) {
+      add("keystore", "one of master_key_file, master_key_env or master_key is required (where the master key comes "
+                      "from)");
+    }
+  }
+
+  // keystore.master_key: {provider: file, path} | {provider: env, variable} |
+  //                      {provider: pkcs11, module, token_label, key_label, pin_file | pin_env}
+  void masterKey(const Fields& keystore, KeystoreSection& out) {
+    const auto f = map(*keystore.find("master_key"), "keystore.master_key",
+                       {"provider", "path", "variable", "module", "token_label", "key_label", "pin_file", "pin_env"});
+    if (!f) return;
+    const auto provider = oneOf(*f, "provider", true, {"file", "env", "pkcs11"});
+    if (!provider) return;
+    const auto only = [&](const std::vector<std::string>& allowed) {
+      for (const auto& [name, node] : f->byName) {
+        if (name != "provider" && std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
+          add("keystore.master_key." + name, "does not apply to provider " + *provider + lineOf(node));
+        }
+      }
+    };
+    if (*provider == "file") {
+      only({"path"});
+      assign(out.masterKeyFile, text(*f, "path", true));
+      return;
+    }
+    if (*provider == "env") {
+      only({"variable"});
+      const auto variable = text(*f, "variable", true);
+      if (variable && !isEnvVarName(*variable)) {
+        add("keystore.master_key.variable", "must be an environment variable name (letters, digits, _), got " +
+                                                quoted(*variable) + lineOf(*f->find("variable")));
+      } else {
+        assign(out.masterKeyEnv, variable);
+      }
+      return;
+    }
+    only({"module", "token_label", "key_label", "pin_file", "pin_env"});
+    assign(out.pkcs11.module, text(*f, "module", true));
+    assign(out.pkcs11.tokenLabel, text(*f, "token_label", true));
+    assign(out.pkcs11.keyLabel, text(*f, "key_label", true));
+    assign(out.pkcs11.pinFile, text(*f, "pin_file", false));
+    const auto pinEnv = text(*f, "pin_env", false);
+    if (pinEnv && !isEnvVarName(*pinEnv)) {
+      add("keystore.master_key.pin_env", "must be an environment variable name (letters, digits, _), got " +
+                                             quoted(*pinEnv) + lineOf(*f->find("pin_env")));
+    } else {
+      assign(out.pkcs11.pinEnv, pinEnv);
+    }
+    const bool pinFile = f->find("pin_file") != nullptr, pinVariable = f->find("pin_env") != nullptr;
+    if (pinFile == pinVariable) {
+      add("keystore.master_key", "set exactly one of pin_file or pin_env (where the token's user PIN comes from)");
     }
   }
 

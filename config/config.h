@@ -44,8 +44,18 @@ struct SpoolSection {
 struct KeystoreSection {
   std::string path;            // SQLite file (required unless postgres is set)
   std::string postgres;        // libpq connection string of a shared PostgreSQL keystore
-  std::string masterKeyFile;   // exactly one of masterKeyFile / masterKeyEnv
+  std::string masterKeyFile;   // exactly one of masterKeyFile / masterKeyEnv / pkcs11
   std::string masterKeyEnv;
+  // keystore.master_key with provider: pkcs11 -- the master key stays in a PKCS#11 token (an HSM).
+  // (provider: file / env fill masterKeyFile / masterKeyEnv instead.)
+  struct Pkcs11MasterKey {
+    std::string module;      // the token's PKCS#11 library, loaded at run time
+    std::string tokenLabel;
+    std::string keyLabel;
+    std::string pinFile;     // exactly one of pinFile / pinEnv
+    std::string pinEnv;
+  } pkcs11;
+  bool usesPkcs11() const { return !pkcs11.module.empty(); }
   // Records which keystore is in use, outside the database; empty: "<master_key_file>.anchor", or
   // "<path>.anchor" when the master key comes from the environment. See docs/key-custody.md.
   std::string anchorFile;

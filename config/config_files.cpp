@@ -140,6 +140,31 @@ void checkMasterKeyEnv(const Config& config, std::vector<ConfigIssue>& issues) {
   }
 }
 
+// The token itself is only reached when the keystore opens; here: the module and the PIN's source.
+void checkPkcs11MasterKey(const Config& config, std::vector<ConfigIssue>& issues) {
+  const auto& p = config.keystore.pkcs11;
+  struct stat info {};
+  if (::stat(p.module.c_str(), &info) != 0 || !S_ISREG(info.st_mode)) {
+    issues.push_back({"keystore.master_key.module", p.module + " is not an existing file (the token's PKCS#11 "
+                                                               "library; for SoftHSM2: /usr/lib/softhsm/libsofthsm2.so)"});
+  }
+  if (!p.pinFile.empty()) {
+    if (::stat(p.pinFile.c_str(), &info) != 0) {
+      issues.push_back({"keystore.master_key.pin_file", p.pinFile + " does not exist"});
+    } else if (!S_ISREG(info.st_mode)) {
+      issues.push_back({"keystore.master_key.pin_file", p.pinFile + " is not a regular file"});
+    } else if ((info.st_mode & 077) != 0) {
+      issues.push_back({"keystore.master_key.pin_file",
+                        p.pinFile + " has mode " + octalMode(info.st_mode) +
+                            ", which gives group or other users the token PIN; fix with: chmod 600 " + p.pinFile});
+    } else if (::access(p.pinFile.c_str(), R_OK) != 0) {
+      issues.push_back({"keystore.master_key.pin_file", p.pinFile + " cannot be read by " + uidText()});
+    }
+  } else if (!p.pinEnv.empty() && std::getenv(p.pinEnv.c_str()) == nullptr) {
+    issues.push_back({"keystore.master_key.pin_env", "environment variable " + p.pinEnv + " is not set"});
+  }
+}
+
 void checkKeystorePath(const Config& config, std::vector<ConfigIssue>& issues) {
   const std::string& path = config.keystore.path;
   const std::string key = "keystore.path";
@@ -200,8 +225,10 @@ std::vector<ConfigIssue> checkFiles(const Config& config) {
     checkMasterKeyFile(config, issues);
   } else if (!config.keystore.masterKeyEnv.empty()) {
     checkMasterKeyEnv(config, issues);
+  } else if (config.keystore.usesPkcs11()) {
+    checkPkcs11MasterKey(config, issues);
   } else {
-    issues.push_back({"keystore", "no master key source configured (master_key_file or master_key_env)"});
+    issues.push_back({"keystore", "no master key source configured (master_key_file, master_key_env or master_key)"});
   }
   return issues;
 }

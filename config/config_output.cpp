@@ -115,6 +115,15 @@ std::string toYaml(const Config& c) {
   if (!c.keystore.postgres.empty()) field("postgres", scalar(c.keystore.postgres));
   if (!c.keystore.masterKeyFile.empty()) field("master_key_file", scalar(c.keystore.masterKeyFile));
   if (!c.keystore.masterKeyEnv.empty()) field("master_key_env", scalar(c.keystore.masterKeyEnv));
+  if (c.keystore.usesPkcs11()) {
+    line("  master_key:");
+    line("    provider: pkcs11");
+    line("    module: " + scalar(c.keystore.pkcs11.module));
+    line("    token_label: " + scalar(c.keystore.pkcs11.tokenLabel));
+    line("    key_label: " + scalar(c.keystore.pkcs11.keyLabel));
+    if (!c.keystore.pkcs11.pinFile.empty()) line("    pin_file: " + scalar(c.keystore.pkcs11.pinFile));
+    if (!c.keystore.pkcs11.pinEnv.empty()) line("    pin_env: " + scalar(c.keystore.pkcs11.pinEnv));
+  }
   if (!c.keystore.anchorFile.empty()) field("anchor_file", scalar(c.keystore.anchorFile));
   if (!c.keystore.escrowDir.empty()) field("escrow_dir", scalar(c.keystore.escrowDir));
 

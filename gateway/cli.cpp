@@ -53,7 +53,10 @@ commands:
   keys backup --config FILE --to NEWFILE
                                      consistent online copy of the keystore
   keys rotate-kek --config FILE --new-master-key-file FILE
-                                     re-wrap every data key under a new master key
+  keys rotate-kek --config FILE --new-config NEWFILE
+                                     re-wrap every data key under a new master key (a new key
+                                     file, or NEWFILE's keystore.master_key, e.g. a PKCS#11 token)
+  keys hsm-init --config FILE        create the master key inside the configured PKCS#11 token
   keys shred --config FILE --study UID
                                      destroy a study's data key irrecoverably
   keys recover --config FILE --from-journal DIR

@@ -180,6 +180,26 @@ SecretBytes loadMasterKey(const config::Config& config) {
   return key;
 }
 
+keystore::Pkcs11Settings pkcs11Settings(const config::Config& config) {
+  const auto& p = config.keystore.pkcs11;
+  keystore::Pkcs11Settings settings{p.module, p.tokenLabel, p.keyLabel, SecretBytes()};
+  if (!p.pinFile.empty()) {
+    settings.pin = keystore::loadPinFromFile(p.pinFile);
+  } else {
+    settings.pin = keystore::loadPinFromEnv(p.pinEnv);
+    clearEnvironmentSecret(p.pinEnv);
+  }
+  return settings;
+}
+
+std::unique_ptr<keystore::MasterKeyProvider> masterKeyProvider(const config::Config& config) {
+  if (config.keystore.usesPkcs11()) return keystore::pkcs11MasterKey(pkcs11Settings(config));
+  const std::string source = !config.keystore.masterKeyFile.empty()
+                                 ? "master key file " + config.keystore.masterKeyFile
+                                 : "master key in environment variable " + config.keystore.masterKeyEnv;
+  return keystore::softwareMasterKey(loadMasterKey(config), source);
+}
+
 std::string keystoreAnchorPath(const config::Config& config) {
   if (!config.keystore.anchorFile.empty()) return config.keystore.anchorFile;
   // Beside the master key, which usually lives apart from the data directory, so that losing the whole
@@ -198,9 +218,9 @@ std::unique_ptr<keystore::Keystore> openKeystore(const config::Config& config, k
   if (options.anchorPath.empty()) options.anchorPath = keystoreAnchorPath(config);
   if (options.escrowDirectory.empty()) options.escrowDirectory = config.keystore.escrowDir;
   if (!config.keystore.postgres.empty()) {
-    return keystore::Keystore::openPostgres(config.keystore.postgres, loadMasterKey(config), options);
+    return keystore::Keystore::openPostgres(config.keystore.postgres, masterKeyProvider(config), options);
   }
-  return keystore::Keystore::open(config.keystore.path, loadMasterKey(config), options);
+  return keystore::Keystore::open(config.keystore.path, masterKeyProvider(config), options);
 }
 
 }  // namespace pacsgw::gateway

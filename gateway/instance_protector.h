@@ -5,6 +5,8 @@
 #include "codecs/pixel_cipher.h"
 #include "config/config.h"
 #include "keystore/keystore.h"
+#include "keystore/master_key_provider.h"
+#include "keystore/pkcs11_provider.h"
 
 #include <memory>
 #include <string>
@@ -48,6 +50,11 @@ void requireKeyScopeMatches(DcmDataset& dataset, const keystore::DataKey& key);
 
 // Loads the master key named by the config (file or environment).
 SecretBytes loadMasterKey(const config::Config& config);
+// The master key provider named by the config: file, environment, or a PKCS#11 token (the PIN is read,
+// used to log in and wiped; a PIN environment variable is removed from the environment).
+std::unique_ptr<keystore::MasterKeyProvider> masterKeyProvider(const config::Config& config);
+// The token settings of keystore.master_key (provider: pkcs11), PIN included.
+keystore::Pkcs11Settings pkcs11Settings(const config::Config& config);
 // Where the keystore anchor lives: keystore.anchor_file, else beside the master key file, else beside
 // the keystore.
 std::string keystoreAnchorPath(const config::Config& config);

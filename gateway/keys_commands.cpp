@@ -22,7 +22,8 @@ namespace {
 
 constexpr const char* kKeysUsage =
     "keys list --config FILE | keys init-master --config FILE | keys verify --config FILE [--repair-check-value] | "
-    "keys backup --config FILE --to NEWFILE | keys rotate-kek --config FILE --new-master-key-file FILE | "
+    "keys backup --config FILE --to NEWFILE | "
+    "keys rotate-kek --config FILE (--new-master-key-file FILE | --new-config FILE) | keys hsm-init --config FILE | "
     "keys shred --config FILE --study UID | keys recover --config FILE --from-journal DIR";
 
 std::string keystoreName(const config::Config& cfg) {
@@ -70,6 +71,9 @@ int cmdList(const config::Config& cfg) {
 }
 
 int cmdInitMaster(const config::Config& cfg) {
+  if (cfg.keystore.usesPkcs11()) {
+    throw KeysUsageError("the master key of this config lives in a PKCS#11 token; create it with keys hsm-init");
+  }
   if (cfg.keystore.masterKeyFile.empty()) throw KeysUsageError("keystore.master_key_file is not set in the config");
   const std::filesystem::path parent = std::filesystem::path(cfg.keystore.masterKeyFile).parent_path();
   if (!parent.empty() && !std::filesystem::exists(parent)) {
@@ -114,7 +118,52 @@ int cmdBackup(const config::Config& cfg, const KeysOptions& o) {
   return 0;
 }
 
+// Rotation to the master key of another configuration (e.g. file -> PKCS#11 token, or back). Only its
+// keystore.master_key / master_key_file / master_key_env (and anchor) matter.
+int rotateToConfig(const config::Config& cfg, const config::Config& newCfg) {
+  auto newMaster = masterKeyProvider(newCfg);
+  const std::string target = newMaster->describe();
+  const std::vector<std::uint8_t> newCheck = newMaster->checkValue();
+  auto keys = openKeystore(cfg);
+  const std::size_t count = keys->list().size();
+  keys->rotateMasterKey(std::move(newMaster));
+  // The keystore re-anchored itself at the old configuration's anchor; the new one may keep its anchor
+  // elsewhere (e.g. no master key file to sit beside any more).
+  const std::string newAnchor = keystoreAnchorPath(newCfg);
+  if (newAnchor != keystoreAnchorPath(cfg)) {
+    keystore::writeAnchor(newAnchor, keystore::Anchor{keys->openReport().keystoreId, newCheck});
+  }
+  std::cout << "re-wrapped " << count << " data keys of " << keystoreName(cfg) << " under " << target
+            << ". Start the gateway with " << newCfg.sourcePath
+            << "'s master key settings; the old master key is no longer needed (destroy it after your backups "
+               "made with it have expired).\n";
+  return 0;
+}
+
+// Creates the master key in the PKCS#11 token named by keystore.master_key, then opens it the way the
+// gateway will (which checks that it is sensitive and not extractable).
+int cmdHsmInit(const config::Config& cfg) {
+  if (!cfg.keystore.usesPkcs11()) {
+    throw KeysUsageError("keystore.master_key is not a pkcs11 provider in the config; keys hsm-init creates the "
+                         "master key in a PKCS#11 token");
+  }
+  keystore::generatePkcs11MasterKey(pkcs11Settings(cfg));
+  const auto provider = masterKeyProvider(cfg);
+  std::cout << "created " << provider->describe()
+            << ": AES-256, generated inside the token, sensitive and never extractable. It cannot be backed up "
+               "out of the token: use the HSM's own backup or cluster replication, and keep the keystore's escrow "
+               "journal and backups.\n";
+  return 0;
+}
+
+// Re-wraps every data key under a new master key: a new key file (--new-master-key-file), or the
+// master key of another configuration (--new-config: file, environment or PKCS#11 token).
 int cmdRotateKek(const config::Config& cfg, const KeysOptions& o) {
+  const bool toConfig = o.values.count("--new-config") != 0;
+  if (toConfig == (o.values.count("--new-master-key-file") != 0)) {
+    throw KeysUsageError("keys rotate-kek needs exactly one of --new-master-key-file FILE or --new-config FILE");
+  }
+  if (toConfig) return rotateToConfig(cfg, config::loadConfig(required(o, "--new-config", "FILE")));
   const std::string newFile = required(o, "--new-master-key-file", "FILE");
   if (keystore::generateMasterKeyFile(newFile)) std::cout << "created new master key " << newFile << " (mode 0600)\n";
   SecretBytes newKey = keystore::loadMasterKeyFromFile(newFile);
@@ -124,7 +173,7 @@ int cmdRotateKek(const config::Config& cfg, const KeysOptions& o) {
   keys->rotateMasterKey(std::move(newKey));
   // The default anchor lives beside the master key file: give the new file its anchor too, so the
   // gateway finds it once the configuration points at the new key.
-  if (cfg.keystore.anchorFile.empty() && !cfg.keystore.masterKeyFile.empty()) {
+  if (cfg.keystore.anchorFile.empty()) {
     keystore::writeAnchor(newFile + ".anchor", keystore::Anchor{keys->openReport().keystoreId, newCheck});
   }
   std::cout << "re-wrapped " << count << " data keys of " << keystoreName(cfg) << " under " << newFile
@@ -185,10 +234,11 @@ int runKeysCommand(const std::vector<std::string>& args) {
   std::set<std::string> flags;
   if (command == "verify") flags.insert("--repair-check-value");
   if (command == "backup") values.insert("--to");
-  if (command == "rotate-kek") values.insert("--new-master-key-file");
+  if (command == "rotate-kek") values.insert({"--new-master-key-file", "--new-config"});
   if (command == "shred") values.insert("--study");
   if (command == "recover") values.insert("--from-journal");
-  const std::set<std::string> known{"list", "init-master", "verify", "backup", "rotate-kek", "shred", "recover"};
+  const std::set<std::string> known{"list",       "init-master", "verify", "backup",
+                                    "rotate-kek", "shred",       "recover", "hsm-init"};
   if (known.count(command) == 0) throw KeysUsageError("unknown keys command '" + command + "'");
   const KeysOptions o = parseKeysOptions(args, values, flags);
   const config::Config cfg = config::loadConfig(o.values.at("--config"));
@@ -198,6 +248,7 @@ int runKeysCommand(const std::vector<std::string>& args) {
   if (command == "backup") return cmdBackup(cfg, o);
   if (command == "rotate-kek") return cmdRotateKek(cfg, o);
   if (command == "recover") return cmdRecover(cfg, o);
+  if (command == "hsm-init") return cmdHsmInit(cfg);
   return cmdShred(cfg, o);
 }
 

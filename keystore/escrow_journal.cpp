@@ -137,7 +137,7 @@ std::optional<EscrowRecord> parseEntry(const std::string& text, std::string* pro
       }
     } else if (name == "wrapped") {
       const auto bytes = hexBytes(value);
-      if (bytes && bytes->size() >= 16 && bytes->size() % 8 == 0) {
+      if (bytes && bytes->size() >= 16 && bytes->size() <= 4200) {  // RFC 5649 (format 2) or token GCM (format 3)
         r.wrapped = *bytes;
         haveWrapped = true;
       }

@@ -14,6 +14,7 @@
 #include "keystore/escrow_journal.h"
 #include "keystore/key_cache.h"
 #include "keystore/keystore_internal.h"
+#include "keystore/master_key_provider.h"
 #include "keystore/pg_keystore.h"
 
 #include <openssl/crypto.h>
@@ -39,14 +40,11 @@ namespace pacsgw::keystore {
 namespace {
 
 constexpr int kSchemaVersion = 2;
-constexpr int kRowBoundWrap = 2;  // data_keys.wrap_format of a row-bound wrap
 constexpr std::size_t kCheckBytes = 32;
 constexpr int kDiagnosisRows = 16;  // rows trial-unwrapped to tell a damaged check value from a wrong key
 constexpr std::size_t kCacheCapacity = 4096;  // ~4096 studies in flight; each entry is well under 1 KiB
 constexpr int kBusyTimeoutMs = 10000;         // another gateway process may hold the write lock briefly
 constexpr std::size_t kMaxScopeUidBytes = 1024;
-
-std::vector<std::uint8_t> keyCheckValue(const SecretBytes& kek) { return masterKeyCheckValue(kek); }
 
 bool sameBytes(const std::vector<std::uint8_t>& a, const std::vector<std::uint8_t>& b) {
   return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
@@ -154,7 +152,7 @@ KeyScope keyScopeFromString(const std::string& text) {
 
 struct Keystore::Impl {
   std::string path;
-  SecretBytes kek;
+  std::unique_ptr<MasterKeyProvider> master;
   OpenOptions options;
   OpenReport report;
   std::optional<Anchor> anchor;  // as read before opening
@@ -338,7 +336,7 @@ struct Keystore::Impl {
         "  shredded_at TEXT NOT NULL,"
         "  UNIQUE (scope, scope_uid));",
         "create schema");
-    const std::vector<std::uint8_t> kcv = keyCheckValue(kek);
+    const std::vector<std::uint8_t> kcv = master->checkValue();
     report.keystoreId = detail::newUuidV4();
     execBound(
         "INSERT INTO meta (name, value) VALUES ('schema_version', ?1), ('kek_check', ?2), ('keystore_id', ?3)",
@@ -408,7 +406,7 @@ struct Keystore::Impl {
   // Compares the stored check value with the master key's; on a mismatch, tells a damaged check value
   // (the master key still unwraps stored data keys, or matches the anchor) from a wrong master key.
   void verifyMasterKey(const Meta& meta, int version) {
-    const std::vector<std::uint8_t> expected = keyCheckValue(kek);
+    const std::vector<std::uint8_t> expected = master->checkValue();
     if (sameBytes(expected, meta.kekCheck)) return;
     const bool unwrapsRows = masterKeyUnwrapsStoredRows(version);
     const bool matchesAnchor = anchor && sameBytes(anchor->kekCheck, expected) &&
@@ -435,7 +433,8 @@ struct Keystore::Impl {
                           "(and the configured master key unwraps none of its data keys)");
     }
     throw KeystoreError("master key does not match this keystore (" + path +
-                        "); refusing to start. Use the master key this keystore was created with");
+                        "); refusing to start. Use the master key this keystore was created with (configured: " +
+                        master->describe() + ")");
   }
 
   bool masterKeyUnwrapsStoredRows(int version) {
@@ -458,13 +457,18 @@ struct Keystore::Impl {
 
   SecretBytes unwrapStored(const std::string& id, KeyScope scope, const std::string& scopeUid,
                            const std::vector<std::uint8_t>& wrapped, int format) const {
-    if (format == kRowBoundWrap) return unwrapKeyForRow(kek, id, scope, scopeUid, wrapped);
-    if (format == 1) return unwrapKey(kek, wrapped);
-    throw KeystoreError("unknown wrap format " + std::to_string(format));
+    if (format == master->wrapFormat()) return master->unwrapForRow(id, scope, scopeUid, wrapped);
+    if (format == 1 && master->rawKey() != nullptr) return unwrapKey(*master->rawKey(), wrapped);
+    throw KeystoreError("wrap format " + std::to_string(format) + " is not the format of the configured master key (" +
+                        master->describe() + ", format " + std::to_string(master->wrapFormat()) + ")");
   }
 
   // Version 1 -> 2: adds the keystore id, the tombstone table and re-wraps every key bound to its row.
   void migrateFromVersion1() {
+    if (master->rawKey() == nullptr) {
+      throw KeystoreError("keystore " + path + " has schema version 1, which only a file or environment master key can "
+                          "migrate; open it once with that master key, then rotate to " + master->describe());
+    }
     exec("ALTER TABLE data_keys ADD COLUMN wrap_format INTEGER NOT NULL DEFAULT 1;"
          "CREATE TABLE shredded_keys ("
          "  id TEXT PRIMARY KEY NOT NULL,"
@@ -473,7 +477,7 @@ struct Keystore::Impl {
          "  shredded_at TEXT NOT NULL,"
          "  UNIQUE (scope, scope_uid));",
          "migrate schema");
-    rewrapAllRows(kek, /*onlyFormat1=*/true);
+    rewrapAllRows(*master, /*onlyFormat1=*/true);
     report.keystoreId = detail::newUuidV4();
     execBound(
         "INSERT OR REPLACE INTO meta (name, value) VALUES ('schema_version', ?1), ('keystore_id', ?2)",
@@ -487,7 +491,7 @@ struct Keystore::Impl {
 
   // Re-wraps rows (inside the caller's transaction) under `newKek` in the row-bound format. A row that
   // does not unwrap aborts the whole operation: nothing is half re-wrapped.
-  void rewrapAllRows(const SecretBytes& newKek, bool onlyFormat1) {
+  void rewrapAllRows(const MasterKeyProvider& newMaster, bool onlyFormat1) {
     struct Row {
       std::string id;
       KeyScope scope;
@@ -515,7 +519,7 @@ struct Keystore::Impl {
           throw KeystoreError("data key " + detail::printable(id) + " in keystore " + path +
                               " cannot be re-wrapped: " + e.what() + "; nothing was changed (see `pacsgw keys verify`)");
         }
-        rows.push_back(Row{id, scope, uid, wrapKeyForRow(newKek, id, scope, uid, key)});
+        rows.push_back(Row{id, scope, uid, newMaster.wrapForRow(id, scope, uid, key)});
       }
       if (rc != SQLITE_DONE) throw sqliteError("read keys to re-wrap");
     }
@@ -524,7 +528,7 @@ struct Keystore::Impl {
           "UPDATE data_keys SET wrapped = ?1, wrap_format = ?2 WHERE id = ?3",
           [&](sqlite3_stmt* st) {
             sqlite3_bind_blob(st, 1, row.wrapped.data(), static_cast<int>(row.wrapped.size()), SQLITE_TRANSIENT);
-            sqlite3_bind_int(st, 2, kRowBoundWrap);
+            sqlite3_bind_int(st, 2, newMaster.wrapFormat());
             bindText(st, 3, row.id);
           },
           "re-wrap data key");
@@ -534,7 +538,7 @@ struct Keystore::Impl {
   // Records the open keystore in the anchor when it is new or differs (after a successful open only).
   void updateAnchor() {
     if (options.anchorPath.empty()) return;
-    const Anchor current{report.keystoreId, keyCheckValue(kek)};
+    const Anchor current{report.keystoreId, master->checkValue()};
     if (anchor && anchor->keystoreId == current.keystoreId && sameBytes(anchor->kekCheck, current.kekCheck)) return;
     writeAnchor(options.anchorPath, current);
     anchor = current;
@@ -577,12 +581,13 @@ struct Keystore::Impl {
   DataKey unwrapRow(const std::string& id, KeyScope scope, const std::string& scopeUid,
                     const std::vector<std::uint8_t>& wrapped, int format) const {
     DataKey out{id, scope, scopeUid, SecretBytes()};
-    if (format != kRowBoundWrap) {
+    if (format != master->wrapFormat()) {
       throw KeystoreError("data key " + id + " in keystore " + path + " has wrap format " + std::to_string(format) +
-                          " instead of the row-bound format " + std::to_string(kRowBoundWrap) + "; the row is damaged");
+                          " instead of format " + std::to_string(master->wrapFormat()) + " of the configured " +
+                          master->describe() + "; the row is damaged");
     }
     try {
-      out.key = unwrapKeyForRow(kek, id, scope, scopeUid, wrapped);
+      out.key = master->unwrapForRow(id, scope, scopeUid, wrapped);
     } catch (const KeystoreError& e) {
       throw KeystoreError("data key " + id + " in keystore " + path + " failed to unwrap: " + e.what());
     }
@@ -615,7 +620,9 @@ struct Keystore::Impl {
     return false;
   }
 
-  std::optional<DataKey> findByScope(KeyScope scope, const std::string& scopeUid) {
+  // `storedWrap`, when given, receives the row's wrapped blob (what the escrow journal keeps).
+  std::optional<DataKey> findByScope(KeyScope scope, const std::string& scopeUid,
+                                     std::vector<std::uint8_t>* storedWrap = nullptr) {
     auto stmt = selectByScope.use();
     bindText(*stmt, 1, toString(scope));
     bindText(*stmt, 2, scopeUid);
@@ -627,26 +634,31 @@ struct Keystore::Impl {
       throw KeystoreError("keystore " + path + " holds a data key row with a malformed id ('" + detail::printable(id) +
                           "'); the row is damaged");
     }
-    return unwrapRow(id, scope, scopeUid, columnBlob(*stmt, 1), sqlite3_column_int(*stmt, 2));
+    std::vector<std::uint8_t> wrapped = columnBlob(*stmt, 1);
+    DataKey key = unwrapRow(id, scope, scopeUid, wrapped, sqlite3_column_int(*stmt, 2));
+    if (storedWrap != nullptr) *storedWrap = std::move(wrapped);
+    return key;
   }
 
   void insert(const std::string& id, KeyScope scope, const std::string& scopeUid,
               const std::vector<std::uint8_t>& wrapped) {
-    const std::vector<std::uint8_t> kcv = keyCheckValue(kek);
+    const std::vector<std::uint8_t> kcv = master->checkValue();
     auto stmt = insertKey.use();
     bindText(*stmt, 1, id);
     bindText(*stmt, 2, toString(scope));
     bindText(*stmt, 3, scopeUid);
     sqlite3_bind_blob(*stmt, 4, wrapped.data(), static_cast<int>(wrapped.size()), SQLITE_TRANSIENT);
     bindText(*stmt, 5, detail::utcNowIso8601());
-    sqlite3_bind_int(*stmt, 6, kRowBoundWrap);
+    sqlite3_bind_int(*stmt, 6, master->wrapFormat());
     sqlite3_bind_blob(*stmt, 7, kcv.data(), static_cast<int>(kcv.size()), SQLITE_TRANSIENT);
     if (sqlite3_step(*stmt) != SQLITE_DONE) throw sqliteError("store new data key");
   }
 
-  EscrowRecord escrowRecordFor(const DataKey& key, const std::string& createdAt) const {
-    return EscrowRecord{key.id, key.scope, key.scopeUid, createdAt, keyCheckValue(kek),
-                        wrapKeyForRow(kek, key.id, key.scope, key.scopeUid, key.key)};
+  // The journal keeps the row's own blob: a token wrap uses a random IV, so re-wrapping would
+  // rewrite the entry on every look-up.
+  EscrowRecord escrowRecordFor(const DataKey& key, const std::string& createdAt,
+                               const std::vector<std::uint8_t>& storedWrap) const {
+    return EscrowRecord{key.id, key.scope, key.scopeUid, createdAt, master->checkValue(), storedWrap};
   }
 
   // Makes the keystore and the escrow journal hold the same keys (see OpenOptions::escrowDirectory).
@@ -676,7 +688,7 @@ struct Keystore::Impl {
       byId[row.id] = &row;
       byScope[row.scope + '\n' + row.uid] = &row;
     }
-    const std::vector<std::uint8_t> currentCheck = keyCheckValue(kek);
+    const std::vector<std::uint8_t> currentCheck = master->checkValue();
     std::vector<EscrowRecord> toImport;
     std::vector<EscrowRecord> toRepair;
     for (EscrowRecord& record : escrow->all(&report.escrowProblems)) {
@@ -684,7 +696,7 @@ struct Keystore::Impl {
       const bool unwraps = [&] {
         if (!sameBytes(record.kekCheck, currentCheck)) return false;
         try {
-          return unwrapKeyForRow(kek, record.id, record.scope, record.scopeUid, record.wrapped).size() ==
+          return master->unwrapForRow(record.id, record.scope, record.scopeUid, record.wrapped).size() ==
                  detail::kDataKeyBytes;
         } catch (const KeystoreError&) {
           return false;
@@ -727,7 +739,7 @@ struct Keystore::Impl {
                 bindText(st, 3, r.scopeUid);
                 sqlite3_bind_blob(st, 4, r.wrapped.data(), static_cast<int>(r.wrapped.size()), SQLITE_TRANSIENT);
                 bindText(st, 5, r.createdAt.empty() ? detail::utcNowIso8601() : r.createdAt);
-                sqlite3_bind_int(st, 6, kRowBoundWrap);
+                sqlite3_bind_int(st, 6, master->wrapFormat());
               },
               "import data key from the escrow journal");
         }
@@ -736,7 +748,7 @@ struct Keystore::Impl {
               "UPDATE data_keys SET wrapped = ?1, wrap_format = ?2, scope = ?3, scope_uid = ?4 WHERE id = ?5",
               [&](sqlite3_stmt* st) {
                 sqlite3_bind_blob(st, 1, r.wrapped.data(), static_cast<int>(r.wrapped.size()), SQLITE_TRANSIENT);
-                sqlite3_bind_int(st, 2, kRowBoundWrap);
+                sqlite3_bind_int(st, 2, master->wrapFormat());
                 bindText(st, 3, toString(r.scope));
                 bindText(st, 4, r.scopeUid);
                 bindText(st, 5, r.id);
@@ -756,7 +768,7 @@ struct Keystore::Impl {
       try {
         const KeyScope scope = keyScopeFromString(row.scope);
         const DataKey key = unwrapRow(row.id, scope, row.uid, row.wrapped, row.format);
-        if (escrow->put(escrowRecordFor(key, row.createdAt))) ++report.escrowed;
+        if (escrow->put(escrowRecordFor(key, row.createdAt, row.wrapped))) ++report.escrowed;
       } catch (const KeystoreError&) {
         // Damaged rows are named by verify(); a fork is already listed above.
       }
@@ -781,15 +793,22 @@ Keystore::~Keystore() = default;
 
 std::unique_ptr<Keystore> Keystore::openPostgres(const std::string& conninfo, SecretBytes masterKey,
                                                  const OpenOptions& options) {
-  if (conninfo.empty()) throw KeystoreError("no PostgreSQL connection string configured");
   if (masterKey.size() != detail::kMasterKeyBytes) {
     throw KeystoreError("master key must be 32 bytes, got " + std::to_string(masterKey.size()));
   }
+  return openPostgres(conninfo, softwareMasterKey(std::move(masterKey)), options);
+}
+
+std::unique_ptr<Keystore> Keystore::openPostgres(const std::string& conninfo,
+                                                 std::unique_ptr<MasterKeyProvider> master,
+                                                 const OpenOptions& options) {
+  if (conninfo.empty()) throw KeystoreError("no PostgreSQL connection string configured");
+  if (!master) throw KeystoreError("no master key provider");
   if (!options.escrowDirectory.empty()) {
     throw KeystoreError("keystore.escrow_dir is for the SQLite keystore; a PostgreSQL keystore is protected by the "
                         "database server's own replication and backups");
   }
-  auto pg = std::unique_ptr<Postgres>(new Postgres{detail::PgKeystore(conninfo, std::move(masterKey), options)});
+  auto pg = std::unique_ptr<Postgres>(new Postgres{detail::PgKeystore(conninfo, std::move(master), options)});
   return std::unique_ptr<Keystore>(new Keystore(std::move(pg)));
 }
 
@@ -798,9 +817,16 @@ std::unique_ptr<Keystore> Keystore::open(const std::string& path, SecretBytes ma
   if (masterKey.size() != detail::kMasterKeyBytes) {
     throw KeystoreError("master key must be 32 bytes, got " + std::to_string(masterKey.size()));
   }
+  return open(path, softwareMasterKey(std::move(masterKey)), options);
+}
+
+std::unique_ptr<Keystore> Keystore::open(const std::string& path, std::unique_ptr<MasterKeyProvider> master,
+                                         const OpenOptions& options) {
+  if (path.empty()) throw KeystoreError("no keystore path configured");
+  if (!master) throw KeystoreError("no master key provider");
   auto impl = std::make_unique<Impl>();
   impl->path = path;
-  impl->kek = std::move(masterKey);
+  impl->master = std::move(master);
   impl->options = options;
   impl->checkAnchorBeforeOpen();
   if (!options.escrowDirectory.empty()) impl->escrow.emplace(options.escrowDirectory);
@@ -828,7 +854,8 @@ DataKey Keystore::getOrCreate(KeyScope scope, const std::string& scopeUid) {
   countLookup(cached != nullptr);
   if (cached != nullptr) return *cached;
 
-  std::optional<DataKey> found = d.findByScope(scope, scopeUid);
+  std::vector<std::uint8_t> storedWrap;
+  std::optional<DataKey> found = d.findByScope(scope, scopeUid, &storedWrap);
   if (!found && d.escrow) {
     if (const auto escrowed = d.escrow->find(scope, scopeUid)) {
       throw KeystoreError(std::string("the escrow journal holds data key ") + escrowed->id + " for " + toString(scope) +
@@ -847,8 +874,8 @@ DataKey Keystore::getOrCreate(KeyScope scope, const std::string& scopeUid) {
     SecretBytes fresh(detail::kDataKeyBytes);
     detail::randomBytes(fresh.data(), fresh.size());
     const std::string id = detail::newUuidV4();
-    d.insert(id, scope, scopeUid, wrapKeyForRow(d.kek, id, scope, scopeUid, fresh));
-    found = d.findByScope(scope, scopeUid);
+    d.insert(id, scope, scopeUid, d.master->wrapForRow(id, scope, scopeUid, fresh));
+    found = d.findByScope(scope, scopeUid, &storedWrap);
     if (!found) {
       if (d.scopeShredded(scope, scopeUid)) {
         throw KeyDestroyedError(std::string("the data key of ") + toString(scope) + " " +
@@ -860,7 +887,7 @@ DataKey Keystore::getOrCreate(KeyScope scope, const std::string& scopeUid) {
     }
   }
   // Durably escrowed before anyone can encrypt with it (idempotent: a small file read when present).
-  if (d.escrow) d.escrow->put(d.escrowRecordFor(*found, detail::utcNowIso8601()));
+  if (d.escrow) d.escrow->put(d.escrowRecordFor(*found, detail::utcNowIso8601(), storedWrap));
   d.cache.put(*found);
   return std::move(*found);
 }
@@ -1091,14 +1118,19 @@ void Keystore::rotateMasterKey(SecretBytes newMasterKey) {
   if (newMasterKey.size() != detail::kMasterKeyBytes) {
     throw KeystoreError("new master key must be 32 bytes, got " + std::to_string(newMasterKey.size()));
   }
-  if (pg_) return pg_->store.rotateMasterKey(std::move(newMasterKey));
+  rotateMasterKey(softwareMasterKey(std::move(newMasterKey), "new master key"));
+}
+
+void Keystore::rotateMasterKey(std::unique_ptr<MasterKeyProvider> newMaster) {
+  if (!newMaster) throw KeystoreError("no new master key provider");
+  if (pg_) return pg_->store.rotateMasterKey(std::move(newMaster));
   Impl& d = *impl_;
   std::lock_guard<std::mutex> lock(d.mutex);
-  const std::vector<std::uint8_t> newCheck = keyCheckValue(newMasterKey);
-  if (sameBytes(newCheck, keyCheckValue(d.kek))) throw KeystoreError("the new master key is the current one");
+  const std::vector<std::uint8_t> newCheck = newMaster->checkValue();
+  if (sameBytes(newCheck, d.master->checkValue())) throw KeystoreError("the new master key is the current one");
   d.exec("BEGIN IMMEDIATE", "begin transaction");
   try {
-    d.rewrapAllRows(newMasterKey, /*onlyFormat1=*/false);
+    d.rewrapAllRows(*newMaster, /*onlyFormat1=*/false);
     d.execBound(
         "UPDATE meta SET value = ?1 WHERE name = 'kek_check'",
         [&](sqlite3_stmt* st) {
@@ -1110,7 +1142,7 @@ void Keystore::rotateMasterKey(SecretBytes newMasterKey) {
     sqlite3_exec(d.db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
     throw;
   }
-  d.kek = std::move(newMasterKey);
+  d.master = std::move(newMaster);
   d.cache.clear();
   if (d.escrow) d.reconcileEscrow();  // rewrites every entry under the new master key
   // The committed database is authoritative; an anchor left stale by a crash here is re-written on the

@@ -12,6 +12,8 @@
 
 namespace pacsgw::keystore {
 
+class MasterKeyProvider;  // master_key_provider.h
+
 // Thrown for every keystore failure; what() is safe to log (never contains key material).
 class KeystoreError : public std::runtime_error {
  public:
@@ -95,6 +97,12 @@ class Keystore {
   // and pg_dump).
   static std::unique_ptr<Keystore> openPostgres(const std::string& conninfo, SecretBytes masterKey,
                                                 const OpenOptions& options = {});
+  // The same, with the master key behind a provider (a PKCS#11 token: the key never enters this
+  // process). The SecretBytes forms above are shorthands for a software provider.
+  static std::unique_ptr<Keystore> open(const std::string& path, std::unique_ptr<MasterKeyProvider> master,
+                                        const OpenOptions& options = {});
+  static std::unique_ptr<Keystore> openPostgres(const std::string& conninfo, std::unique_ptr<MasterKeyProvider> master,
+                                                const OpenOptions& options = {});
   const OpenReport& openReport() const;
   ~Keystore();
   Keystore(const Keystore&) = delete;
@@ -122,6 +130,8 @@ class Keystore {
   // Re-wraps every data key under `newMasterKey` in one transaction and records its check value (in
   // the database and the anchor). Afterwards only the new master key opens the keystore.
   void rotateMasterKey(SecretBytes newMasterKey);
+  // The same for any provider: file -> PKCS#11 token, token -> file, token -> another token key.
+  void rotateMasterKey(std::unique_ptr<MasterKeyProvider> newMaster);
   // Destroys the data key of (scope, scopeUid): row, cache, free pages and WAL. A tombstone keeps the
   // key id so that later look-ups report "destroyed" rather than "unknown". Returns the destroyed key
   // id, or an empty string if there was no such key.

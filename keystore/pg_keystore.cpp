@@ -19,7 +19,6 @@ namespace pacsgw::keystore::detail {
 namespace {
 
 constexpr int kSchemaVersion = 2;
-constexpr int kRowBoundWrap = 2;
 constexpr std::size_t kCheckBytes = 32;
 constexpr std::size_t kCacheCapacity = 4096;
 constexpr std::int64_t kCreateLock = 0x7061637367770001;  // advisory lock id: "pacsgw" + 1
@@ -104,8 +103,9 @@ void PgKeystore::command(const char* sql) {
 }
 
 
-PgKeystore::PgKeystore(const std::string& conninfo, SecretBytes masterKey, const OpenOptions& options)
-    : kek_(std::move(masterKey)), options_(options), cache_(kCacheCapacity) {
+PgKeystore::PgKeystore(const std::string& conninfo, std::unique_ptr<MasterKeyProvider> master,
+                       const OpenOptions& options)
+    : master_(std::move(master)), options_(options), cache_(kCacheCapacity) {
   conn_ = PQconnectdb(conninfo.c_str());
   where_ = std::string("PostgreSQL keystore ") + (conn_ ? PQdb(conn_) : "?") + "@" + (conn_ ? PQhost(conn_) : "?") +
            ":" + (conn_ ? PQport(conn_) : "?");
@@ -119,7 +119,7 @@ PgKeystore::PgKeystore(const std::string& conninfo, SecretBytes masterKey, const
     if (!options_.anchorPath.empty()) anchor_ = readAnchor(options_.anchorPath);
     initialiseOrVerify();
     if (!options_.anchorPath.empty()) {
-      const Anchor current{report_.keystoreId, masterKeyCheckValue(kek_)};
+      const Anchor current{report_.keystoreId, master_->checkValue()};
       if (!anchor_ || anchor_->keystoreId != current.keystoreId || !sameBytes(anchor_->kekCheck, current.kekCheck)) {
         writeAnchor(options_.anchorPath, current);
         anchor_ = current;
@@ -168,7 +168,7 @@ void PgKeystore::initialiseOrVerify() {
       Result insert = run(
           "INSERT INTO pacsgw_meta (name, value) VALUES ('schema_version', $1), ('kek_check', $2), "
           "('keystore_id', $3), ('generation', '0')",
-          {std::to_string(kSchemaVersion), hexOf(masterKeyCheckValue(kek_)), report_.keystoreId});
+          {std::to_string(kSchemaVersion), hexOf(master_->checkValue()), report_.keystoreId});
       if (insert.affected() != 4) throw error("write the keystore meta data");
       report_.createdNewKeystore = true;
       report_.replacedAnchoredKeystore = anchor_.has_value();
@@ -212,15 +212,16 @@ void PgKeystore::initialiseOrVerify() {
 }
 
 void PgKeystore::verifyMasterKey(const std::vector<std::uint8_t>& stored, const std::string& keystoreId) {
-  const std::vector<std::uint8_t> expected = masterKeyCheckValue(kek_);
+  const std::vector<std::uint8_t> expected = master_->checkValue();
   if (sameBytes(expected, stored)) return;
   bool unwraps = false;
   Result rows = run("SELECT id, scope, scope_uid, wrapped, wrap_format FROM pacsgw_data_keys LIMIT 16", {});
   for (int r = 0; r < rows.rows() && !unwraps; ++r) {
     try {
-      unwraps = unwrapKeyForRow(kek_, rows.text(r, 0), keyScopeFromString(rows.text(r, 1)), rows.text(r, 2),
-                                rows.bytes(r, 3))
-                    .size() == kDataKeyBytes;
+      unwraps = std::atoi(rows.text(r, 4).c_str()) == master_->wrapFormat() &&
+                master_->unwrapForRow(rows.text(r, 0), keyScopeFromString(rows.text(r, 1)), rows.text(r, 2),
+                                      rows.bytes(r, 3))
+                        .size() == kDataKeyBytes;
     } catch (const KeystoreError&) {
     }
   }
@@ -243,12 +244,13 @@ void PgKeystore::verifyMasterKey(const std::vector<std::uint8_t>& stored, const 
 DataKey PgKeystore::unwrapRow(const std::string& id, KeyScope scope, const std::string& scopeUid,
                               const std::vector<std::uint8_t>& wrapped, int format) const {
   DataKey out{id, scope, scopeUid, SecretBytes()};
-  if (format != kRowBoundWrap) {
+  if (format != master_->wrapFormat()) {
     throw KeystoreError("data key " + id + " in " + where_ + " has wrap format " + std::to_string(format) +
-                        "; the row is damaged");
+                        " instead of format " + std::to_string(master_->wrapFormat()) + " of the configured " +
+                        master_->describe() + "; the row is damaged");
   }
   try {
-    out.key = unwrapKeyForRow(kek_, id, scope, scopeUid, wrapped);
+    out.key = master_->unwrapForRow(id, scope, scopeUid, wrapped);
   } catch (const KeystoreError& e) {
     throw KeystoreError("data key " + id + " in " + where_ + " failed to unwrap: " + e.what());
   }
@@ -305,16 +307,16 @@ DataKey PgKeystore::getOrCreate(KeyScope scope, const std::string& scopeUid) {
     SecretBytes fresh(kDataKeyBytes);
     randomBytes(fresh.data(), fresh.size());
     const std::string id = newUuidV4();
-    const std::vector<std::uint8_t> wrapped = wrapKeyForRow(kek_, id, scope, scopeUid, fresh);
+    const std::vector<std::uint8_t> wrapped = master_->wrapForRow(id, scope, scopeUid, fresh);
     // Another replica may insert the same study at the same moment: its row wins, ours is dropped.
     Result insert = run(
         "INSERT INTO pacsgw_data_keys (id, scope, scope_uid, wrapped, created_at, wrap_format) "
-        "SELECT $1::text, $2::text, $3::text, $4::bytea, $5::text, 2 "
+        "SELECT $1::text, $2::text, $3::text, $4::bytea, $5::text, $7::integer "
         "WHERE (SELECT value FROM pacsgw_meta WHERE name = 'kek_check') = $6::text "
         "AND NOT EXISTS (SELECT 1 FROM pacsgw_shredded_keys WHERE scope = $2::text AND scope_uid = $3::text) "
         "ON CONFLICT (scope, scope_uid) DO NOTHING",
         {id, std::string(toString(scope)), scopeUid, bytesAsString(wrapped), utcNowIso8601(),
-         hexOf(masterKeyCheckValue(kek_))},
+         hexOf(master_->checkValue()), std::to_string(master_->wrapFormat())},
         {3});
     (void)insert;
     found = findByScope(scope, scopeUid);
@@ -436,10 +438,10 @@ std::vector<DamagedKey> PgKeystore::verify() {
   return damaged;
 }
 
-void PgKeystore::rotateMasterKey(SecretBytes newMasterKey) {
+void PgKeystore::rotateMasterKey(std::unique_ptr<MasterKeyProvider> newMaster) {
   std::lock_guard<std::mutex> lock(mutex_);
-  const std::vector<std::uint8_t> newCheck = masterKeyCheckValue(newMasterKey);
-  if (sameBytes(newCheck, masterKeyCheckValue(kek_))) throw KeystoreError("the new master key is the current one");
+  const std::vector<std::uint8_t> newCheck = newMaster->checkValue();
+  if (sameBytes(newCheck, master_->checkValue())) throw KeystoreError("the new master key is the current one");
   command("BEGIN");
   try {
     Result rows =
@@ -454,9 +456,9 @@ void PgKeystore::rotateMasterKey(SecretBytes newMasterKey) {
         throw KeystoreError("data key " + printable(id) + " cannot be re-wrapped: " + e.what() +
                             "; nothing was changed (see `pacsgw keys verify`)");
       }
-      const auto wrapped = wrapKeyForRow(newMasterKey, key.id, key.scope, key.scopeUid, key.key);
-      Result update = run("UPDATE pacsgw_data_keys SET wrapped = $1::bytea WHERE id = $2::text",
-                          {bytesAsString(wrapped), id}, {0});
+      const auto wrapped = newMaster->wrapForRow(key.id, key.scope, key.scopeUid, key.key);
+      Result update = run("UPDATE pacsgw_data_keys SET wrapped = $1::bytea, wrap_format = $3::integer WHERE id = $2::text",
+                          {bytesAsString(wrapped), id, std::to_string(newMaster->wrapFormat())}, {0});
       if (update.affected() != 1) throw error("re-wrap data key " + id);
     }
     Result check = run("UPDATE pacsgw_meta SET value = $1 WHERE name = 'kek_check'", {hexOf(newCheck)});
@@ -468,7 +470,7 @@ void PgKeystore::rotateMasterKey(SecretBytes newMasterKey) {
     PQclear(raw);
     throw;
   }
-  kek_ = std::move(newMasterKey);
+  master_ = std::move(newMaster);
   cache_.clear();
   if (!options_.anchorPath.empty()) {
     writeAnchor(options_.anchorPath, Anchor{report_.keystoreId, newCheck});

@@ -4,6 +4,7 @@
 // Not part of the public interface: Keystore dispatches to it.
 #include "keystore/key_cache.h"
 #include "keystore/keystore.h"
+#include "keystore/master_key_provider.h"
 
 #include <chrono>
 #include <cstdint>
@@ -19,7 +20,7 @@ namespace pacsgw::keystore::detail {
 
 class PgKeystore {
  public:
-  PgKeystore(const std::string& conninfo, SecretBytes masterKey, const OpenOptions& options);
+  PgKeystore(const std::string& conninfo, std::unique_ptr<MasterKeyProvider> master, const OpenOptions& options);
   ~PgKeystore();
   PgKeystore(const PgKeystore&) = delete;
   PgKeystore& operator=(const PgKeystore&) = delete;
@@ -32,7 +33,7 @@ class PgKeystore {
   bool hasKeyFor(KeyScope scope, const std::string& scopeUid);  // exists or was shredded; never creates
   std::vector<KeyInfo> list();
   std::vector<DamagedKey> verify();
-  void rotateMasterKey(SecretBytes newMasterKey);
+  void rotateMasterKey(std::unique_ptr<MasterKeyProvider> newMaster);
   std::string shred(KeyScope scope, const std::string& scopeUid);
   bool isShredded(const std::string& keyId);
 
@@ -53,7 +54,7 @@ class PgKeystore {
   KeystoreError error(const std::string& what) const;
 
   std::string where_;  // "PostgreSQL keystore <dbname>@<host>:<port>" for messages (no password)
-  SecretBytes kek_;
+  std::unique_ptr<MasterKeyProvider> master_;
   OpenOptions options_;
   OpenReport report_;
   std::optional<Anchor> anchor_;

@@ -36,6 +36,8 @@ build_packages=(
   g++ cmake ninja-build pkg-config git ca-certificates curl
   # libraries the product links
   libdcmtk-dev libssl-dev libboost-dev libspdlog-dev libyaml-cpp-dev libsqlite3-dev libpq-dev zlib1g-dev libtorch-dev
+  # PKCS#11 header for the HSM master key provider (the module itself is loaded at run time)
+  libp11-kit-dev
   # unit tests
   libgtest-dev libgmock-dev
 )
@@ -44,6 +46,8 @@ test_packages=(
   clang-14 libclang-rt-14-dev
   # peers and tools for integration tests, benchmarks and operations
   dcmtk orthanc sqlite3 postgresql python3 python3-pydicom python3-numpy
+  # a software PKCS#11 token for the HSM master key tests, and pkcs11-tool to inspect it
+  softhsm2 opensc
   # checkers for the deployment files: promtool (/metrics format, dashboard queries), systemd-analyze,
   # YAML and the Kubernetes API models (manifest fields)
   prometheus systemd python3-yaml python3-kubernetes

@@ -49,3 +49,49 @@ TEST(ConfigKeystore, PathOrPostgresButNotBothAndNoEscrowForPostgres) {
   ASSERT_EQ(escrow.size(), 1u);
   EXPECT_EQ(escrow[0].key, "keystore.escrow_dir");
 }
+
+TEST(ConfigKeystore, MasterKeyInAPkcs11Token) {
+  const Config c = parseConfig(document("{ path: /k.db, master_key: { provider: pkcs11, module: /usr/lib/p11.so, "
+                                        "token_label: gw, key_label: kek, pin_file: /etc/pacsgw/pin } }"),
+                               "test.yaml");
+  EXPECT_TRUE(c.keystore.usesPkcs11());
+  EXPECT_EQ(c.keystore.pkcs11.module, "/usr/lib/p11.so");
+  EXPECT_EQ(c.keystore.pkcs11.tokenLabel, "gw");
+  EXPECT_EQ(c.keystore.pkcs11.keyLabel, "kek");
+  EXPECT_EQ(c.keystore.pkcs11.pinFile, "/etc/pacsgw/pin");
+  EXPECT_TRUE(c.keystore.masterKeyFile.empty());
+  // The round trip through the printed configuration keeps the provider.
+  const Config again = parseConfig(toYaml(c), "again.yaml");
+  EXPECT_EQ(again.keystore.pkcs11.keyLabel, "kek");
+  EXPECT_EQ(again.keystore.pkcs11.pinFile, "/etc/pacsgw/pin");
+}
+
+TEST(ConfigKeystore, MasterKeyProviderFileAndEnvAreTheShortKeys) {
+  const Config f = parseConfig(document("{ path: /k.db, master_key: { provider: file, path: /etc/k } }"), "t.yaml");
+  EXPECT_EQ(f.keystore.masterKeyFile, "/etc/k");
+  EXPECT_FALSE(f.keystore.usesPkcs11());
+  const Config e = parseConfig(document("{ path: /k.db, master_key: { provider: env, variable: KEK } }"), "t.yaml");
+  EXPECT_EQ(e.keystore.masterKeyEnv, "KEK");
+}
+
+TEST(ConfigKeystore, MasterKeyProviderMistakesAreNamed) {
+  auto twoSources = issuesOf(document("{ path: /k.db, master_key_file: /k, master_key: { provider: file, path: /k } }"));
+  ASSERT_EQ(twoSources.size(), 1u);
+  EXPECT_NE(twoSources[0].message.find("exactly one"), std::string::npos);
+  auto noPin = issuesOf(document("{ path: /k.db, master_key: { provider: pkcs11, module: /m.so, token_label: t, "
+                                 "key_label: k } }"));
+  ASSERT_EQ(noPin.size(), 1u);
+  EXPECT_NE(noPin[0].message.find("pin_file or pin_env"), std::string::npos) << noPin[0].message;
+  auto twoPins = issuesOf(document("{ path: /k.db, master_key: { provider: pkcs11, module: /m.so, token_label: t, "
+                                   "key_label: k, pin_file: /p, pin_env: PIN } }"));
+  ASSERT_EQ(twoPins.size(), 1u);
+  auto missing = issuesOf(document("{ path: /k.db, master_key: { provider: pkcs11, pin_env: PIN } }"));
+  ASSERT_EQ(missing.size(), 3u);  // module, token_label, key_label
+  EXPECT_EQ(missing[0].key, "keystore.master_key.module");
+  auto stray = issuesOf(document("{ path: /k.db, master_key: { provider: file, path: /k, pin_file: /p } }"));
+  ASSERT_EQ(stray.size(), 1u);
+  EXPECT_EQ(stray[0].key, "keystore.master_key.pin_file");
+  auto unknown = issuesOf(document("{ path: /k.db, master_key: { provider: tpm } }"));
+  ASSERT_EQ(unknown.size(), 1u);
+  EXPECT_NE(unknown[0].message.find("file, env, pkcs11"), std::string::npos) << unknown[0].message;
+}

@@ -262,9 +262,9 @@ TEST(ConfigParse, MissingSectionsAndFields) {
 TEST(ConfigParse, MasterKeySourceIsExactlyOne) {
   Parts p;
   p.keystore = "{ path: /k.db, master_key_file: /k, master_key_env: KEY }";
-  expectSingleIssue(document(p), "keystore", "not both");
+  expectSingleIssue(document(p), "keystore", "set exactly one of master_key_file, master_key_env or master_key");
   p.keystore = "{ path: /k.db }";
-  expectSingleIssue(document(p), "keystore", "one of master_key_file or master_key_env is required");
+  expectSingleIssue(document(p), "keystore", "one of master_key_file, master_key_env or master_key is required");
   p.keystore = "{ path: /k.db, master_key_env: 'MY KEY' }";
   expectSingleIssue(document(p), "keystore.master_key_env", "environment variable name");
 }
