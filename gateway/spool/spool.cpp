@@ -49,6 +49,14 @@ std::string newRecordName() {
   return name;
 }
 
+// A segment's records are named by arrival time, segment and offset, so a restart finds the same names.
+std::string segmentRecordName(std::int64_t receivedUnixMs, const std::string& segment, std::uint64_t offset) {
+  char name[128];
+  std::snprintf(name, sizeof name, "%013lld-%s-%012llx", static_cast<long long>(receivedUnixMs), segment.c_str(),
+                static_cast<unsigned long long>(offset));
+  return name;
+}
+
 void makePrivateDirectory(const std::string& path) {
   fs::create_directories(path);
   ::chmod(path.c_str(), 0700);
@@ -119,6 +127,17 @@ Spool::Spool(std::string directory, SpoolLimits limits)
       ++partial;
     } else if (endsWith(name, kRecordSuffix) && entry.is_regular_file()) {
       addLocked(name.substr(0, name.size() - 4), static_cast<std::uint64_t>(entry.file_size()));
+    } else if (endsWith(name, kSegmentSuffix) && entry.is_regular_file()) {
+      recoverSegment(name.substr(0, name.size() - std::strlen(kSegmentSuffix)));
+    }
+  }
+  for (const auto& entry : fs::directory_iterator(queueDir_)) {
+    // The delivery log of a segment that was removed just before a crash.
+    const fs::path path = entry.path();
+    if (path.extension() == kDeliveryLogSuffix &&
+        !fs::exists(fs::path(path).replace_extension(kSegmentSuffix))) {
+      std::error_code ec;
+      fs::remove(path, ec);
     }
   }
   if (partial > 0) {
@@ -134,15 +153,128 @@ Spool::Spool(std::string directory, SpoolLimits limits)
   }
   spdlog::info("spool {}: {} queued, {} quarantined, {:.1f} MB", directory_, entries_.size(), quarantined_,
                static_cast<double>(bytes_) / 1e6);
+  if (limits_.segmentBytes > 0) {
+    // The first segment before the first association, the next ones in the background.
+    std::shared_ptr<Segment> first;
+    try {
+      first = Segment::create(queueDir_, "s" + newRecordName(), limits_.segmentBytes);
+      if (!fsyncPath(queueDir_, O_RDONLY | O_DIRECTORY)) {
+        first->remove();
+        first.reset();
+        spdlog::warn("spool: cannot sync {}; storing a file per instance until a segment can be made", queueDir_);
+      }
+    } catch (const std::exception& e) {
+      spdlog::warn("spool: {}; storing a file per instance until a segment can be made", e.what());
+    }
+    active_ = first;
+    prepareWanted_ = true;
+    preparer_ = std::thread([this] { prepareSegments(); });
+  }
 }
 
-void Spool::addLocked(const std::string& name, std::uint64_t bytes) {
+Spool::~Spool() {
+  {
+    std::lock_guard<std::mutex> lock(prepareMutex_);
+    stopping_ = true;
+    prepareWake_.notify_all();
+  }
+  if (preparer_.joinable()) preparer_.join();
+  // Segments holding no record are not worth a scan at the next start.
+  if (prepared_) prepared_->remove();
+  std::lock_guard<std::mutex> appendLock(appendMutex_);
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (active_ && active_->live == 0) active_->remove();
+}
+
+void Spool::recoverSegment(const std::string& name) {
+  const std::string path = (fs::path(queueDir_) / (name + kSegmentSuffix)).string();
+  std::shared_ptr<Segment> segment;
+  SegmentScan scan;
+  try {
+    segment = Segment::openSealed(queueDir_, name);
+    scan = scanSegmentFile(path);
+  } catch (const std::exception& e) {
+    spdlog::error("spool: {}; its records stay on disk, undelivered", e.what());
+    return;
+  }
+  const auto done = readDeliveryLog((fs::path(queueDir_) / (name + kDeliveryLogSuffix)).string());
+  for (const ScannedRecord& record : scan.records) {
+    if (done.count({record.offset, record.length}) != 0) continue;
+    addLocked(segmentRecordName(record.receivedUnixMs, name, record.offset), record.length, segment, record.offset);
+  }
+  if (!scan.stopReason.empty()) {
+    // Past the last complete record: a write that was never acknowledged.
+    spdlog::warn("spool: segment {} ends in an incomplete record at offset {} ({}); ignored, it was never "
+                 "acknowledged", name, scan.end, scan.stopReason);
+  }
+  if (segment->live == 0) segment->remove();
+}
+
+void Spool::prepareSegments() {
+  std::unique_lock<std::mutex> lock(prepareMutex_);
+  while (true) {
+    prepareWake_.wait(lock, [this] { return stopping_ || (prepareWanted_ && !prepared_); });
+    if (stopping_) return;
+    lock.unlock();
+    std::shared_ptr<Segment> segment;
+    std::string failure;
+    try {
+      segment = Segment::create(queueDir_, "s" + newRecordName(), limits_.segmentBytes);
+      if (!fsyncPath(queueDir_, O_RDONLY | O_DIRECTORY)) {
+        segment->remove();
+        segment.reset();
+        failure = "cannot sync " + queueDir_;
+      }
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+    lock.lock();
+    if (segment) {
+      prepared_ = std::move(segment);
+      prepareWanted_ = false;
+      continue;
+    }
+    // Most likely a full disk: records get files of their own (which fail cleanly) until space returns.
+    spdlog::warn("spool: {}; storing a file per instance, next attempt in 10 s", failure);
+    prepareWake_.wait_for(lock, std::chrono::seconds(10), [this] { return stopping_; });
+  }
+}
+
+std::shared_ptr<Segment> Spool::segmentFor(std::uint64_t bytes) {
+  if (limits_.segmentBytes == 0 || bytes > limits_.segmentBytes) return nullptr;
+  if (active_ && active_->fits(bytes)) return active_;
+  if (active_) {
+    active_->seal();
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (active_->live == 0) active_->remove();
+  }
+  {
+    std::lock_guard<std::mutex> lock(prepareMutex_);
+    active_ = std::move(prepared_);
+    prepared_.reset();
+    prepareWanted_ = true;
+    prepareWake_.notify_all();
+  }
+  return active_ && active_->fits(bytes) ? active_ : nullptr;
+}
+
+void Spool::addLocked(const std::string& name, std::uint64_t bytes, std::shared_ptr<Segment> segment,
+                      std::uint64_t offset) {
   Entry entry;
   entry.bytes = bytes;
   entry.due = Clock::time_point{};  // due now; equal due times order by name, i.e. by arrival
-  if (!entries_.emplace(name, entry).second) return;
+  entry.segment = std::move(segment);
+  entry.offset = offset;
+  const auto inserted = entries_.emplace(name, entry);
+  if (!inserted.second) return;
+  if (inserted.first->second.segment) ++inserted.first->second.segment->live;
   ready_.insert({entry.due, name});
   bytes_ += bytes;
+}
+
+void Spool::releaseSegmentLocked(Segment& segment) {
+  if (segment.live > 0) --segment.live;
+  if (segment.live == 0 && segment.sealed()) segment.remove();
 }
 
 void Spool::removeLocked(const std::string& name) {
@@ -154,6 +286,7 @@ void Spool::removeLocked(const std::string& name) {
     ready_.erase({it->second.due, name});
   }
   bytes_ -= std::min(bytes_, it->second.bytes);
+  if (it->second.segment) releaseSegmentLocked(*it->second.segment);
   entries_.erase(it);
 }
 
@@ -206,7 +339,64 @@ AdmitResult Spool::admit(const SpoolRecordMeta& meta, const std::string& payload
     reservedBytes_ += size;
     ++reservedInstances_;
   }
-  const std::string name = newRecordName();
+  std::string failure;
+  std::shared_ptr<Segment> segment;
+  std::uint64_t offset = 0;
+  {
+    std::lock_guard<std::mutex> appendLock(appendMutex_);
+    segment = segmentFor(size);
+    if (segment) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++segment->live;  // keeps the segment while the write is in progress
+    }
+  }
+  std::string name;
+  if (segment) {
+    failure = admitToSegment(segment, prefix, payload, trailer, offset);
+    name = segmentRecordName(meta.receivedUnixMs, segment->name(), offset);
+  } else {
+    name = newRecordName();
+    failure = admitToFile(name, prefix, payload, trailer);
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  reservedBytes_ -= size;
+  --reservedInstances_;
+  if (!failure.empty()) {
+    if (segment) releaseSegmentLocked(*segment);
+    ++writeErrors_;
+    result.reason = failure;
+    return result;
+  }
+  addLocked(name, size, segment, offset);
+  if (segment) releaseSegmentLocked(*segment);  // addLocked counted the record
+  ++accepted_;
+  result.stored = true;
+  result.name = name;
+  changed_.notify_one();
+  return result;
+}
+
+std::string Spool::admitToSegment(const std::shared_ptr<Segment>& segment, const std::string& prefix,
+                                  const std::string& payload, const std::string& trailer, std::uint64_t& offset) {
+  int error;
+  {
+    // Appends are serialised so that every byte before an acknowledged record belongs to a complete one.
+    std::lock_guard<std::mutex> appendLock(appendMutex_);
+    error = segment->append(prefix, payload, trailer, offset);
+  }
+  if (error != 0) return "cannot write to " + segment->path() + ": " + errnoText(error);
+  if (!segment->syncAppends()) {
+    std::lock_guard<std::mutex> appendLock(appendMutex_);
+    segment->seal();
+    // Complete but not acknowledged: keep it from being delivered after a restart.
+    segment->markDone(offset, prefix.size() + payload.size() + trailer.size());
+    return "cannot sync " + segment->path();
+  }
+  return "";
+}
+
+std::string Spool::admitToFile(const std::string& name, const std::string& prefix, const std::string& payload,
+                               const std::string& trailer) {
   const std::string partialPath = (fs::path(queueDir_) / (name + kPartialSuffix)).string();
   const std::string recordPath = (fs::path(queueDir_) / (name + kRecordSuffix)).string();
   std::string failure;
@@ -228,20 +418,7 @@ AdmitResult Spool::admit(const SpoolRecordMeta& meta, const std::string& payload
     }
     if (!failure.empty()) ::unlink(partialPath.c_str());
   }
-  std::lock_guard<std::mutex> lock(mutex_);
-  reservedBytes_ -= size;
-  --reservedInstances_;
-  if (!failure.empty()) {
-    ++writeErrors_;
-    result.reason = failure;
-    return result;
-  }
-  addLocked(name, size);
-  ++accepted_;
-  result.stored = true;
-  result.name = name;
-  changed_.notify_one();
-  return result;
+  return failure;
 }
 
 std::optional<ClaimedRecord> Spool::claim(std::chrono::milliseconds maxWait) {
@@ -259,7 +436,11 @@ std::optional<ClaimedRecord> Spool::claim(std::chrono::milliseconds maxWait) {
       Entry& entry = entries_.at(name);
       entry.inFlight = true;
       ++inFlight_;
-      return ClaimedRecord{name, (fs::path(queueDir_) / (name + kRecordSuffix)).string(), entry.attempts};
+      if (entry.segment) {
+        return ClaimedRecord{name, entry.segment->path(), entry.attempts, entry.segment, entry.offset, entry.bytes};
+      }
+      return ClaimedRecord{name, (fs::path(queueDir_) / (name + kRecordSuffix)).string(), entry.attempts, nullptr,
+                           0, entry.bytes};
     }
     if (now >= deadline) return std::nullopt;
     auto until = deadline;
@@ -269,6 +450,7 @@ std::optional<ClaimedRecord> Spool::claim(std::chrono::milliseconds maxWait) {
 }
 
 std::vector<std::uint8_t> Spool::read(const ClaimedRecord& record) const {
+  if (record.segment) return record.segment->read(record.offset, record.length);
   std::ifstream in(record.path, std::ios::binary);
   if (!in) throw std::runtime_error("cannot open " + record.path);
   std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -278,7 +460,11 @@ std::vector<std::uint8_t> Spool::read(const ClaimedRecord& record) const {
 
 void Spool::delivered(const ClaimedRecord& record) {
   // A removal lost in a crash only means one more (idempotent) delivery after restart.
-  ::unlink(record.path.c_str());
+  if (record.segment) {
+    record.segment->markDone(record.offset, record.length);
+  } else {
+    ::unlink(record.path.c_str());
+  }
   std::lock_guard<std::mutex> lock(mutex_);
   removeLocked(record.name);
   ++delivered_;
@@ -310,17 +496,50 @@ void Spool::quarantine(const ClaimedRecord& record, const std::string& reason) {
     std::ofstream out(reasonPath, std::ios::trunc);
     out << reason << "\n";
   }
-  const bool moved = ::rename(record.path.c_str(), target.c_str()) == 0;
-  if (!moved) {
-    spdlog::error("spool: cannot move {} to quarantine: {}", record.name, errnoText(errno));
+  bool moved;
+  if (record.segment) {
+    // A record file of its own in quarantine/, so that `spool retry` and operators can handle it.
+    moved = copyToQuarantine(record, target);
+    fsyncPath(quarantineDir_, O_RDONLY | O_DIRECTORY);
+    if (!moved) {
+      // Its only copy is in the segment: keep it queued rather than let the segment go.
+      std::error_code ec;
+      fs::remove(reasonPath, ec);
+      retryLater(record, std::chrono::minutes(1), false);
+      return;
+    }
+    record.segment->markDone(record.offset, record.length);
+  } else {
+    moved = ::rename(record.path.c_str(), target.c_str()) == 0;
+    if (!moved) spdlog::error("spool: cannot move {} to quarantine: {}", record.name, errnoText(errno));
+    fsyncPath(quarantineDir_, O_RDONLY | O_DIRECTORY);
+    fsyncPath(queueDir_, O_RDONLY | O_DIRECTORY);
   }
-  fsyncPath(quarantineDir_, O_RDONLY | O_DIRECTORY);
-  fsyncPath(queueDir_, O_RDONLY | O_DIRECTORY);
   std::lock_guard<std::mutex> lock(mutex_);
   removeLocked(record.name);
   if (moved) {
     ++quarantined_;
     bytes_ += size;
+  }
+}
+
+bool Spool::copyToQuarantine(const ClaimedRecord& record, const std::string& target) const {
+  const std::string partial = target + kPartialSuffix;
+  try {
+    const std::vector<std::uint8_t> bytes = read(record);
+    const int fd = ::open(partial.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) throw std::runtime_error("cannot create " + partial + ": " + errnoText(errno));
+    const std::string data(bytes.begin(), bytes.end());
+    int error = writeAll(fd, data, std::string(), std::string());
+    if (error == 0 && ::fdatasync(fd) != 0) error = errno;
+    if (::close(fd) != 0 && error == 0) error = errno;
+    if (error == 0 && ::rename(partial.c_str(), target.c_str()) != 0) error = errno;
+    if (error != 0) throw std::runtime_error("cannot write " + target + ": " + errnoText(error));
+    return true;
+  } catch (const std::exception& e) {
+    ::unlink(partial.c_str());
+    spdlog::error("spool: cannot move {} to quarantine (it stays queued on disk): {}", record.name, e.what());
+    return false;
   }
 }
 
@@ -440,6 +659,24 @@ SpoolSnapshot inspectSpool(const std::string& directory) {
     const std::string name = it->path().filename().string();
     if (endsWith(name, kPartialSuffix)) {
       ++snapshot.partial;
+    } else if (endsWith(name, kSegmentSuffix)) {
+      const std::string base = name.substr(0, name.size() - std::strlen(kSegmentSuffix));
+      SegmentScan scan;
+      try {
+        scan = scanSegmentFile(it->path().string());
+      } catch (const std::exception&) {
+        continue;  // removed by the gateway while we looked
+      }
+      const auto done = readDeliveryLog((queue / (base + kDeliveryLogSuffix)).string());
+      for (const ScannedRecord& record : scan.records) {
+        if (done.count({record.offset, record.length}) != 0) continue;
+        ++snapshot.queued;
+        snapshot.queuedBytes += record.length;
+        if (record.receivedUnixMs > 0 &&
+            (snapshot.oldestReceivedUnixMs == 0 || record.receivedUnixMs < snapshot.oldestReceivedUnixMs)) {
+          snapshot.oldestReceivedUnixMs = record.receivedUnixMs;
+        }
+      }
     } else if (endsWith(name, kRecordSuffix)) {
       ++snapshot.queued;
       std::error_code sizeError;

@@ -1,18 +1,22 @@
 #pragma once
-// The durable spool behind `upstream.forward: queued`: encrypted instances wait here, one record
-// file each, until the forwarder has delivered them to the PACS. Only already-encrypted data sets
-// ever reach it.
+// The durable spool behind `upstream.forward: queued`: encrypted instances wait here until the
+// forwarder has delivered them to the PACS. Only already-encrypted data sets ever reach it.
 //
-//   <dir>/queue/<name>.rec          committed records, delivered oldest first
+//   <dir>/queue/<segment>.seg       pre-allocated segments records are appended to (segment.h)
+//   <dir>/queue/<segment>.done      which of a segment's records have left the queue
+//   <dir>/queue/<name>.rec          a record in a file of its own: instances larger than a segment,
+//                                   writes while no segment could be pre-allocated, and records
+//                                   returned from quarantine by `pacsgw spool retry`
 //   <dir>/queue/<name>.part         a write in progress; removed at start-up, never delivered
 //   <dir>/quarantine/<name>.rec     refused for good by the PACS (or unreadable) ...
 //   <dir>/quarantine/<name>.reason  ... and why, as one line of text
 //   <dir>/status.json               counters the running gateway publishes for `pacsgw spool status`
 //   <dir>/retry-requested           left by `pacsgw spool retry` so a running gateway retries now
 //
-// A record is acknowledged to the modality only after its file was written, fsync'd, renamed into
-// queue/ and the directory fsync'd (directory syncs are shared between concurrent writers, but each
-// writer waits for one that started after its own rename).
+// A record is acknowledged to the modality only after an fdatasync of its segment that started
+// after the record was completely written (shared between concurrent writers: group commit), or,
+// for a record file, after the file was fsync'd, renamed into queue/ and the directory fsync'd.
+#include "gateway/spool/segment.h"
 #include "gateway/spool/spool_record.h"
 
 #include <chrono>
@@ -21,8 +25,10 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace pacsgw::gateway::spool {
@@ -32,6 +38,7 @@ using Clock = std::chrono::steady_clock;
 struct SpoolLimits {
   std::uint64_t maxBytes = 10ull << 30;   // queued + quarantined record bytes
   std::uint64_t maxInstances = 100000;    // queued + quarantined records
+  std::uint64_t segmentBytes = 64ull << 20;  // size of a pre-allocated segment; 0 = a file per record
 };
 
 struct AdmitResult {
@@ -44,8 +51,11 @@ struct AdmitResult {
 // A record handed to the forwarder; it stays on disk until delivered() or quarantine().
 struct ClaimedRecord {
   std::string name;
-  std::string path;
+  std::string path;         // the record file, or the segment holding it
   unsigned attempts = 0;    // earlier delivery attempts that counted against the record
+  std::shared_ptr<Segment> segment;  // null for a record file
+  std::uint64_t offset = 0;          // within the segment
+  std::uint64_t length = 0;
 };
 
 // Cheap to take (no file system access): the counters behind `spool status` and the metrics.
@@ -65,6 +75,7 @@ class Spool {
  public:
   // Creates the directories (mode 0700), removes incomplete writes and indexes the queue.
   Spool(std::string directory, SpoolLimits limits);
+  ~Spool();
   Spool(const Spool&) = delete;
   Spool& operator=(const Spool&) = delete;
 
@@ -96,10 +107,24 @@ class Spool {
     unsigned attempts = 0;
     Clock::time_point due{};
     bool inFlight = false;
+    std::shared_ptr<Segment> segment;
+    std::uint64_t offset = 0;
   };
-  void addLocked(const std::string& name, std::uint64_t bytes);
+  void addLocked(const std::string& name, std::uint64_t bytes, std::shared_ptr<Segment> segment = nullptr,
+                 std::uint64_t offset = 0);
   void removeLocked(const std::string& name);
+  void releaseSegmentLocked(Segment& segment);  // one record less; removes a sealed, empty segment
   bool syncQueueDirectory();  // group commit of the queue directory; false when fsync failed
+  void recoverSegment(const std::string& name);
+  // The segment to append `bytes` to, or null (then the record gets a file). Under appendMutex_.
+  std::shared_ptr<Segment> segmentFor(std::uint64_t bytes);
+  // Appends to a segment and waits for the sync covering it; "" on success, else why not.
+  std::string admitToSegment(const std::shared_ptr<Segment>& segment, const std::string& prefix,
+                             const std::string& payload, const std::string& trailer, std::uint64_t& offset);
+  std::string admitToFile(const std::string& name, const std::string& prefix, const std::string& payload,
+                          const std::string& trailer);
+  bool copyToQuarantine(const ClaimedRecord& record, const std::string& target) const;
+  void prepareSegments();  // background thread: keeps one zero-filled segment ready
 
   std::string directory_;
   std::string queueDir_;
@@ -125,6 +150,16 @@ class Spool {
   std::uint64_t syncCompleted_ = 0;
   std::uint64_t syncFailedUpTo_ = 0;
   bool syncRunning_ = false;
+
+  // Segments: the one being appended to, and the next one, pre-allocated in the background.
+  std::mutex appendMutex_;
+  std::shared_ptr<Segment> active_;      // under appendMutex_
+  std::mutex prepareMutex_;
+  std::condition_variable prepareWake_;
+  std::shared_ptr<Segment> prepared_;    // under prepareMutex_
+  bool prepareWanted_ = false;
+  bool stopping_ = false;
+  std::thread preparer_;
 };
 
 // `pacsgw spool status` / `retry` without a running gateway's help.

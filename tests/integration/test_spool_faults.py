@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 import unittest
+import zlib
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -57,9 +58,34 @@ def acknowledged_files(output: str) -> list:
     return acked
 
 
-def record_uid(path: Path) -> str:
+def segment_records(path: Path) -> list:
+    """The records of a spool segment not yet marked delivered (gateway/spool/segment.h): complete
+    records with a valid checksum from offset 0, minus the entries of the segment's delivery log."""
+    done = set()
+    log = path.with_suffix(".done")
+    raw = log.read_bytes() if log.exists() else b""
+    for at in range(0, len(raw) - 15, 16):
+        if zlib.crc32(raw[at:at + 12]) == struct.unpack_from("<I", raw, at + 12)[0]:
+            done.add(struct.unpack_from("<QI", raw, at))
+    data, offset, records = path.read_bytes(), 0, []
+    while offset + 12 <= len(data) and data[offset:offset + 8] == b"PGWSPL01":
+        header = struct.unpack_from("<I", data, offset + 8)[0]
+        if offset + 24 + header > len(data):
+            break
+        length = 12 + header + 8 + struct.unpack_from("<Q", data, offset + 12 + header)[0] + 4
+        if offset + length > len(data) or \
+                zlib.crc32(data[offset:offset + length - 4]) != struct.unpack_from("<I", data, offset + length - 4)[0]:
+            break
+        if (offset, length) not in done:
+            records.append(data[offset:offset + length])
+        offset += length
+    return records
+
+
+def record_uid(record) -> str:
     """SOP Instance UID from a spool record's header (see gateway/spool/spool_record.h)."""
-    data = path.read_bytes()
+    data = record.read_bytes() if isinstance(record, Path) else record
+    path = record if isinstance(record, Path) else "a segment record"
     if data[:8] != b"PGWSPL01":
         raise AssertionError(f"{path} is not a spool record")
     pos = 8 + 4 + 8
@@ -137,7 +163,12 @@ class SpoolFaultTest(h.LogDumpingTestCase):
         return {i["MainDicomTags"].get("SOPInstanceUID") for i in instances}
 
     def spool_records(self, sub: str = "queue", suffix: str = ".rec") -> list:
-        return sorted((self.gateway.spool_dir / sub).glob(f"*{suffix}"))
+        """Files with that suffix; for queued records (.rec in queue/) also those in segments."""
+        found = sorted((self.gateway.spool_dir / sub).glob(f"*{suffix}"))
+        if sub == "queue" and suffix == ".rec":
+            for segment in sorted((self.gateway.spool_dir / sub).glob("*.seg")):
+                found.extend(segment_records(segment))
+        return found
 
     def spool_status(self) -> str:
         result = self.gateway.cli("spool", "status", "--config", self.gateway.config_path)
@@ -214,6 +245,7 @@ class SpoolFaultTest(h.LogDumpingTestCase):
             wait_until(lambda: acked_so_far() >= 100, 120, "100 acknowledgements")
             self.gateway.kill()
             queued_at_kill = len(self.spool_records())
+            in_segments_at_kill = sum(len(segment_records(s)) for s in self.spool_records(suffix=".seg"))
             partial_at_kill = len(self.spool_records(suffix=".part"))
             self.pacs.proc.send_signal(signal.SIGCONT)
             modality.wait(timeout=120)
@@ -226,10 +258,12 @@ class SpoolFaultTest(h.LogDumpingTestCase):
         self.assertGreaterEqual(len(acked), 100)
         self.assertLess(len(acked), 200, "the gateway was killed after the send had finished")
         self.assertGreater(queued_at_kill, 0, "nothing was waiting in the spool at the kill")
+        self.assertGreater(in_segments_at_kill, 0, "the restart had no segment records to recover")
         self.gateway.start()
         self.wait_delivered(acked, timeout=180)
         lost = self.report("sigkill", len(files), acked,
-                           f"(in spool at kill: {queued_at_kill} records, {partial_at_kill} incomplete writes)")
+                           f"(in spool at kill: {queued_at_kill} records, {in_segments_at_kill} of them in segments, "
+                           f"{partial_at_kill} incomplete writes)")
         self.assertEqual(lost, 0)
         wait_until(lambda: not self.spool_records(), 60, "the spool did not empty after restart")
         self.assertFalse(self.spool_records(suffix=".part"), "an incomplete write survived the restart")

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <set>
 #include <thread>
 
 namespace pacsgw::gateway::spool {
@@ -31,6 +32,14 @@ SpoolRecordMeta meta(const std::string& uid = "1.2.3.4.5") {
   m.transferSyntaxUid = UID_LittleEndianExplicitTransferSyntax;
   m.callingAeTitle = "CT1";
   return m;
+}
+
+// A record file per instance (what the spool falls back to), and small segments for the tests.
+SpoolLimits filePerRecord(std::uint64_t maxBytes = 10ull << 30, std::uint64_t maxInstances = 100000) {
+  return SpoolLimits{maxBytes, maxInstances, 0};
+}
+SpoolLimits smallSegments(std::uint64_t segmentBytes = 64 << 10) {
+  return SpoolLimits{10ull << 30, 100000, segmentBytes};
 }
 
 SpoolRecordView parse(const std::string& bytes) {
@@ -132,7 +141,7 @@ TEST(DatasetBytes, RoundTripKeepsPixelBytes) {
 
 TEST(Spool, AdmitWritesACompleteRecordAndNothingElse) {
   testing::TempDir dir("spool");
-  Spool spool(dir.path().string(), {});
+  Spool spool(dir.path().string(), filePerRecord());
   const AdmitResult r = spool.admit(meta(), "encrypted-bytes");
   ASSERT_TRUE(r.stored) << r.reason;
   const auto records = filesIn(dir.path() / "queue", ".rec");
@@ -149,13 +158,13 @@ TEST(Spool, AdmitWritesACompleteRecordAndNothingElse) {
 TEST(Spool, RestartKeepsRecordsAndDropsIncompleteWrites) {
   testing::TempDir dir("spool");
   {
-    Spool spool(dir.path().string(), {});
+    Spool spool(dir.path().string(), filePerRecord());
     for (int i = 0; i < 3; ++i) ASSERT_TRUE(spool.admit(meta("1.2." + std::to_string(i)), "x").stored);
   }
   // What a SIGKILL during a write leaves: a .part file that was never acknowledged.
   const std::string torn = encodeSpoolRecord(meta("9.9.9"), std::string(100, 'y')).substr(0, 50);
   std::ofstream(dir.path() / "queue" / "0000000000001-00000000-00000000.part", std::ios::binary) << torn;
-  Spool spool(dir.path().string(), {});
+  Spool spool(dir.path().string(), filePerRecord());
   EXPECT_EQ(spool.stats().queued, 3u);
   EXPECT_TRUE(filesIn(dir.path() / "queue", ".part").empty());
   std::vector<std::string> uids;
@@ -170,7 +179,7 @@ TEST(Spool, RestartKeepsRecordsAndDropsIncompleteWrites) {
 
 TEST(Spool, QuotaRefusesWithoutWriting) {
   testing::TempDir dir("spool");
-  Spool byCount(dir.file("count"), SpoolLimits{1ull << 30, 2});
+  Spool byCount(dir.file("count"), filePerRecord(1ull << 30, 2));
   EXPECT_TRUE(byCount.admit(meta("1"), "a").stored);
   EXPECT_TRUE(byCount.admit(meta("2"), "b").stored);
   const AdmitResult refused = byCount.admit(meta("3"), "c");
@@ -184,7 +193,7 @@ TEST(Spool, QuotaRefusesWithoutWriting) {
   byCount.delivered(*claimed);
   EXPECT_TRUE(byCount.admit(meta("4"), "d").stored);
 
-  Spool byBytes(dir.file("bytes"), SpoolLimits{3000, 1000});
+  Spool byBytes(dir.file("bytes"), filePerRecord(3000, 1000));
   EXPECT_TRUE(byBytes.admit(meta("1"), std::string(1000, 'a')).stored);
   EXPECT_TRUE(byBytes.admit(meta("2"), std::string(1000, 'a')).stored);
   EXPECT_TRUE(byBytes.admit(meta("3"), std::string(2000, 'a')).full);
@@ -192,7 +201,7 @@ TEST(Spool, QuotaRefusesWithoutWriting) {
 
 TEST(Spool, ConcurrentWritersAllLandIntact) {
   testing::TempDir dir("spool");
-  Spool spool(dir.path().string(), {});
+  Spool spool(dir.path().string(), filePerRecord());
   std::vector<std::thread> writers;
   std::atomic<int> stored{0};
   for (int t = 0; t < 8; ++t) {
@@ -311,7 +320,7 @@ bool waitFor(Predicate done, std::chrono::milliseconds limit = 10s) {
 
 TEST(Forwarder, PoisonInstanceIsQuarantinedAfterBrokenAssociationsInARow) {
   testing::TempDir dir("spool");
-  Spool spool(dir.path().string(), {});
+  Spool spool(dir.path().string(), smallSegments());
   ScriptedPacs pacs;
   const SendResult broken{SendKind::Broken, 0, "association aborted by the PACS"};
   pacs.script("poison", std::deque<SendResult>(20, broken));
@@ -341,7 +350,7 @@ TEST(Forwarder, PoisonInstanceIsQuarantinedAfterBrokenAssociationsInARow) {
 
 TEST(Forwarder, DeliversRetriesAndQuarantines) {
   testing::TempDir dir("spool");
-  Spool spool(dir.path().string(), {});
+  Spool spool(dir.path().string(), smallSegments());
   ScriptedPacs pacs;
   pacs.script("busy", {answered(0xA700), answered(0xA701)});
   pacs.script("refused", {answered(0xC000)});
@@ -393,7 +402,7 @@ TEST(Forwarder, DeliversRetriesAndQuarantines) {
 
 TEST(Forwarder, PacsDownKeepsEverythingAndDeliversWhenBack) {
   testing::TempDir dir("spool");
-  Spool spool(dir.path().string(), {});
+  Spool spool(dir.path().string(), smallSegments());
   ScriptedPacs pacs;
   pacs.setDown(true);
   for (int i = 0; i < 20; ++i) ASSERT_TRUE(spool.admit(meta("u" + std::to_string(i)), "p").stored);
@@ -412,13 +421,13 @@ TEST(Forwarder, PacsDownKeepsEverythingAndDeliversWhenBack) {
 TEST(Forwarder, CorruptRecordIsQuarantinedNeverSent) {
   testing::TempDir dir("spool");
   {
-    Spool spool(dir.path().string(), {});
+    Spool spool(dir.path().string(), filePerRecord());
     ASSERT_TRUE(spool.admit(meta("good"), "p").stored);
   }
   std::string bad = encodeSpoolRecord(meta("bad"), std::string(100, 'q'));
   bad[bad.size() - 20] ^= 0x40;
   std::ofstream(dir.path() / "queue" / "0000000000002-00000000-00000000.rec", std::ios::binary) << bad;
-  Spool spool(dir.path().string(), {});
+  Spool spool(dir.path().string(), filePerRecord());
   ScriptedPacs pacs;
   Forwarder forwarder(spool, [&] { return std::make_unique<Sender>(pacs); }, fastOptions());
   forwarder.start();
@@ -428,6 +437,139 @@ TEST(Forwarder, CorruptRecordIsQuarantinedNeverSent) {
   const SpoolSnapshot snapshot = inspectSpool(dir.path().string());
   ASSERT_EQ(snapshot.quarantined.size(), 1u);
   EXPECT_NE(snapshot.quarantined[0].reason.find("checksum"), std::string::npos) << snapshot.quarantined[0].reason;
+}
+
+
+// ---- segments ---------------------------------------------------------------------------------
+
+std::vector<std::string> drainUids(Spool& spool) {
+  std::vector<std::string> uids;
+  while (auto claimed = spool.claim(0ms)) {
+    const auto bytes = spool.read(*claimed);
+    uids.push_back(parseSpoolRecord(bytes.data(), bytes.size()).meta.sopInstanceUid);
+    spool.delivered(*claimed);
+  }
+  return uids;
+}
+
+TEST(SpoolSegments, RecordsGoIntoSegmentsAndSurviveARestartInOrder) {
+  testing::TempDir dir("spool");
+  std::vector<std::string> expected;
+  {
+    Spool spool(dir.path().string(), smallSegments(64 << 10));
+    for (int i = 0; i < 12; ++i) {
+      expected.push_back("1.2." + std::to_string(i));
+      // 20 KB each: three per segment, so the spool moves on to new segments.
+      ASSERT_TRUE(spool.admit(meta(expected.back()), std::string(20000, static_cast<char>('a' + i))).stored);
+      // The first segment is made before the spool takes records; later ones in the background
+      // (a record arriving before the next one is ready gets a file of its own).
+      if (i == 2) {
+        EXPECT_TRUE(filesIn(dir.path() / "queue", ".rec").empty()) << "no record file per instance";
+      }
+    }
+    EXPECT_GE(filesIn(dir.path() / "queue", ".seg").size(), 2u);
+    for (const auto& segment : filesIn(dir.path() / "queue", ".seg")) {
+      EXPECT_EQ(fs::file_size(segment), 64u << 10) << "segments are pre-allocated";
+      EXPECT_EQ(fs::status(segment).permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
+    }
+  }
+  EXPECT_EQ(inspectSpool(dir.path().string()).queued, 12u);
+  Spool spool(dir.path().string(), smallSegments(64 << 10));
+  EXPECT_EQ(spool.stats().queued, 12u);
+  auto first = spool.claim(0ms);
+  ASSERT_TRUE(first);
+  const auto bytes = spool.read(*first);
+  const SpoolRecordView view = parseSpoolRecord(bytes.data(), bytes.size());
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(view.payload), view.payloadSize), std::string(20000, 'a'));
+  spool.delivered(*first);
+  std::vector<std::string> uids{view.meta.sopInstanceUid};
+  for (const auto& uid : drainUids(spool)) uids.push_back(uid);
+  EXPECT_EQ(uids, expected);
+  // Fully delivered segments are reclaimed; only the (empty) one being appended to may remain.
+  EXPECT_LE(filesIn(dir.path() / "queue", ".seg").size(), 2u);
+  EXPECT_EQ(inspectSpool(dir.path().string()).queued, 0u);
+}
+
+TEST(SpoolSegments, DeliveredRecordsAreNotSentAgainAfterARestart) {
+  testing::TempDir dir("spool");
+  {
+    Spool spool(dir.path().string(), smallSegments());
+    for (int i = 0; i < 4; ++i) ASSERT_TRUE(spool.admit(meta("u" + std::to_string(i)), "payload").stored);
+    for (int i = 0; i < 2; ++i) {
+      auto claimed = spool.claim(0ms);
+      ASSERT_TRUE(claimed);
+      spool.delivered(*claimed);
+    }
+  }
+  Spool spool(dir.path().string(), smallSegments());
+  EXPECT_EQ(drainUids(spool), (std::vector<std::string>{"u2", "u3"}));
+}
+
+TEST(SpoolSegments, ATornTailIsNeverDelivered) {
+  testing::TempDir dir("spool");
+  {
+    Spool spool(dir.path().string(), smallSegments());
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(spool.admit(meta("ok" + std::to_string(i)), std::string(500, 'p')).stored);
+  }
+  auto segments = filesIn(dir.path() / "queue", ".seg");
+  ASSERT_EQ(segments.size(), 1u);
+  // What a crash in the middle of an append leaves after the last complete record: half a record.
+  const SegmentScan before = scanSegmentFile(segments[0].string());
+  ASSERT_EQ(before.records.size(), 3u);
+  const std::string torn = encodeSpoolRecord(meta("torn"), std::string(5000, 't')).substr(0, 2500);
+  {
+    std::fstream out(segments[0], std::ios::binary | std::ios::in | std::ios::out);
+    out.seekp(static_cast<std::streamoff>(before.end));
+    out << torn;
+  }
+  const SegmentScan after = scanSegmentFile(segments[0].string());
+  EXPECT_EQ(after.records.size(), 3u);
+  EXPECT_FALSE(after.stopReason.empty());
+  Spool spool(dir.path().string(), smallSegments());
+  EXPECT_EQ(drainUids(spool), (std::vector<std::string>{"ok0", "ok1", "ok2"}));
+}
+
+TEST(SpoolSegments, ConcurrentWritersAllLandIntact) {
+  testing::TempDir dir("spool");
+  {
+    Spool spool(dir.path().string(), smallSegments(256 << 10));
+    std::vector<std::thread> writers;
+    std::atomic<int> stored{0};
+    for (int t = 0; t < 8; ++t) {
+      writers.emplace_back([&, t] {
+        for (int i = 0; i < 20; ++i) {
+          if (spool.admit(meta(std::to_string(t) + "." + std::to_string(i)), std::string(5000 + i, 'z')).stored) {
+            ++stored;
+          }
+        }
+      });
+    }
+    for (auto& w : writers) w.join();
+    EXPECT_EQ(stored.load(), 160);
+  }
+  Spool spool(dir.path().string(), smallSegments(256 << 10));
+  auto uids = drainUids(spool);
+  EXPECT_EQ(uids.size(), 160u);
+  std::sort(uids.begin(), uids.end());
+  EXPECT_EQ(std::unique(uids.begin(), uids.end()), uids.end());
+}
+
+TEST(SpoolSegments, AnInstanceLargerThanASegmentGetsARecordFile) {
+  testing::TempDir dir("spool");
+  Spool spool(dir.path().string(), smallSegments(64 << 10));
+  ASSERT_TRUE(spool.admit(meta("big"), std::string(100000, 'b')).stored);
+  ASSERT_TRUE(spool.admit(meta("small"), "s").stored);
+  EXPECT_EQ(filesIn(dir.path() / "queue", ".rec").size(), 1u);
+  EXPECT_EQ(drainUids(spool).size(), 2u);
+  EXPECT_TRUE(filesIn(dir.path() / "queue", ".rec").empty());
+}
+
+TEST(SpoolSegments, DeliveryLogIgnoresTornAndCorruptEntries) {
+  std::string log = encodeDeliveryLogEntry(0, 100) + encodeDeliveryLogEntry(100, 200);
+  log[17] ^= 1;                                  // the second entry is corrupt
+  log += encodeDeliveryLogEntry(300, 50).substr(0, 9);  // and a torn third one
+  const auto done = parseDeliveryLog(reinterpret_cast<const std::uint8_t*>(log.data()), log.size());
+  EXPECT_EQ(done, (std::set<std::pair<std::uint64_t, std::uint64_t>>{{0, 100}}));
 }
 
 }  // namespace
