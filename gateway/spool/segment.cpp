@@ -1,5 +1,6 @@
 #include "gateway/spool/segment.h"
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -46,11 +47,62 @@ bool preadAll(int fd, std::uint64_t offset, std::size_t length, std::uint8_t* ou
 
 std::string errnoText(int error) { return std::strerror(error); }
 
+constexpr char kSegmentMagic[8] = {'P', 'G', 'W', 'S', 'E', 'G', '0', '1'};
+
+void putLe(std::uint8_t* out, std::uint64_t value, int bytes) {
+  for (int i = 0; i < bytes; ++i) out[i] = static_cast<std::uint8_t>((value >> (8 * i)) & 0xFF);
+}
+
+std::array<std::uint8_t, kSegmentHeaderBytes> segmentHeader(std::uint64_t generation) {
+  std::array<std::uint8_t, kSegmentHeaderBytes> header{};
+  std::memcpy(header.data(), kSegmentMagic, sizeof kSegmentMagic);
+  putLe(header.data() + 8, generation, 8);
+  putLe(header.data() + 28, spoolChecksum(0, header.data(), 28), 4);
+  return header;
+}
+
+// The generation of a valid header, else 0.
+std::uint64_t headerGeneration(const std::uint8_t* header) {
+  if (std::memcmp(header, kSegmentMagic, sizeof kSegmentMagic) != 0) return 0;
+  if (spoolChecksum(0, header, 28) != static_cast<std::uint32_t>(le(header + 28, 4))) return 0;
+  return le(header + 8, 8);
+}
+
+// Binds a record to its segment's generation: a record left from an earlier use never matches.
+std::array<std::uint8_t, kFrameTrailerBytes> frameTrailer(std::uint64_t generation, const std::uint8_t* recordCrc) {
+  std::array<std::uint8_t, kFrameTrailerBytes> trailer{};
+  putLe(trailer.data(), generation, 8);
+  std::uint32_t crc = spoolChecksum(0, trailer.data(), 8);
+  crc = spoolChecksum(crc, recordCrc, 4);
+  putLe(trailer.data() + 8, crc, 4);
+  return trailer;
+}
+
+bool writeHeader(int fd, std::uint64_t generation) {
+  const auto header = segmentHeader(generation);
+  ssize_t n;
+  do {
+    n = ::pwrite(fd, header.data(), header.size(), 0);
+  } while (n < 0 && errno == EINTR);
+  return n == static_cast<ssize_t>(header.size());
+}
+
 }  // namespace
 
 SegmentScan scanSegment(std::uint64_t size, const ReadAt& readAt) {
   SegmentScan scan;
-  std::uint64_t offset = 0;
+  std::uint8_t header[kSegmentHeaderBytes];
+  if (size < kSegmentHeaderBytes || !readAt(0, kSegmentHeaderBytes, header)) {
+    scan.stopReason = "no segment header";
+    return scan;
+  }
+  scan.generation = headerGeneration(header);
+  if (scan.generation == 0) {
+    // All zeros: a segment whose preparation was interrupted. Anything else is not ours.
+    if (!allZero(header, sizeof header)) scan.stopReason = "not a segment header";
+    return scan;
+  }
+  std::uint64_t offset = kSegmentHeaderBytes;
   std::vector<std::uint8_t> record;
   while (offset < size) {
     const std::uint64_t left = size - offset;
@@ -80,24 +132,31 @@ SegmentScan scanSegment(std::uint64_t size, const ReadAt& readAt) {
       break;
     }
     const std::uint64_t payloadLength = le(payloadLengthBytes, 8);
-    if (payloadLength > left - beforePayload - kTrailerBytes) {
+    if (payloadLength > left - beforePayload - kTrailerBytes ||
+        kFrameTrailerBytes > left - beforePayload - kTrailerBytes - payloadLength) {
       scan.stopReason = "a record is cut off";
       break;
     }
     const std::uint64_t length = beforePayload + payloadLength + kTrailerBytes;
-    record.resize(static_cast<std::size_t>(length));
+    record.resize(static_cast<std::size_t>(length + kFrameTrailerBytes));
     if (!readAt(offset, record.size(), record.data())) {
       scan.stopReason = "read error";
       break;
     }
+    std::int64_t received = 0;
     try {
-      const SpoolRecordView view = parseSpoolRecord(record.data(), record.size());
-      scan.records.push_back({offset, length, view.meta.receivedUnixMs});
+      received = parseSpoolRecord(record.data(), static_cast<std::size_t>(length)).meta.receivedUnixMs;
     } catch (const SpoolRecordError& e) {
       scan.stopReason = e.what();
       break;
     }
-    offset += length;
+    const auto expected = frameTrailer(scan.generation, record.data() + length - kTrailerBytes);
+    if (std::memcmp(expected.data(), record.data() + length, kFrameTrailerBytes) != 0) {
+      scan.stopReason = "a record of an earlier use of the segment, or a torn frame";
+      break;
+    }
+    scan.records.push_back({offset, length, received});
+    offset += length + kFrameTrailerBytes;
   }
   scan.end = offset;
   return scan;
@@ -162,13 +221,15 @@ std::set<std::pair<std::uint64_t, std::uint64_t>> readDeliveryLog(const std::str
   return parseDeliveryLog(bytes.data(), bytes.size());
 }
 
-Segment::Segment(std::string directory, std::string name, int fd, std::uint64_t capacity, std::uint64_t end)
+Segment::Segment(std::string directory, std::string name, int fd, std::uint64_t capacity, std::uint64_t end,
+                 std::uint64_t generation)
     : directory_(std::move(directory)),
       name_(std::move(name)),
       path_(directory_ + "/" + name_ + kSegmentSuffix),
       fd_(fd),
       capacity_(capacity),
-      end_(end) {}
+      end_(end),
+      generation_(generation) {}
 
 Segment::~Segment() {
   if (fd_ >= 0) ::close(fd_);
@@ -207,6 +268,8 @@ std::shared_ptr<Segment> Segment::create(const std::string& directory, const std
       sinceSync = 0;
     }
   }
+  if (error == 0 && capacity < kSegmentHeaderBytes) error = EINVAL;
+  if (error == 0 && !writeHeader(fd, 1)) error = errno != 0 ? errno : EIO;
   if (error == 0 && ::fsync(fd) != 0) error = errno;
   if (error != 0) {
     ::close(fd);
@@ -214,31 +277,58 @@ std::shared_ptr<Segment> Segment::create(const std::string& directory, const std
     throw std::runtime_error("cannot pre-allocate " + std::to_string(capacity) + " bytes for " + path + ": " +
                              errnoText(error));
   }
-  return std::shared_ptr<Segment>(new Segment(directory, name, fd, capacity, 0));
+  return std::shared_ptr<Segment>(new Segment(directory, name, fd, capacity, kSegmentHeaderBytes, 1));
 }
 
-std::shared_ptr<Segment> Segment::openSealed(const std::string& directory, const std::string& name) {
+std::shared_ptr<Segment> Segment::openSealed(const std::string& directory, const std::string& name,
+                                             std::uint64_t generation) {
   const std::string path = directory + "/" + name + kSegmentSuffix;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);  // writable, so it can be reused
   if (fd < 0) throw std::runtime_error("cannot open " + path + ": " + errnoText(errno));
   struct stat st {};
   const std::uint64_t size = ::fstat(fd, &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
-  auto segment = std::shared_ptr<Segment>(new Segment(directory, name, fd, size, size));
+  auto segment = std::shared_ptr<Segment>(new Segment(directory, name, fd, size, size, generation));
   segment->seal();
   return segment;
+}
+
+std::shared_ptr<Segment> Segment::reuse(const Segment& emptied, const std::string& name) {
+  if (emptied.capacity_ < kSegmentHeaderBytes) throw std::runtime_error(emptied.path_ + " is too small to reuse");
+  const int fd = ::dup(emptied.fd_);
+  if (fd < 0) throw std::runtime_error("cannot reuse " + emptied.path_ + ": " + errnoText(errno));
+  const std::uint64_t generation = emptied.generation_ + 1;
+  // The new generation first: from then on no old frame reads as a record, whatever the name.
+  // fsync, not fdatasync: it also commits a size a crash during the first zero fill may have left.
+  if (!writeHeader(fd, generation) || ::fsync(fd) != 0) {
+    const int error = errno;
+    ::close(fd);
+    throw std::runtime_error("cannot reuse " + emptied.path_ + ": " + errnoText(error));
+  }
+  ::unlink((emptied.directory_ + "/" + emptied.name_ + kDeliveryLogSuffix).c_str());
+  const std::string path = emptied.directory_ + "/" + name + kSegmentSuffix;
+  if (::rename(emptied.path_.c_str(), path.c_str()) != 0) {
+    const int error = errno;
+    ::close(fd);
+    throw std::runtime_error("cannot rename " + emptied.path_ + ": " + errnoText(error));
+  }
+  return std::shared_ptr<Segment>(
+      new Segment(emptied.directory_, name, fd, emptied.capacity_, kSegmentHeaderBytes, generation));
 }
 
 int Segment::append(const std::string& prefix, const std::string& payload, const std::string& trailer,
                     std::uint64_t& offset) {
   offset = end_;
-  iovec parts[3] = {{const_cast<char*>(prefix.data()), prefix.size()},
+  if (trailer.size() != 4) return EINVAL;
+  auto frame = frameTrailer(generation_, reinterpret_cast<const std::uint8_t*>(trailer.data()));
+  iovec parts[4] = {{const_cast<char*>(prefix.data()), prefix.size()},
                     {const_cast<char*>(payload.data()), payload.size()},
-                    {const_cast<char*>(trailer.data()), trailer.size()}};
-  std::size_t total = prefix.size() + payload.size() + trailer.size();
+                    {const_cast<char*>(trailer.data()), trailer.size()},
+                    {frame.data(), frame.size()}};
+  std::size_t total = prefix.size() + payload.size() + trailer.size() + frame.size();
   std::uint64_t at = end_;
   int first = 0;
   while (total > 0) {
-    const ssize_t n = ::pwritev(fd_, parts + first, 3 - first, static_cast<off_t>(at));
+    const ssize_t n = ::pwritev(fd_, parts + first, 4 - first, static_cast<off_t>(at));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       // Nothing after a failed write may be trusted to follow a complete record.
@@ -248,8 +338,8 @@ int Segment::append(const std::string& prefix, const std::string& payload, const
     at += static_cast<std::uint64_t>(n);
     total -= static_cast<std::size_t>(n);
     std::size_t consumed = static_cast<std::size_t>(n);
-    while (first < 3 && consumed >= parts[first].iov_len) consumed -= parts[first++].iov_len;
-    if (first < 3) {
+    while (first < 4 && consumed >= parts[first].iov_len) consumed -= parts[first++].iov_len;
+    if (first < 4) {
       parts[first].iov_base = static_cast<char*>(parts[first].iov_base) + consumed;
       parts[first].iov_len -= consumed;
     }

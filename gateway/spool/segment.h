@@ -3,8 +3,10 @@
 // making an instance durable costs one fdatasync of data blocks that already exist, instead of
 // creating, syncing and renaming a file and syncing the directory per instance.
 //
-//   <dir>/queue/<segment>.seg    zero-filled and fsync'd before the first append; records follow
-//                                each other from offset 0, the rest stays zero
+//   <dir>/queue/<segment>.seg    zero-filled and fsync'd once; then reused (see below)
+//     offset 0   32 bytes  header: magic "PGWSEG01", generation u64, 12 zero bytes, CRC-32 of the 28 before
+//     offset 32  frames, one after the other: a record, then generation u64 and the CRC-32 of that
+//                generation followed by the record's own 4-byte checksum
 //   <dir>/queue/<segment>.done   delivery log: one 16-byte entry per record that left the queue
 //                                (delivered or quarantined): offset u64, length u32, CRC-32 of both
 //
@@ -12,8 +14,12 @@
 // overwriting them changes no file system metadata, and fdatasync only flushes the record's data.
 // Appends are serialised and each acknowledgement waits for an fdatasync that started after its
 // own write (group commit), so every acknowledged record lies in an unbroken run of complete
-// records from offset 0. Reading a segment back stops at the first bytes that are not a complete,
-// valid record: a torn tail is never delivered.
+// frames from the header on. Reading a segment back stops at the first bytes that are not a
+// complete, valid frame of the header's generation: a torn tail is never delivered.
+//
+// A segment whose records have all left the queue is reused rather than zero-filled again: one
+// synced header write with the next generation makes every old frame invalid, so nothing of the
+// previous use can be read back as a record.
 //
 // The delivery log is not synced per entry: an entry lost in a crash only means one more
 // (idempotent) delivery after restart, never a lost instance.
@@ -35,15 +41,18 @@ namespace pacsgw::gateway::spool {
 constexpr const char* kSegmentSuffix = ".seg";
 constexpr const char* kDeliveryLogSuffix = ".done";
 constexpr std::size_t kDeliveryLogEntryBytes = 16;
+constexpr std::size_t kSegmentHeaderBytes = 32;
+constexpr std::size_t kFrameTrailerBytes = 12;
 
 struct ScannedRecord {
   std::uint64_t offset = 0;
-  std::uint64_t length = 0;
+  std::uint64_t length = 0;  // of the record, without its frame trailer
   std::int64_t receivedUnixMs = 0;
 };
 
 // Where reading a segment stopped and why ("" at the end of the data or at zero fill).
 struct SegmentScan {
+  std::uint64_t generation = 0;  // 0: no valid header (nothing can be read)
   std::vector<ScannedRecord> records;
   std::uint64_t end = 0;
   std::string stopReason;
@@ -71,7 +80,11 @@ class Segment {
   static std::shared_ptr<Segment> create(const std::string& directory, const std::string& name,
                                          std::uint64_t capacity);
   // Opens an existing segment for reading and delivery marks; it takes no more appends.
-  static std::shared_ptr<Segment> openSealed(const std::string& directory, const std::string& name);
+  static std::shared_ptr<Segment> openSealed(const std::string& directory, const std::string& name,
+                                             std::uint64_t generation);
+  // Makes an emptied segment new under `name` with the next generation (see above); the caller
+  // syncs the directory. Throws std::runtime_error when the header cannot be written and synced.
+  static std::shared_ptr<Segment> reuse(const Segment& emptied, const std::string& name);
   ~Segment();
   Segment(const Segment&) = delete;
   Segment& operator=(const Segment&) = delete;
@@ -80,12 +93,17 @@ class Segment {
   const std::string& path() const { return path_; }
   std::uint64_t capacity() const { return capacity_; }
   std::uint64_t end() const { return end_; }  // only under the caller's append lock
-  bool fits(std::uint64_t bytes) const { return !sealed_ && end_ <= capacity_ && bytes <= capacity_ - end_; }
+  std::uint64_t generation() const { return generation_; }
+  // Whether a record of `bytes` (and its frame trailer) can still be appended.
+  bool fits(std::uint64_t bytes) const {
+    return !sealed_ && end_ <= capacity_ && bytes <= capacity_ - end_ &&
+           kFrameTrailerBytes <= capacity_ - end_ - bytes;
+  }
   void seal() { sealed_ = true; }
   bool sealed() const { return sealed_; }
 
-  // Writes the three parts at end() and advances it (call under the caller's append lock, after
-  // fits()). Returns 0 or the errno of the failure; a failed append seals the segment.
+  // Writes the record's three parts and the frame trailer at end() and advances it (call under the
+  // caller's append lock, after fits()). Returns 0 or the errno of the failure; a failed append seals the segment.
   int append(const std::string& prefix, const std::string& payload, const std::string& trailer,
              std::uint64_t& offset);
   // Waits for an fdatasync that started after every append made before this call. False when
@@ -102,7 +120,8 @@ class Segment {
   std::uint64_t live = 0;  // records in the queue (or being written); guarded by the Spool
 
  private:
-  Segment(std::string directory, std::string name, int fd, std::uint64_t capacity, std::uint64_t end);
+  Segment(std::string directory, std::string name, int fd, std::uint64_t capacity, std::uint64_t end,
+          std::uint64_t generation);
 
   std::string directory_;
   std::string name_;
@@ -110,6 +129,7 @@ class Segment {
   int fd_ = -1;
   std::uint64_t capacity_ = 0;
   std::uint64_t end_ = 0;
+  std::uint64_t generation_ = 0;
   std::atomic<bool> sealed_{false};
 
   std::mutex doneMutex_;

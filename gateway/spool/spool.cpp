@@ -40,11 +40,11 @@ std::int64_t nowUnixMs() {
 std::string errnoText(int error) { return std::strerror(error); }
 
 // Names sort by arrival: milliseconds since the epoch, a per-process tag, a counter.
-std::string newRecordName() {
+std::string newRecordName(std::int64_t unixMs = nowUnixMs()) {
   static const std::uint32_t processTag = std::random_device{}();
   static std::atomic<std::uint32_t> counter{0};
   char name[64];
-  std::snprintf(name, sizeof name, "%013lld-%08x-%08x", static_cast<long long>(nowUnixMs()), processTag,
+  std::snprintf(name, sizeof name, "%013lld-%08x-%08x", static_cast<long long>(unixMs), processTag,
                 counter.fetch_add(1));
   return name;
 }
@@ -155,18 +155,9 @@ Spool::Spool(std::string directory, SpoolLimits limits)
                static_cast<double>(bytes_) / 1e6);
   if (limits_.segmentBytes > 0) {
     // The first segment before the first association, the next ones in the background.
-    std::shared_ptr<Segment> first;
-    try {
-      first = Segment::create(queueDir_, "s" + newRecordName(), limits_.segmentBytes);
-      if (!fsyncPath(queueDir_, O_RDONLY | O_DIRECTORY)) {
-        first->remove();
-        first.reset();
-        spdlog::warn("spool: cannot sync {}; storing a file per instance until a segment can be made", queueDir_);
-      }
-    } catch (const std::exception& e) {
-      spdlog::warn("spool: {}; storing a file per instance until a segment can be made", e.what());
-    }
-    active_ = first;
+    std::string failure;
+    active_ = makeSegment(failure);
+    if (!active_) spdlog::warn("spool: {}; storing a file per instance until a segment can be made", failure);
     prepareWanted_ = true;
     preparer_ = std::thread([this] { prepareSegments(); });
   }
@@ -179,11 +170,46 @@ Spool::~Spool() {
     prepareWake_.notify_all();
   }
   if (preparer_.joinable()) preparer_.join();
-  // Segments holding no record are not worth a scan at the next start.
-  if (prepared_) prepared_->remove();
-  std::lock_guard<std::mutex> appendLock(appendMutex_);
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (active_ && active_->live == 0) active_->remove();
+  // The ready segment, an empty active one and one spare are reused at the next start.
+  for (std::size_t i = 1; i < emptied_.size(); ++i) emptied_[i]->remove();
+}
+
+std::shared_ptr<Segment> Spool::makeSegment(std::string& failure) {
+  std::shared_ptr<Segment> emptied;
+  {
+    std::lock_guard<std::mutex> lock(prepareMutex_);
+    if (!emptied_.empty()) {
+      emptied = emptied_.back();
+      emptied_.pop_back();
+    }
+  }
+  std::shared_ptr<Segment> segment;
+  try {
+    if (emptied) {
+      try {
+        segment = Segment::reuse(*emptied, "s" + newRecordName());
+      } catch (const std::exception& e) {
+        spdlog::warn("spool: {}; removing it", e.what());
+        emptied->remove();
+      }
+    }
+    if (!segment) segment = Segment::create(queueDir_, "s" + newRecordName(), limits_.segmentBytes);
+  } catch (const std::exception& e) {
+    failure = e.what();
+    return nullptr;
+  }
+  if (!fsyncPath(queueDir_, O_RDONLY | O_DIRECTORY)) {
+    segment->remove();
+    failure = "cannot sync " + queueDir_;
+    return nullptr;
+  }
+  return segment;
+}
+
+void Spool::reclaimSegment(std::shared_ptr<Segment> segment) {
+  std::lock_guard<std::mutex> lock(prepareMutex_);
+  emptied_.push_back(std::move(segment));
+  prepareWake_.notify_all();
 }
 
 void Spool::recoverSegment(const std::string& name) {
@@ -191,8 +217,12 @@ void Spool::recoverSegment(const std::string& name) {
   std::shared_ptr<Segment> segment;
   SegmentScan scan;
   try {
-    segment = Segment::openSealed(queueDir_, name);
     scan = scanSegmentFile(path);
+    if (scan.generation == 0 && !scan.stopReason.empty()) {
+      spdlog::error("spool: {} is not a spool segment ({}); left alone", path, scan.stopReason);
+      return;
+    }
+    segment = Segment::openSealed(queueDir_, name, scan.generation);
   } catch (const std::exception& e) {
     spdlog::error("spool: {}; its records stay on disk, undelivered", e.what());
     return;
@@ -202,32 +232,33 @@ void Spool::recoverSegment(const std::string& name) {
     if (done.count({record.offset, record.length}) != 0) continue;
     addLocked(segmentRecordName(record.receivedUnixMs, name, record.offset), record.length, segment, record.offset);
   }
-  if (!scan.stopReason.empty()) {
+  if (!scan.stopReason.empty() && !scan.records.empty()) {
     // Past the last complete record: a write that was never acknowledged.
     spdlog::warn("spool: segment {} ends in an incomplete record at offset {} ({}); ignored, it was never "
                  "acknowledged", name, scan.end, scan.stopReason);
   }
-  if (segment->live == 0) segment->remove();
+  if (segment->live == 0) emptied_.push_back(segment);  // reused (the preparer is not running yet)
 }
 
 void Spool::prepareSegments() {
   std::unique_lock<std::mutex> lock(prepareMutex_);
   while (true) {
-    prepareWake_.wait(lock, [this] { return stopping_ || (prepareWanted_ && !prepared_); });
+    prepareWake_.wait(lock, [this] {
+      return stopping_ || (prepareWanted_ && !prepared_) || (prepared_ && emptied_.size() > 1);
+    });
     if (stopping_) return;
-    lock.unlock();
-    std::shared_ptr<Segment> segment;
-    std::string failure;
-    try {
-      segment = Segment::create(queueDir_, "s" + newRecordName(), limits_.segmentBytes);
-      if (!fsyncPath(queueDir_, O_RDONLY | O_DIRECTORY)) {
-        segment->remove();
-        segment.reset();
-        failure = "cannot sync " + queueDir_;
-      }
-    } catch (const std::exception& e) {
-      failure = e.what();
+    if (prepared_) {
+      // One segment ready and one spare to reuse next are enough; the space of more goes back to the disk.
+      std::vector<std::shared_ptr<Segment>> surplus(emptied_.begin() + 1, emptied_.end());
+      emptied_.resize(1);
+      lock.unlock();
+      for (const auto& segment : surplus) segment->remove();
+      lock.lock();
+      continue;
     }
+    lock.unlock();
+    std::string failure;
+    std::shared_ptr<Segment> segment = makeSegment(failure);
     lock.lock();
     if (segment) {
       prepared_ = std::move(segment);
@@ -246,7 +277,7 @@ std::shared_ptr<Segment> Spool::segmentFor(std::uint64_t bytes) {
   if (active_) {
     active_->seal();
     std::lock_guard<std::mutex> lock(mutex_);
-    if (active_->live == 0) active_->remove();
+    if (active_->live == 0) reclaimSegment(active_);
   }
   {
     std::lock_guard<std::mutex> lock(prepareMutex_);
@@ -272,9 +303,9 @@ void Spool::addLocked(const std::string& name, std::uint64_t bytes, std::shared_
   bytes_ += bytes;
 }
 
-void Spool::releaseSegmentLocked(Segment& segment) {
-  if (segment.live > 0) --segment.live;
-  if (segment.live == 0 && segment.sealed()) segment.remove();
+void Spool::releaseSegmentLocked(const std::shared_ptr<Segment>& segment) {
+  if (segment->live > 0) --segment->live;
+  if (segment->live == 0 && segment->sealed()) reclaimSegment(segment);
 }
 
 void Spool::removeLocked(const std::string& name) {
@@ -286,7 +317,7 @@ void Spool::removeLocked(const std::string& name) {
     ready_.erase({it->second.due, name});
   }
   bytes_ -= std::min(bytes_, it->second.bytes);
-  if (it->second.segment) releaseSegmentLocked(*it->second.segment);
+  if (it->second.segment) releaseSegmentLocked(it->second.segment);
   entries_.erase(it);
 }
 
@@ -355,20 +386,20 @@ AdmitResult Spool::admit(const SpoolRecordMeta& meta, const std::string& payload
     failure = admitToSegment(segment, prefix, payload, trailer, offset);
     name = segmentRecordName(meta.receivedUnixMs, segment->name(), offset);
   } else {
-    name = newRecordName();
+    name = newRecordName(meta.receivedUnixMs);  // sorts with segment records by arrival
     failure = admitToFile(name, prefix, payload, trailer);
   }
   std::lock_guard<std::mutex> lock(mutex_);
   reservedBytes_ -= size;
   --reservedInstances_;
   if (!failure.empty()) {
-    if (segment) releaseSegmentLocked(*segment);
+    if (segment) releaseSegmentLocked(segment);
     ++writeErrors_;
     result.reason = failure;
     return result;
   }
   addLocked(name, size, segment, offset);
-  if (segment) releaseSegmentLocked(*segment);  // addLocked counted the record
+  if (segment) releaseSegmentLocked(segment);  // addLocked counted the record
   ++accepted_;
   result.stored = true;
   result.name = name;

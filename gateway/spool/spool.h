@@ -113,7 +113,9 @@ class Spool {
   void addLocked(const std::string& name, std::uint64_t bytes, std::shared_ptr<Segment> segment = nullptr,
                  std::uint64_t offset = 0);
   void removeLocked(const std::string& name);
-  void releaseSegmentLocked(Segment& segment);  // one record less; removes a sealed, empty segment
+  // One record less; a sealed segment left without records goes to the preparer for reuse.
+  void releaseSegmentLocked(const std::shared_ptr<Segment>& segment);
+  void reclaimSegment(std::shared_ptr<Segment> segment);
   bool syncQueueDirectory();  // group commit of the queue directory; false when fsync failed
   void recoverSegment(const std::string& name);
   // The segment to append `bytes` to, or null (then the record gets a file). Under appendMutex_.
@@ -124,7 +126,8 @@ class Spool {
   std::string admitToFile(const std::string& name, const std::string& prefix, const std::string& payload,
                           const std::string& trailer);
   bool copyToQuarantine(const ClaimedRecord& record, const std::string& target) const;
-  void prepareSegments();  // background thread: keeps one zero-filled segment ready
+  void prepareSegments();  // background thread: keeps one segment ready (reused, or new and zero-filled)
+  std::shared_ptr<Segment> makeSegment(std::string& failure);  // reuses an emptied one when it can
 
   std::string directory_;
   std::string queueDir_;
@@ -157,6 +160,7 @@ class Spool {
   std::mutex prepareMutex_;
   std::condition_variable prepareWake_;
   std::shared_ptr<Segment> prepared_;    // under prepareMutex_
+  std::vector<std::shared_ptr<Segment>> emptied_;  // under prepareMutex_: to reuse or remove
   bool prepareWanted_ = false;
   bool stopping_ = false;
   std::thread preparer_;

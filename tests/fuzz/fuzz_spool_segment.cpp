@@ -1,6 +1,7 @@
 // Fuzzes the spool segment reader and the delivery log parser: any segment content must yield
-// records that follow each other from offset 0, lie inside the data and parse as records; anything
-// after them is ignored. The input is also read as a delivery log.
+// records only under a valid header, each frame following the previous one from the header on,
+// inside the data, parsing as a record; anything after them is ignored. The input is also read as
+// a delivery log.
 #include "gateway/spool/segment.h"
 
 #include <cstdint>
@@ -9,17 +10,21 @@
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace pacsgw::gateway::spool;
   const SegmentScan scan = scanSegmentBytes(data, size);
-  std::uint64_t expected = 0;
+  if (scan.generation == 0 && !scan.records.empty()) std::abort();  // records need a valid header
+  std::uint64_t expected = kSegmentHeaderBytes;
   for (const ScannedRecord& record : scan.records) {
-    if (record.offset != expected || record.length > size || record.offset > size - record.length) std::abort();
+    if (record.offset != expected || record.length > size || record.offset > size - record.length ||
+        kFrameTrailerBytes > size - record.offset - record.length) {
+      std::abort();
+    }
     try {
       parseSpoolRecord(data + record.offset, static_cast<std::size_t>(record.length));
     } catch (const SpoolRecordError&) {
       std::abort();  // the scan accepted a record the parser refuses
     }
-    expected = record.offset + record.length;
+    expected = record.offset + record.length + kFrameTrailerBytes;
   }
-  if (scan.end != expected) std::abort();
+  if (!scan.records.empty() && scan.end != expected) std::abort();
   for (const auto& [offset, length] : parseDeliveryLog(data, size)) {
     if (length > 0xFFFFFFFFull) std::abort();
     (void)offset;

@@ -59,26 +59,33 @@ def acknowledged_files(output: str) -> list:
 
 
 def segment_records(path: Path) -> list:
-    """The records of a spool segment not yet marked delivered (gateway/spool/segment.h): complete
-    records with a valid checksum from offset 0, minus the entries of the segment's delivery log."""
+    """The records of a spool segment not yet marked delivered (gateway/spool/segment.h): after the
+    32-byte header, complete frames of the header's generation with valid checksums, minus the
+    entries of the segment's delivery log."""
     done = set()
     log = path.with_suffix(".done")
     raw = log.read_bytes() if log.exists() else b""
     for at in range(0, len(raw) - 15, 16):
         if zlib.crc32(raw[at:at + 12]) == struct.unpack_from("<I", raw, at + 12)[0]:
             done.add(struct.unpack_from("<QI", raw, at))
-    data, offset, records = path.read_bytes(), 0, []
+    data, records = path.read_bytes(), []
+    if len(data) < 32 or data[:8] != b"PGWSEG01" or zlib.crc32(data[:28]) != struct.unpack_from("<I", data, 28)[0]:
+        return records
+    generation, offset = data[8:16], 32
     while offset + 12 <= len(data) and data[offset:offset + 8] == b"PGWSPL01":
         header = struct.unpack_from("<I", data, offset + 8)[0]
         if offset + 24 + header > len(data):
             break
         length = 12 + header + 8 + struct.unpack_from("<Q", data, offset + 12 + header)[0] + 4
-        if offset + length > len(data) or \
-                zlib.crc32(data[offset:offset + length - 4]) != struct.unpack_from("<I", data, offset + length - 4)[0]:
+        end = offset + length
+        if end + 12 > len(data) or zlib.crc32(data[offset:end - 4]) != struct.unpack_from("<I", data, end - 4)[0]:
+            break
+        frame_crc = zlib.crc32(data[end - 4:end], zlib.crc32(generation))
+        if data[end:end + 8] != generation or struct.unpack_from("<I", data, end + 8)[0] != frame_crc:
             break
         if (offset, length) not in done:
-            records.append(data[offset:offset + length])
-        offset += length
+            records.append(data[offset:end])
+        offset = end + 12
     return records
 
 

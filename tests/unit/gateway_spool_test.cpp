@@ -460,7 +460,9 @@ TEST(SpoolSegments, RecordsGoIntoSegmentsAndSurviveARestartInOrder) {
     for (int i = 0; i < 12; ++i) {
       expected.push_back("1.2." + std::to_string(i));
       // 20 KB each: three per segment, so the spool moves on to new segments.
-      ASSERT_TRUE(spool.admit(meta(expected.back()), std::string(20000, static_cast<char>('a' + i))).stored);
+      SpoolRecordMeta m = meta(expected.back());
+      m.receivedUnixMs += i;  // delivery follows arrival time, then the place in the spool
+      ASSERT_TRUE(spool.admit(m, std::string(20000, static_cast<char>('a' + i))).stored);
       // The first segment is made before the spool takes records; later ones in the background
       // (a record arriving before the next one is ready gets a file of its own).
       if (i == 2) {
@@ -485,9 +487,32 @@ TEST(SpoolSegments, RecordsGoIntoSegmentsAndSurviveARestartInOrder) {
   std::vector<std::string> uids{view.meta.sopInstanceUid};
   for (const auto& uid : drainUids(spool)) uids.push_back(uid);
   EXPECT_EQ(uids, expected);
-  // Fully delivered segments are reclaimed; only the (empty) one being appended to may remain.
-  EXPECT_LE(filesIn(dir.path() / "queue", ".seg").size(), 2u);
   EXPECT_EQ(inspectSpool(dir.path().string()).queued, 0u);
+}
+
+TEST(SpoolSegments, AReusedSegmentNeverYieldsRecordsOfItsEarlierUse) {
+  testing::TempDir dir("spool");
+  std::uint64_t newestGeneration = 0;
+  {
+    Spool spool(dir.path().string(), smallSegments(64 << 10));
+    for (int round = 0; round < 4; ++round) {
+      for (int i = 0; i < 7; ++i) {
+        ASSERT_TRUE(spool.admit(meta("old" + std::to_string(round) + "." + std::to_string(i)),
+                                std::string(20000, 'o')).stored);
+      }
+      EXPECT_EQ(drainUids(spool).size(), 7u);
+      std::this_thread::sleep_for(50ms);  // the next segment is prepared in the background
+      for (const auto& segment : filesIn(dir.path() / "queue", ".seg")) {
+        newestGeneration = std::max(newestGeneration, scanSegmentFile(segment.string()).generation);
+      }
+    }
+    ASSERT_TRUE(spool.admit(meta("last"), std::string(20000, 'l')).stored);
+  }
+  EXPECT_GE(newestGeneration, 2u) << "emptied segments are reused, not zero-filled again";
+  // Disk use stays bounded: the segment in use, one ready and one spare.
+  EXPECT_LE(filesIn(dir.path() / "queue", ".seg").size(), 3u);
+  Spool spool(dir.path().string(), smallSegments(64 << 10));
+  EXPECT_EQ(drainUids(spool), (std::vector<std::string>{"last"}));
 }
 
 TEST(SpoolSegments, DeliveredRecordsAreNotSentAgainAfterARestart) {
@@ -511,7 +536,10 @@ TEST(SpoolSegments, ATornTailIsNeverDelivered) {
     Spool spool(dir.path().string(), smallSegments());
     for (int i = 0; i < 3; ++i) ASSERT_TRUE(spool.admit(meta("ok" + std::to_string(i)), std::string(500, 'p')).stored);
   }
-  auto segments = filesIn(dir.path() / "queue", ".seg");
+  std::vector<fs::path> segments;
+  for (const auto& segment : filesIn(dir.path() / "queue", ".seg")) {
+    if (!scanSegmentFile(segment.string()).records.empty()) segments.push_back(segment);  // not the spare
+  }
   ASSERT_EQ(segments.size(), 1u);
   // What a crash in the middle of an append leaves after the last complete record: half a record.
   const SegmentScan before = scanSegmentFile(segments[0].string());
