@@ -319,6 +319,7 @@ int Segment::append(const std::string& prefix, const std::string& payload, const
                     std::uint64_t& offset) {
   offset = end_;
   if (trailer.size() != 4) return EINVAL;
+  if (!fits(prefix.size() + payload.size() + trailer.size())) return ENOSPC;  // never past the pre-allocated end
   auto frame = frameTrailer(generation_, reinterpret_cast<const std::uint8_t*>(trailer.data()));
   iovec parts[4] = {{const_cast<char*>(prefix.data()), prefix.size()},
                     {const_cast<char*>(payload.data()), payload.size()},

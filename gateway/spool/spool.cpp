@@ -373,17 +373,24 @@ AdmitResult Spool::admit(const SpoolRecordMeta& meta, const std::string& payload
   std::string failure;
   std::shared_ptr<Segment> segment;
   std::uint64_t offset = 0;
+  int appendError = 0;
   {
+    // Choosing the segment and appending form one step: appends are serialised, so every byte
+    // before an acknowledged record belongs to a complete one.
     std::lock_guard<std::mutex> appendLock(appendMutex_);
     segment = segmentFor(size);
     if (segment) {
-      std::lock_guard<std::mutex> lock(mutex_);
-      ++segment->live;  // keeps the segment while the write is in progress
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        ++segment->live;  // keeps the segment while the write is in progress
+      }
+      appendError = segment->append(prefix, payload, trailer, offset);
     }
   }
   std::string name;
   if (segment) {
-    failure = admitToSegment(segment, prefix, payload, trailer, offset);
+    failure = appendError != 0 ? "cannot write to " + segment->path() + ": " + errnoText(appendError)
+                               : syncSegmentAppend(segment, offset, size);
     name = segmentRecordName(meta.receivedUnixMs, segment->name(), offset);
   } else {
     name = newRecordName(meta.receivedUnixMs);  // sorts with segment records by arrival
@@ -407,23 +414,14 @@ AdmitResult Spool::admit(const SpoolRecordMeta& meta, const std::string& payload
   return result;
 }
 
-std::string Spool::admitToSegment(const std::shared_ptr<Segment>& segment, const std::string& prefix,
-                                  const std::string& payload, const std::string& trailer, std::uint64_t& offset) {
-  int error;
-  {
-    // Appends are serialised so that every byte before an acknowledged record belongs to a complete one.
-    std::lock_guard<std::mutex> appendLock(appendMutex_);
-    error = segment->append(prefix, payload, trailer, offset);
-  }
-  if (error != 0) return "cannot write to " + segment->path() + ": " + errnoText(error);
-  if (!segment->syncAppends()) {
-    std::lock_guard<std::mutex> appendLock(appendMutex_);
-    segment->seal();
-    // Complete but not acknowledged: keep it from being delivered after a restart.
-    segment->markDone(offset, prefix.size() + payload.size() + trailer.size());
-    return "cannot sync " + segment->path();
-  }
-  return "";
+std::string Spool::syncSegmentAppend(const std::shared_ptr<Segment>& segment, std::uint64_t offset,
+                                     std::uint64_t length) {
+  if (segment->syncAppends()) return "";
+  std::lock_guard<std::mutex> appendLock(appendMutex_);
+  segment->seal();
+  // Complete but not acknowledged: keep it from being delivered after a restart.
+  segment->markDone(offset, length);
+  return "cannot sync " + segment->path();
 }
 
 std::string Spool::admitToFile(const std::string& name, const std::string& prefix, const std::string& payload,

@@ -120,9 +120,8 @@ class Spool {
   void recoverSegment(const std::string& name);
   // The segment to append `bytes` to, or null (then the record gets a file). Under appendMutex_.
   std::shared_ptr<Segment> segmentFor(std::uint64_t bytes);
-  // Appends to a segment and waits for the sync covering it; "" on success, else why not.
-  std::string admitToSegment(const std::shared_ptr<Segment>& segment, const std::string& prefix,
-                             const std::string& payload, const std::string& trailer, std::uint64_t& offset);
+  // Waits for the sync covering an append; "" on success, else why not.
+  std::string syncSegmentAppend(const std::shared_ptr<Segment>& segment, std::uint64_t offset, std::uint64_t length);
   std::string admitToFile(const std::string& name, const std::string& prefix, const std::string& payload,
                           const std::string& trailer);
   bool copyToQuarantine(const ClaimedRecord& record, const std::string& target) const;
