@@ -21,6 +21,10 @@ say() { printf '[build-image] %s\n' "$*"; }
 die() { printf '[build-image] ERROR: %s\n' "$*" >&2; exit 1; }
 
 command -v podman >/dev/null || die "podman not installed (Debian packages podman runc)"
+# A host without its own containers.conf gets the repository's (docker/podman-containers.conf says why).
+if [[ -z ${CONTAINERS_CONF:-} && ! -e /etc/containers/containers.conf ]]; then
+  export CONTAINERS_CONF=$repo/docker/podman-containers.conf
+fi
 # runc: crun's cgroup handling fails on some virtual machines; runc works everywhere podman does.
 podman_build=(podman build --pull=never --runtime runc --format docker)
 

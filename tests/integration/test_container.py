@@ -45,6 +45,12 @@ WORKSTATION_LINE = "workstations:\n  - { ae_title: WS1, host: ws1, port: 11112, 
 IMAGE_BUILD_TIMEOUT = 900  # the first build on a host downloads the runtime packages
 
 
+# A host without its own containers.conf gets the repository's (docker/podman-containers.conf says why);
+# every podman, podman-compose and build-image.sh run below inherits it.
+if not os.environ.get("CONTAINERS_CONF") and not Path("/etc/containers/containers.conf").exists():
+    os.environ["CONTAINERS_CONF"] = str(DOCKER / "podman-containers.conf")
+
+
 def podman(*args, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
     result = subprocess.run(["podman", *map(str, args)], capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
