@@ -2,10 +2,13 @@
 
 #include "codecs/dicom_crypt.h"
 #include "gateway/instance_protector.h"
+#include "gateway/audit/audit_trail.h"
 #include "gateway/dimse_status.h"
+#include "gateway/net_util.h"
 #include "gateway/relay/relay_element.h"
 
 #include <dcmtk/dcmdata/dcdeftag.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cctype>
@@ -142,7 +145,14 @@ std::optional<RelayRefusal> RelayService::acceptRelayed(DcmDataset& dataset, con
                    "the capsule's " + mismatch + " does not match the object and the association");
   }
   try {
+    const bool known = keys.hasKeyFor(content.scope, content.scopeUid);
     keys.importKey(keystore::DataKey{content.keyId, content.scope, content.scopeUid, std::move(content.dataKey)});
+    if (!known) {
+      spdlog::info("audit: data key {} for {} {} imported from relay peer {} ({})", content.keyId,
+                   keystore::toString(content.scope), printable(content.scopeUid), printable(from.name),
+                   printable(from.aeTitle));
+      audit::keyEvent("imported", content.keyId, content.scopeUid, true, "relayed by peer " + from.name);
+    }
   } catch (const keystore::KeyConflictError& e) {
     return refusal(status::kProcessingFailure, "RelayKeyConflict", e.what());
   } catch (const keystore::KeyDestroyedError& e) {

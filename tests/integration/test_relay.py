@@ -243,6 +243,9 @@ class RelayTest(h.LogDumpingTestCase):
         listed = self.gateway_b.cli("keys", "list", "--config", self.gateway_b.config_path)
         self.assertIn(key_id, listed.output, listed.describe())
         self.assertIn(study["uid"], listed.output)
+        self.assertEqual(self.gateway_b.log().count(f"data key {key_id} for study {study['uid']} imported"), 1,
+                         "the import is logged once, not once per object")
+        self.assertIn('csd-code="KEY-imported"', self.audit_records(self.gateway_b))
 
     def test_02_decrypt_workstation_at_b_gets_the_original(self):
         study = self.studies["RELAYED"]
