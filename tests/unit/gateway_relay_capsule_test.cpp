@@ -8,6 +8,7 @@
 #include "test_support.h"
 
 #include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/dcmdata/dcuid.h>
 #include <gtest/gtest.h>
 #include <openssl/ec.h>
@@ -279,4 +280,25 @@ TEST(RelayKeyPairFiles, PrivateKeyReadableByOthersIsRefused) {
   writePem(makeKeyPair("site-b"), dir.file("b.crt"), dir.file("b.key"));
   EXPECT_THROW(loadRelayKeyPair(dir.file("a.crt"), dir.file("b.key")), std::runtime_error);  // not its key
   EXPECT_NO_THROW(loadRelayKeyPair(dir.file("a.crt"), dir.file("a.key")));
+}
+
+TEST(RelayElement, OddLengthCapsuleSurvivesTheEvenPadding) {
+  // OB values are padded to even length on the wire; the DER inside says where the capsule ends.
+  pacsgw::testing::TempDir dir{"pacsgw-relay-element"};
+  for (const std::vector<std::uint8_t>& capsule :
+       {std::vector<std::uint8_t>{0x30, 0x03, 0x01, 0x02, 0x00}, std::vector<std::uint8_t>{0x30, 0x02, 0x05, 0x00}}) {
+    DcmFileFormat file;
+    file.getDataset()->putAndInsertString(DCM_SOPClassUID, UID_SecondaryCaptureImageStorage);
+    file.getDataset()->putAndInsertString(DCM_SOPInstanceUID, newUid().c_str());
+    writeRelayCapsule(*file.getDataset(), capsule);
+    const std::string path = dir.file("capsule.dcm");
+    ASSERT_TRUE(file.saveFile(path.c_str(), EXS_LittleEndianExplicit).good());
+    DcmFileFormat read;
+    ASSERT_TRUE(read.loadFile(path.c_str()).good());
+    ASSERT_TRUE(hasRelayCapsule(*read.getDataset()));
+    EXPECT_EQ(*readRelayCapsule(*read.getDataset()), capsule);
+    removeRelayCapsule(*read.getDataset());
+    EXPECT_FALSE(hasRelayCapsule(*read.getDataset()));
+    EXPECT_FALSE(read.getDataset()->tagExists(DcmTagKey(kRelayGroup, 0x0010)));
+  }
 }
