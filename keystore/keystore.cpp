@@ -922,7 +922,8 @@ DataKey Keystore::importKey(const DataKey& key) {
   Impl& d = *impl_;
   std::lock_guard<std::mutex> lock(d.mutex);
   d.dropCacheIfChangedElsewhere();
-  std::optional<DataKey> found = d.findByScope(key.scope, key.scopeUid);
+  std::vector<std::uint8_t> storedWrap;
+  std::optional<DataKey> found = d.findByScope(key.scope, key.scopeUid, &storedWrap);
   if (!found) {
     std::string destroyedId;
     if (d.scopeShredded(key.scope, key.scopeUid, &destroyedId) || d.idShredded(key.id)) {
@@ -938,15 +939,15 @@ DataKey Keystore::importKey(const DataKey& key) {
                              "scope in keystore " + d.path + "; refused");
     }
     if (rc != SQLITE_DONE) throw d.sqliteError("look up data key " + key.id);
-    d.insert(key.id, key.scope, key.scopeUid, wrapKeyForRow(d.kek, key.id, key.scope, key.scopeUid, key.key));
-    found = d.findByScope(key.scope, key.scopeUid);
+    d.insert(key.id, key.scope, key.scopeUid, d.master->wrapForRow(key.id, key.scope, key.scopeUid, key.key));
+    found = d.findByScope(key.scope, key.scopeUid, &storedWrap);
     if (!found) {
       throw KeystoreError("keystore " + d.path + ": the imported data key could not be stored (the master key was "
                           "rotated by another process? restart the gateway with the current master key)");
     }
   }
   requireSameImportedKey(*found, key);  // also catches a racing writer that stored another key first
-  if (d.escrow) d.escrow->put(d.escrowRecordFor(*found, detail::utcNowIso8601()));
+  if (d.escrow) d.escrow->put(d.escrowRecordFor(*found, detail::utcNowIso8601(), storedWrap));
   d.cache.put(*found);
   return std::move(*found);
 }

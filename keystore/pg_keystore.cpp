@@ -366,15 +366,15 @@ DataKey PgKeystore::importKey(const DataKey& key) {
     if (run("SELECT 1 FROM pacsgw_data_keys WHERE id = $1", {key.id}).rows() > 0) {
       throw KeyConflictError("data key id " + key.id + " already belongs to another scope in " + where_ + "; refused");
     }
-    const std::vector<std::uint8_t> wrapped = wrapKeyForRow(kek_, key.id, key.scope, key.scopeUid, key.key);
+    const std::vector<std::uint8_t> wrapped = master_->wrapForRow(key.id, key.scope, key.scopeUid, key.key);
     Result insert = run(
         "INSERT INTO pacsgw_data_keys (id, scope, scope_uid, wrapped, created_at, wrap_format) "
-        "SELECT $1::text, $2::text, $3::text, $4::bytea, $5::text, 2 "
+        "SELECT $1::text, $2::text, $3::text, $4::bytea, $5::text, $7::integer "
         "WHERE (SELECT value FROM pacsgw_meta WHERE name = 'kek_check') = $6::text "
         "AND NOT EXISTS (SELECT 1 FROM pacsgw_shredded_keys WHERE scope = $2::text AND scope_uid = $3::text) "
         "ON CONFLICT DO NOTHING",
         {key.id, std::string(toString(key.scope)), key.scopeUid, bytesAsString(wrapped), utcNowIso8601(),
-         hexOf(masterKeyCheckValue(kek_))},
+         hexOf(master_->checkValue()), std::to_string(master_->wrapFormat())},
         {3});
     (void)insert;
     found = findByScope(key.scope, key.scopeUid);
