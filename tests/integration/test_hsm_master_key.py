@@ -18,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pacsgw_harness as h  # noqa: E402
+import pg_helpers  # noqa: E402
 import retrieve_helpers as rh  # noqa: E402
 
 MODULE = "/usr/lib/softhsm/libsofthsm2.so"
@@ -62,6 +63,10 @@ class HsmGateway(h.Gateway):
                 f.write(PIN + "\n")
         self.config_path.write_text(self.config_yaml())
         return self.config_path
+
+
+class HsmPostgresGateway(pg_helpers.PostgresGateway, HsmGateway):
+    """The token master key with the shared PostgreSQL keystore."""
 
 
 class HsmMasterKey(h.LogDumpingTestCase):
@@ -270,6 +275,29 @@ class HsmMasterKey(h.LogDumpingTestCase):
         for original, stored in before + [after]:
             self.assert_retrieves_bit_exact(gateway, original)
         self.assertEqual(gateway.stop(), 0)
+
+    def test_postgres_keystore_with_the_master_key_in_the_token(self):
+        postgres = pg_helpers.PostgresServer(self.workdir / "postgres")
+        postgres.start()
+        try:
+            workdir = self.workdir / "pg" / "gw"
+            gateway = HsmPostgresGateway(workdir, postgres.conninfo, key_label="pg-kek",
+                                         upstream_port=self.pacs.dicom_port, port=self.gateway_port,
+                                         workstations=[("WS1", h.LOOPBACK, h.free_port(), "decrypt")])
+            type(self).logs["pacsgw pg"] = gateway.log_path
+            self.gateways.append(gateway)
+            self.hsm_init(gateway)
+            gateway.start()
+            original, stored = self.store_study(gateway)
+            self.assert_retrieves_bit_exact(gateway, original)
+            self.assertEqual(gateway.stop(), 0)
+            self.assertEqual(postgres.query("SELECT string_agg(DISTINCT wrap_format::text, ',') FROM pacsgw_data_keys"),
+                             "3")
+            verify = gateway.cli("keys", "verify", "--config", gateway.config_path)
+            self.assertEqual(verify.returncode, 0, verify.describe())
+            self.assertIn("1 of 1 data keys unwrap", verify.output)
+        finally:
+            postgres.stop()
 
 
 if __name__ == "__main__":
