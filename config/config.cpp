@@ -338,12 +338,17 @@ class Validator {
   void gateway(const Fields& top, GatewaySection& out) {
     const auto f = section(top, "gateway",
                            {"ae_title", "bind", "port", "data_dir", "max_associations", "max_pdu_bytes",
-                            "connect_timeout_s", "acse_timeout_s", "dimse_timeout_s", "log_level", "log_format"},
+                            "connect_timeout_s", "acse_timeout_s", "dimse_timeout_s", "log_level", "log_format",
+                            "tls"},
                            true);
     if (!f) return;
+    tls(*f, out.tls);
     assign(out.aeTitle, aeTitle(*f, "ae_title"));
     assign(out.bind, host(*f, "bind", false));
-    assign(out.port, port(*f, "port", true));
+    // With TLS the plain listener is optional: present only for legacy peers.
+    assign(out.port, port(*f, "port", !out.tls.enabled));
+    if (out.tls.enabled && out.port != 0 && out.port == out.tls.port)
+      add("gateway.tls.port", "must differ from gateway.port (the plain listener), both are " + std::to_string(out.port));
     assign(out.dataDir, text(*f, "data_dir", false));
     assign(out.maxAssociations, integer(*f, "max_associations", false, 1, 1000));
     assign(out.maxPduBytes, integer(*f, "max_pdu_bytes", false, 4096, 131072));
@@ -354,13 +359,49 @@ class Validator {
     assign(out.logFormat, oneOf(*f, "log_format", false, {"text", "json"}));
   }
 
-  void upstream(const Fields& top, UpstreamSection& out) {
-    const auto f = section(top, "upstream", {"ae_title", "host", "port", "forward"}, true);
+  void tls(const Fields& gatewayFields, TlsSection& out) {
+    const YAML::Node* node = present(gatewayFields, "tls");
+    if (node == nullptr) return;
+    const auto f = map(*node, "gateway.tls", {"port", "certificate", "private_key", "ca_bundle", "profile"});
+    if (!f) return;
+    out.enabled = true;
+    assign(out.port, port(*f, "port", true));
+    assign(out.certificate, text(*f, "certificate", true));
+    assign(out.privateKey, text(*f, "private_key", true));
+    assign(out.caBundle, text(*f, "ca_bundle", true));
+    assign(out.profile, oneOf(*f, "profile", false, {"bcp195-nd", "bcp195", "bcp195-extended"}));
+  }
+
+  // A peer's `tls` and `certificate_identity` keys; TLS to a peer needs the gateway's own TLS identity.
+  void peerTransport(const Fields& f, bool gatewayTls, std::optional<bool>& tlsOut, std::string& identityOut) {
+    tlsOut = boolean(f, "tls");
+    assign(identityOut, text(f, "certificate_identity", false));
+    const bool usesTls = tlsOut.value_or(gatewayTls);
+    if (tlsOut.value_or(false) && !gatewayTls)
+      add(join(f.path, "tls"), "TLS to this peer needs the gateway's own certificate: configure gateway.tls");
+    if (!identityOut.empty() && !usesTls)
+      add(join(f.path, "certificate_identity"),
+          "a certificate identity can only be checked over TLS (this peer is plain: set tls: true and gateway.tls)");
+    if (!identityOut.empty()) {
+      const auto colon = identityOut.find(':');
+      const std::string kind = colon == std::string::npos ? "" : identityOut.substr(0, colon);
+      const bool san = kind == "DNS" || kind == "IP" || kind == "URI" || kind == "email";
+      if (!san && identityOut.find('=') == std::string::npos)
+        add(join(f.path, "certificate_identity"),
+            "must be CN=<name>, a subject DN (CN=...,O=...) or DNS:/IP:/URI:/email:<value>, got " +
+                pacsgw::config::quoted(identityOut));
+    }
+  }
+
+  void upstream(const Fields& top, UpstreamSection& out, bool gatewayTls) {
+    const auto f = section(top, "upstream",
+                           {"ae_title", "host", "port", "forward", "tls", "certificate_identity"}, true);
     if (!f) return;
     assign(out.aeTitle, aeTitle(*f, "ae_title"));
     assign(out.host, host(*f, "host", true));
     assign(out.port, port(*f, "port", true));
     assign(out.forward, oneOf(*f, "forward", false, {"sync", "queued"}));
+    peerTransport(*f, gatewayTls, out.tls, out.certificateIdentity);
   }
 
   void spool(const Fields& top, SpoolSection& out) {
@@ -574,12 +615,14 @@ class Validator {
       add(path + ".ae_title", "duplicate AE title " + quoted(*aeTitle) + " (already used by " + it->second + ")");
   }
 
-  void modalities(const Fields& top, std::vector<Modality>& out) {
+  void modalities(const Fields& top, std::vector<Modality>& out, bool gatewayTls) {
     std::map<std::string, std::string> seen;
-    list(top, "modalities", {"ae_title", "host"}, [&](const Fields& f, const std::string& path) {
+    list(top, "modalities", {"ae_title", "host", "tls", "certificate_identity"},
+         [&](const Fields& f, const std::string& path) {
       Modality m;
       const auto ae = aeTitle(f, "ae_title");
       const auto h = host(f, "host", true);
+      peerTransport(f, gatewayTls, m.tls, m.certificateIdentity);
       unique(seen, ae, path);
       if (ae && h) {
         m.aeTitle = *ae;
@@ -621,11 +664,13 @@ class Validator {
     config.relay = std::move(out);
   }
 
-  void workstations(const Fields& top, std::vector<Workstation>& out) {
+  void workstations(const Fields& top, std::vector<Workstation>& out, bool gatewayTls) {
     std::map<std::string, std::string> seen;
-    list(top, "workstations", {"ae_title", "host", "port", "access", "move_destinations"},
+    list(top, "workstations",
+         {"ae_title", "host", "port", "access", "move_destinations", "tls", "certificate_identity"},
          [&](const Fields& f, const std::string& path) {
       Workstation w;
+      peerTransport(f, gatewayTls, w.tls, w.certificateIdentity);
       const auto ae = aeTitle(f, "ae_title");
       const auto h = host(f, "host", true);
       const auto p = port(f, "port", true);
@@ -767,14 +812,14 @@ Config parseConfig(const std::string& yamlText, const std::string& sourcePath) {
   }
   if (top) {
     v.gateway(*top, config.gateway);
-    v.upstream(*top, config.upstream);
+    v.upstream(*top, config.upstream, config.gateway.tls.enabled);
     v.keystore(*top, config.keystore);
     v.cipher(*top, config.cipher);
     v.metrics(*top, config.metrics);
     v.spool(*top, config.spool);
     v.limits(*top, config.limits);
-    v.modalities(*top, config.modalities);
-    v.workstations(*top, config.workstations);
+    v.modalities(*top, config.modalities, config.gateway.tls.enabled);
+    v.workstations(*top, config.workstations, config.gateway.tls.enabled);
     v.relay(*top, config);
   }
   if (!v.issues.empty()) throw ConfigError::inFile(std::move(v.issues), sourcePath);

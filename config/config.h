@@ -8,10 +8,24 @@
 
 namespace pacsgw::config {
 
+// DICOM TLS (PS3.15 secure transport, BCP 195): the TLS listener, and the identity the gateway shows
+// and trusts on every TLS connection, incoming or outgoing. Absent section = plain DICOM only.
+struct TlsSection {
+  bool enabled = false;
+  std::uint16_t port = 0;           // the TLS listener (required with the section)
+  std::string certificate;          // the gateway's certificate chain (PEM)
+  std::string privateKey;           // its private key (PEM, unencrypted, mode 0600)
+  std::string caBundle;             // CAs that sign peer certificates (PEM); peers must present one
+  std::string profile = "bcp195-nd";  // bcp195-nd | bcp195 | bcp195-extended
+};
+
 struct GatewaySection {
   std::string aeTitle;                  // required, 1..16 chars of the DICOM AE charset
   std::string bind = "0.0.0.0";
-  std::uint16_t port = 0;               // required, 1..65535
+  // The plain DICOM listener: required without TLS; with gateway.tls only for peers marked tls: false
+  // (0 = no plain listener).
+  std::uint16_t port = 0;
+  TlsSection tls;
   std::string dataDir = "/var/lib/pacsgw";
   unsigned maxAssociations = 32;        // concurrent inbound associations
   unsigned maxPduBytes = 65536;         // receive PDU size offered to peers (4096..131072)
@@ -27,6 +41,8 @@ struct UpstreamSection {  // the PACS
   std::string host;       // required
   std::uint16_t port = 0; // required
   std::string forward = "sync";  // sync: the modality gets the PACS's answer; queued: durable spool first
+  std::optional<bool> tls;        // absent: TLS exactly when gateway.tls is configured
+  std::string certificateIdentity;  // identity the PACS's certificate must carry (see CertificateIdentity)
 };
 
 // The durable store-and-forward spool (upstream.forward: queued).
@@ -89,9 +105,15 @@ struct LimitsSection {
   unsigned maxInFlightMb = 2048;                  // data held for all associations together (MiB)
 };
 
+// How a peer connects: over TLS or plain, and which certificate identity it must present.
+// certificateIdentity: "CN=name" or a full subject DN ("CN=ws1,O=Hospital", RFC 2253 order as printed by
+// `openssl x509 -subject -nameopt RFC2253`), or a subjectAltName entry "DNS:name", "IP:10.0.0.5",
+// "URI:...", "email:..."; empty = any certificate the CA bundle accepts.
 struct Modality {
   std::string aeTitle;
   std::string host;  // host name or IP; compared against the peer address of the association
+  std::optional<bool> tls;  // absent: TLS exactly when gateway.tls is configured
+  std::string certificateIdentity;
 };
 
 enum class Access { Decrypt, Ciphertext, Deny };
@@ -103,6 +125,8 @@ struct Workstation {
   Access access = Access::Deny;
   // C-MOVE destinations this workstation may name besides itself; absent = every configured one.
   std::optional<std::vector<std::string>> moveDestinations;
+  std::optional<bool> tls;  // absent: TLS exactly when gateway.tls is configured
+  std::string certificateIdentity;
 };
 
 // A gateway at another site that studies are relayed to and accepted from (see docs/relay.md).
@@ -175,6 +199,11 @@ std::string toYaml(const Config& config);  // for `pacsgw config show` and for w
 
 // Where the spool lives: spool.dir, or <gateway.data_dir>/spool.
 std::string spoolDirectory(const Config& config);
+
+// Whether a peer with this `tls` setting talks TLS: its own setting, else whether gateway.tls exists.
+inline bool peerUsesTls(const Config& config, const std::optional<bool>& peerTls) {
+  return peerTls.value_or(config.gateway.tls.enabled);
+}
 
 Access accessFromString(const std::string& text);  // throws std::invalid_argument
 const char* toString(Access access);

@@ -221,6 +221,20 @@ std::vector<ConfigIssue> checkFiles(const Config& config) {
                                                    uidText()});
     }
   }
+  if (config.gateway.tls.enabled) {
+    // Contents (PEM, key matches certificate) are checked when the gateway loads them at start.
+    const auto readable = [&](const std::string& file, const char* key) {
+      if (::access(file.c_str(), R_OK) != 0)
+        issues.push_back({std::string("gateway.tls.") + key, file + " is missing or not readable by " + uidText()});
+    };
+    readable(config.gateway.tls.certificate, "certificate");
+    readable(config.gateway.tls.privateKey, "private_key");
+    readable(config.gateway.tls.caBundle, "ca_bundle");
+    struct stat info {};
+    if (::stat(config.gateway.tls.privateKey.c_str(), &info) == 0 && (info.st_mode & 0077) != 0)
+      issues.push_back({"gateway.tls.private_key", config.gateway.tls.privateKey +
+                                                       " is readable by group or others; chmod 600 it"});
+  }
   if (!config.keystore.masterKeyFile.empty()) {
     checkMasterKeyFile(config, issues);
   } else if (!config.keystore.masterKeyEnv.empty()) {

@@ -78,7 +78,15 @@ std::string toYaml(const Config& c) {
   line("gateway:");
   field("ae_title", scalar(c.gateway.aeTitle));
   field("bind", scalar(c.gateway.bind));
-  field("port", std::to_string(c.gateway.port));
+  if (c.gateway.port != 0) field("port", std::to_string(c.gateway.port));
+  if (c.gateway.tls.enabled) {
+    line("  tls:");
+    field("  port", std::to_string(c.gateway.tls.port));
+    field("  certificate", scalar(c.gateway.tls.certificate));
+    field("  private_key", scalar(c.gateway.tls.privateKey));
+    field("  ca_bundle", scalar(c.gateway.tls.caBundle));
+    field("  profile", scalar(c.gateway.tls.profile));
+  }
   field("data_dir", scalar(c.gateway.dataDir));
   field("max_associations", std::to_string(c.gateway.maxAssociations));
   field("max_pdu_bytes", std::to_string(c.gateway.maxPduBytes));
@@ -96,6 +104,8 @@ std::string toYaml(const Config& c) {
   field("port", std::to_string(c.upstream.port));
   line("  # sync: the modality gets the PACS's own answer; queued: Success once durably spooled");
   field("forward", scalar(c.upstream.forward));
+  if (c.upstream.tls) field("tls", *c.upstream.tls ? "true" : "false");
+  if (!c.upstream.certificateIdentity.empty()) field("certificate_identity", scalar(c.upstream.certificateIdentity));
 
   line("");
   line("# The durable spool used with upstream.forward: queued.");
@@ -162,6 +172,8 @@ std::string toYaml(const Config& c) {
     for (const Modality& m : c.modalities) {
       line("  - ae_title: " + scalar(m.aeTitle));
       line("    host: " + scalar(m.host));
+      if (m.tls) line(std::string("    tls: ") + (*m.tls ? "true" : "false"));
+      if (!m.certificateIdentity.empty()) line("    certificate_identity: " + scalar(m.certificateIdentity));
     }
   }
 
@@ -181,6 +193,8 @@ std::string toYaml(const Config& c) {
         for (const auto& ae : *w.moveDestinations) list += (list.empty() ? "" : ", ") + scalar(ae);
         line("    move_destinations: [" + list + "]");
       }
+      if (w.tls) line(std::string("    tls: ") + (*w.tls ? "true" : "false"));
+      if (!w.certificateIdentity.empty()) line("    certificate_identity: " + scalar(w.certificateIdentity));
     }
   }
   if (c.relay) {

@@ -12,8 +12,8 @@ std::vector<ConfigIssue> securityWarnings(const Config& c) {
     if (w.access != Access::Decrypt) continue;
     decryptAes.push_back(w.aeTitle);
     const std::string key = "workstations[" + std::to_string(i) + "]";
-    // A peer is identified by AE title and source address only: whoever shares the address can
-    // claim the AE title and get its access.
+    // Without a certificate identity a peer is identified by AE title and source address only:
+    // whoever shares the address can claim the AE title and get its access.
     std::string sharing;
     for (const Workstation& other : c.workstations)
       if (&other != &w && other.host == w.host && other.access != Access::Decrypt)
@@ -24,9 +24,22 @@ std::vector<ConfigIssue> securityWarnings(const Config& c) {
       out.push_back({key, "decrypt grant for " + w.aeTitle + " shares its address " + w.host +
                               " with lesser grants: " + sharing +
                               "; any process there can claim " + w.aeTitle +
-                              " and receive plaintext. Give the decrypt workstation a dedicated address"});
-    out.push_back({key, w.aeTitle + " receives decrypted pixels over plain DICOM (no TLS): keep it and the "
-                                    "gateway on a protected network segment"});
+                              " and receive plaintext. Give the decrypt workstation a dedicated address" +
+                              (w.certificateIdentity.empty() ? " or bind it to a certificate_identity (TLS)" : "")});
+    // Bound to neither a certificate identity nor a dedicated address: any peer at that address
+    // (another AE, the PACS, a relay) can claim it.
+    bool sharedAtAll = c.upstream.host == w.host;
+    for (const Workstation& other : c.workstations) sharedAtAll = sharedAtAll || (&other != &w && other.host == w.host);
+    for (const Modality& m : c.modalities) sharedAtAll = sharedAtAll || m.host == w.host;
+    if (w.certificateIdentity.empty() && sharedAtAll)
+      out.push_back({key + ".certificate_identity",
+                     "decrypt grant for " + w.aeTitle + " is bound to neither a certificate identity nor a dedicated "
+                     "address (" + w.host + " is also configured for other peers); set certificate_identity "
+                     "(with TLS) or give it an address of its own"});
+    if (!peerUsesTls(c, w.tls))
+      out.push_back({key, w.aeTitle + " receives decrypted pixels over plain DICOM (no TLS): configure gateway.tls "
+                                      "and TLS for this workstation, or keep it and the gateway on a protected "
+                                      "network segment"});
   }
   if (decryptAes.empty()) return out;
   for (std::size_t i = 0; i < c.workstations.size(); ++i) {
