@@ -16,9 +16,12 @@ std::vector<std::string> addressesOf(const std::string& host) {
 }  // namespace
 
 AccessPolicy::AccessPolicy(const config::Config& config) : config_(config) {
-  for (const auto& m : config.modalities) modalities_.push_back({m.aeTitle, addressesOf(m.host)});
-  for (const auto& w : config.workstations) workstations_.push_back({w.aeTitle, addressesOf(w.host)});
-  upstream_ = {config.upstream.aeTitle, addressesOf(config.upstream.host)};
+  for (const auto& m : config.modalities)
+    modalities_.push_back({m.aeTitle, addressesOf(m.host), config::peerUsesTls(config, m.tls), m.certificateIdentity});
+  for (const auto& w : config.workstations)
+    workstations_.push_back({w.aeTitle, addressesOf(w.host), config::peerUsesTls(config, w.tls), w.certificateIdentity});
+  const auto& up = config.upstream;
+  upstream_ = {up.aeTitle, addressesOf(up.host), config::peerUsesTls(config, up.tls), up.certificateIdentity};
   if (config.relay) {
     for (const auto& p : config.relay->peers) relayPeers_.push_back({p.aeTitle, addressesOf(p.host)});
   }
@@ -29,20 +32,42 @@ bool AccessPolicy::matches(const Entry& entry, const std::string& aeTitle, const
          std::find(entry.addresses.begin(), entry.addresses.end(), address) != entry.addresses.end();
 }
 
-PeerIdentity AccessPolicy::identify(const std::string& callingAeTitle, const std::string& peerAddress) const {
+bool AccessPolicy::transportFits(const Entry& entry, const tls::CertificateIdentity* certificate,
+                                 std::string& refusal) {
+  if (entry.tls && certificate == nullptr) {
+    refusal = entry.aeTitle + " is configured for TLS but connected over plain DICOM";
+    return false;
+  }
+  // A plain peer that connects over TLS anyway is fine: its certificate chains to the CA bundle.
+  if (!entry.certificateIdentity.empty() &&
+      (certificate == nullptr || !certificate->matches(entry.certificateIdentity))) {
+    refusal = entry.aeTitle + " must present a certificate of " + entry.certificateIdentity + ", got " +
+              (certificate == nullptr ? std::string("none") : certificate->describe());
+    return false;
+  }
+  return true;
+}
+
+PeerIdentity AccessPolicy::identify(const std::string& callingAeTitle, const std::string& peerAddress,
+                                    const tls::CertificateIdentity* certificate) const {
   PeerIdentity id;
   id.aeTitle = callingAeTitle;
   id.address = peerAddress;
+  if (certificate != nullptr) id.certificate = certificate->subject;
+  const auto fits = [&](const Entry& e) {
+    return matches(e, callingAeTitle, peerAddress) && transportFits(e, certificate, id.transportRefusal);
+  };
   for (const auto& m : modalities_) {
-    if (matches(m, callingAeTitle, peerAddress)) id.isModality = true;
+    if (fits(m)) id.isModality = true;
   }
   for (std::size_t i = 0; i < workstations_.size(); ++i) {
-    if (matches(workstations_[i], callingAeTitle, peerAddress)) id.workstation = &config_.workstations[i];
+    if (fits(workstations_[i])) id.workstation = &config_.workstations[i];
   }
-  id.isUpstream = matches(upstream_, callingAeTitle, peerAddress);
+  id.isUpstream = fits(upstream_);
   for (std::size_t i = 0; i < relayPeers_.size(); ++i) {
-    if (matches(relayPeers_[i], callingAeTitle, peerAddress)) id.relayPeer = &config_.relay->peers[i];
+    if (fits(relayPeers_[i])) id.relayPeer = &config_.relay->peers[i];
   }
+  if (id.isModality || id.workstation != nullptr || id.isUpstream || id.relayPeer != nullptr) id.transportRefusal.clear();
   return id;
 }
 

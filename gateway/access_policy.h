@@ -1,6 +1,9 @@
 #pragma once
-// Who may talk to the gateway: calling AE title and peer address, checked at association time.
+// Who may talk to the gateway: calling AE title, peer address and, over TLS, the verified certificate
+// identity, checked at association time. A peer configured for TLS gets no role over a plain
+// connection, and a peer with a certificate_identity gets none without a certificate naming it.
 #include "config/config.h"
+#include "gateway/tls/certificate_identity.h"
 
 #include <string>
 #include <vector>
@@ -14,6 +17,9 @@ struct PeerIdentity {
   const config::Workstation* workstation = nullptr;  // may query / retrieve (per its access)
   bool isUpstream = false;          // the PACS delivering C-MOVE sub-operations to us
   const config::RelayPeer* relayPeer = nullptr;  // a peer gateway relaying studies to us (relay.peers)
+  std::string certificate;          // the verified certificate's subject over TLS, "" over plain DICOM
+  // Why a configured (AE title, address) got no role: TLS missing or the wrong certificate identity.
+  std::string transportRefusal;
 };
 
 class AccessPolicy {
@@ -21,7 +27,9 @@ class AccessPolicy {
   // Resolves every configured host name once, so a DNS outage later cannot widen access.
   explicit AccessPolicy(const config::Config& config);
   // The identity for (calling AE, peer address), or an identity with no role when unknown.
-  PeerIdentity identify(const std::string& callingAeTitle, const std::string& peerAddress) const;
+  // `certificate` is the verified peer certificate of a TLS connection, nullptr over plain DICOM.
+  PeerIdentity identify(const std::string& callingAeTitle, const std::string& peerAddress,
+                        const tls::CertificateIdentity* certificate = nullptr) const;
   // True when `peerAddress` is the address of any configured modality, workstation or the PACS: the
   // only addresses whose connections are worth reading at all.
   bool knowsAddress(const std::string& peerAddress) const;
@@ -35,8 +43,12 @@ class AccessPolicy {
   struct Entry {
     std::string aeTitle;
     std::vector<std::string> addresses;
+    bool tls = false;                 // must connect over TLS
+    std::string certificateIdentity;  // its certificate must carry this identity ("" = any valid one)
   };
   static bool matches(const Entry& entry, const std::string& aeTitle, const std::string& address);
+  // Whether the connection's transport satisfies `entry`; sets `refusal` when not.
+  static bool transportFits(const Entry& entry, const tls::CertificateIdentity* certificate, std::string& refusal);
 
   const config::Config& config_;
   std::vector<Entry> modalities_;

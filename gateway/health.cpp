@@ -1,4 +1,5 @@
 #include "gateway/health.h"
+#include "gateway/peer_endpoints.h"
 
 #include "gateway/metrics/registry.h"
 #include "gateway/spool/spool.h"
@@ -31,13 +32,12 @@ void HealthMonitor::addCheck(std::string name, std::function<std::string()> prob
 }
 
 bool HealthMonitor::echoUpstream(std::string& reason) {
-  const auto& up = config_.upstream;
   NetworkTimeouts timeouts;
   timeouts.connectSeconds = static_cast<int>(std::min<unsigned>(config_.gateway.connectTimeoutSeconds, 5));
   timeouts.acseSeconds = static_cast<int>(std::min<unsigned>(config_.gateway.acseTimeoutSeconds, 10));
   timeouts.dimseSeconds = static_cast<int>(std::min<unsigned>(config_.gateway.dimseTimeoutSeconds, 10));
   try {
-    auto assoc = PeerAssociation::open(PeerEndpoint{up.aeTitle, up.host, up.port}, config_.gateway.aeTitle,
+    auto assoc = PeerAssociation::open(upstreamEndpoint(config_), config_.gateway.aeTitle,
                                        {ProposedContext{UID_VerificationSOPClass, {UID_LittleEndianImplicitTransferSyntax}}},
                                        timeouts, config_.gateway.maxPduBytes);
     DIC_US status = 0;

@@ -2,6 +2,7 @@
 
 #include "gateway/net_util.h"
 #include "gateway/outgoing_connections.h"
+#include "gateway/tls/certificate_identity.h"
 
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcuid.h>
@@ -25,11 +26,17 @@ std::unique_ptr<PeerAssociation> PeerAssociation::open(const PeerEndpoint& peer,
   dcmConnectionTimeout.set(static_cast<Sint32>(timeouts.connectSeconds));
   OFCondition cond = ASC_initializeNetwork(NET_REQUESTOR, 0, timeouts.acseSeconds, &self->network_);
   if (cond.bad()) throw PeerUnavailable("cannot initialise network: " + std::string(cond.text()));
+  if (peer.tls) {
+    // The layer is shared and outlives this network (peer_ keeps a reference).
+    cond = ASC_setTransportLayer(self->network_, peer.tls->layer.get(), 0);
+    if (cond.bad()) throw PeerUnavailable("cannot set up TLS: " + std::string(cond.text()));
+  }
 
   T_ASC_Parameters* params = nullptr;
   cond = ASC_createAssociationParameters(&params, static_cast<long>(maxPduBytes));
   if (cond.bad()) throw PeerUnavailable("cannot create association parameters: " + std::string(cond.text()));
   ASC_setAPTitles(params, callingAeTitle.c_str(), peer.aeTitle.c_str(), nullptr);
+  if (peer.tls) ASC_setTransportLayerType(params, OFTrue);
   const std::string address = peer.host + ":" + std::to_string(peer.port);
   ASC_setPresentationAddresses(params, OFStandard::getHostName().c_str(), address.c_str());
 
@@ -60,11 +67,25 @@ std::unique_ptr<PeerAssociation> PeerAssociation::open(const PeerEndpoint& peer,
   }
   setTcpNoDelay(associationSocket(self->assoc_));
   self->shutdownHandle_ = OutgoingConnections::instance().add(associationSocket(self->assoc_));
+  if (peer.tls) self->checkPeerIdentity(where);
   if (ASC_countAcceptedPresentationContexts(self->assoc_->params) == 0) {
     throw NoAcceptedContext(where + " accepted none of the proposed presentation contexts");
   }
   self->usable_ = true;
   return self;
+}
+
+void PeerAssociation::checkPeerIdentity(const std::string& where) {
+  // The handshake already verified the chain against gateway.tls.ca_bundle; here: is it the right peer.
+  if (peer_.tls->expectedIdentity.empty()) return;
+  std::vector<unsigned char> der(ASC_getPeerCertificateLength(assoc_));
+  const unsigned long length = der.empty() ? 0 : ASC_getPeerCertificate(assoc_, der.data(), der.size());
+  const auto identity = tls::CertificateIdentity::fromDer(der.data(), length);
+  if (!identity || !identity->matches(peer_.tls->expectedIdentity)) {
+    throw PeerUnavailable("TLS peer " + where + " presented " +
+                          (identity ? printable(identity->describe()) : std::string("no certificate")) +
+                          ", not the configured identity " + peer_.tls->expectedIdentity);
+  }
 }
 
 PeerAssociation::~PeerAssociation() {

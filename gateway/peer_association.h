@@ -2,6 +2,7 @@
 // An outgoing association (SCU role) to a PACS or a workstation, used to forward C-STOREs.
 #include "gateway/delivery_syntax.h"
 #include "gateway/dimse_status.h"
+#include "gateway/tls/tls_layer.h"
 
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcdatset.h>
@@ -20,6 +21,7 @@ struct PeerEndpoint {
   std::string aeTitle;
   std::string host;
   std::uint16_t port = 0;
+  std::shared_ptr<const tls::OutgoingTls> tls;  // nullptr: plain DICOM
 };
 
 struct NetworkTimeouts {
@@ -86,6 +88,9 @@ class PeerAssociation {
 
  private:
   PeerAssociation() = default;
+
+  // Refuses a TLS peer whose certificate does not carry the expected identity.
+  void checkPeerIdentity(const std::string& where);
 
   PeerEndpoint peer_;
   NetworkTimeouts timeouts_;

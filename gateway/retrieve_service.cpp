@@ -3,6 +3,7 @@
 // access) and delivered to the real destination.
 #include "gateway/audit/audit_trail.h"
 #include "gateway/dataset_receiver.h"
+#include "gateway/peer_endpoints.h"
 #include "gateway/instance_protector.h"
 #include "gateway/gateway_metrics.h"
 #include "gateway/net_util.h"
@@ -41,8 +42,7 @@ std::string moveModelFor(const std::string& sopClass) {
 }
 
 std::unique_ptr<PeerAssociation> openUpstream(GatewayContext& ctx, const std::string& sopClass) {
-  const auto& up = ctx.config.upstream;
-  return PeerAssociation::open(PeerEndpoint{up.aeTitle, up.host, up.port}, ctx.config.gateway.aeTitle,
+  return PeerAssociation::open(upstreamEndpoint(ctx.config), ctx.config.gateway.aeTitle,
                                {ProposedContext{sopClass, queryTransferSyntaxes()}}, ctx.timeouts,
                                ctx.config.gateway.maxPduBytes);
 }
@@ -557,7 +557,7 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
     // What the destination may see decides decryption: the images land there, not at the caller.
     if (relayPeer == nullptr) {
       job->access = destination->access;
-      job->destination = PeerEndpoint{destination->aeTitle, destination->host, destination->port};
+      job->destination = workstationEndpoint(context_.config, *destination);
     }
   }
   job->requestedPatientIds = uniqueKeyValues(*identifier, DCM_PatientID);

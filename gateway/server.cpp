@@ -7,7 +7,9 @@
 #include "gateway/net_util.h"
 #include "gateway/metrics/registry.h"
 #include "gateway/outgoing_connections.h"
+#include "gateway/peer_endpoints.h"
 #include "gateway/spool/dicom_sender.h"
+#include "gateway/tls/certificate_identity.h"
 
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmnet/dul.h>
@@ -16,6 +18,7 @@
 #include <chrono>
 #include <stdexcept>
 #include <thread>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <vector>
@@ -116,6 +119,15 @@ GatewayServer::GatewayServer(const config::Config& config, keystore::Keystore& k
                                            static_cast<int>(config.gateway.acseTimeoutSeconds), &network_);
   dcmExternalSocketHandle.set(-1);
   if (cond.bad()) throw std::runtime_error("cannot initialise DICOM network: " + std::string(cond.text()));
+  cond = ASC_setTransportLayer(network_, &transport_, 0);
+  if (cond.bad()) throw std::runtime_error("cannot set the DICOM transport layer: " + std::string(cond.text()));
+  if (config.gateway.tls.enabled) {
+    tlsAcceptor_ = std::make_unique<tls::TlsAcceptor>(config.gateway.tls);
+    tls::outgoingTls(config, true, "");  // loads the requestor side now: bad files fail the start, not a transfer
+  } else {
+    spdlog::warn("configuration: no gateway.tls section: every association, including decrypted pixels sent to "
+                 "workstations, crosses the network in clear (see docs/security.md, DICOM TLS)");
+  }
   if (config.upstream.forward == "queued") startSpool();
   if (config.relay) {
     relay_ = std::make_unique<relay::RelayService>(config);
@@ -132,7 +144,7 @@ void GatewayServer::startSpool() {
   options.retryMax = std::chrono::seconds(sc.retryMaxSeconds);
   options.processingFailureAttempts = sc.processingFailureAttempts;
   options.brokenAssociationAttempts = sc.brokenAssociationAttempts;
-  const PeerEndpoint pacs{config_.upstream.aeTitle, config_.upstream.host, config_.upstream.port};
+  const PeerEndpoint pacs = upstreamEndpoint(config_);
   forwarder_ = std::make_unique<spool::Forwarder>(
       *spool_,
       [this, pacs] {
@@ -165,33 +177,52 @@ GatewayServer::~GatewayServer() {
 }
 
 void GatewayServer::run() {
-  ListenSocket listener(config_.gateway.bind, config_.gateway.port);
+  // The plain listener (gateway.port) and the TLS listener (gateway.tls.port); either may be absent.
+  std::unique_ptr<ListenSocket> plain, secure;
+  if (config_.gateway.port != 0) plain = std::make_unique<ListenSocket>(config_.gateway.bind, config_.gateway.port);
+  if (tlsAcceptor_) secure = std::make_unique<ListenSocket>(config_.gateway.bind, config_.gateway.tls.port);
   if (forwarder_) forwarder_->start();
-  spdlog::info("listening on {}:{} as {} (upstream PACS {}@{}:{}, {} forwarding, cipher {}, key scope {})",
-               config_.gateway.bind, config_.gateway.port, config_.gateway.aeTitle, config_.upstream.aeTitle,
-               config_.upstream.host, config_.upstream.port, config_.upstream.forward, config_.cipher.backend,
+  spdlog::info("listening on {} ({}{}{}) as {} (upstream PACS {}@{}:{}{}, {} forwarding, cipher {}, key scope {})",
+               config_.gateway.bind, plain ? "plain DICOM port " + std::to_string(config_.gateway.port) : "",
+               plain && secure ? ", " : "",
+               secure ? "DICOM TLS port " + std::to_string(config_.gateway.tls.port) + " profile " +
+                            config_.gateway.tls.profile
+                      : "",
+               config_.gateway.aeTitle, config_.upstream.aeTitle, config_.upstream.host, config_.upstream.port,
+               upstreamEndpoint(config_).tls ? " over TLS" : "", config_.upstream.forward, config_.cipher.backend,
                config_.cipher.keyScope);
   while (!stopping_.load()) {
-    int fd = listener.accept(250);
+    pollfd fds[2];
+    bool tlsAt[2];
+    nfds_t count = 0;
+    if (plain) fds[count] = {plain->fd(), POLLIN, 0}, tlsAt[count++] = false;
+    if (secure) fds[count] = {secure->fd(), POLLIN, 0}, tlsAt[count++] = true;
+    const int ready = ::poll(fds, count, 250);
     throttle_.flush();
-    if (fd < 0) continue;
-    std::uint64_t admissionId = 0;
-    if (!admitConnection(fd, admissionId)) continue;
-    {
-      std::lock_guard<std::mutex> lock(countMutex_);
-      ++connections_;
-    }
-    std::thread([this, fd, admissionId] {
-      try {
-        serveConnection(fd, admissionId);
-      } catch (const std::exception& e) {
-        spdlog::error("association handler failed: {}", e.what());
+    if (ready <= 0) continue;
+    for (nfds_t i = 0; i < count; ++i) {
+      if ((fds[i].revents & POLLIN) == 0) continue;
+      const int fd = (tlsAt[i] ? secure : plain)->accept(0);
+      if (fd < 0) continue;
+      std::uint64_t admissionId = 0;
+      if (!admitConnection(fd, admissionId)) continue;
+      {
+        std::lock_guard<std::mutex> lock(countMutex_);
+        ++connections_;
       }
-      admission_.release(admissionId);
-      std::lock_guard<std::mutex> lock(countMutex_);
-      --connections_;
-      countChanged_.notify_all();
-    }).detach();
+      const bool overTls = tlsAt[i];
+      std::thread([this, fd, admissionId, overTls] {
+        try {
+          serveConnection(fd, admissionId, overTls);
+        } catch (const std::exception& e) {
+          spdlog::error("association handler failed: {}", e.what());
+        }
+        admission_.release(admissionId);
+        std::lock_guard<std::mutex> lock(countMutex_);
+        --connections_;
+        countChanged_.notify_all();
+      }).detach();
+    }
   }
   std::unique_lock<std::mutex> lock(countMutex_);
   spdlog::info("stopping: no new associations; waiting for {} running", connections_);
@@ -251,12 +282,35 @@ bool GatewayServer::admitConnection(int fd, std::uint64_t& admissionId) {
   return true;
 }
 
-void GatewayServer::serveConnection(int fd, std::uint64_t admissionId) {
+void GatewayServer::serveConnection(int fd, std::uint64_t admissionId, bool overTls) {
   const std::string address = peerAddress(fd);
   // The hand-over of a socket to DCMTK is a process global (held under receiveMutex_), so only do it
-  // once the whole A-ASSOCIATE-RQ is buffered: a slow or silent client cannot block other peers.
+  // once the whole A-ASSOCIATE-RQ is buffered (over TLS: handshake done and the request decrypted):
+  // a slow, silent or handshake-stalling client cannot block other peers.
   const int requestTimeoutMs = static_cast<int>(config_.limits.associationRequestTimeoutSeconds) * 1000;
-  if (!associateRequestBuffered(fd, requestTimeoutMs) || !admission_.associationRequested(admissionId)) {
+  if (overTls) {
+    tls::TlsAcceptor::Result prepared = tlsAcceptor_->accept(
+        fd, std::chrono::steady_clock::now() + std::chrono::milliseconds(requestTimeoutMs),
+        static_cast<std::uint32_t>(std::max<unsigned>(config_.gateway.maxPduBytes, 64 * 1024)));
+    if (!prepared.connection) {
+      if (prepared.peerClosed) {
+        spdlog::debug("TLS connection from {} closed without a handshake (health check?)", address);
+      } else {
+        metrics::increment("pacsgw_connections_refused_total", {{"reason", "tls"}});
+        const std::string who = prepared.peerCertificate.empty() ? "" : " (certificate " + prepared.peerCertificate + ")";
+        if (throttle_.allow("TLS connections refused")) {
+          spdlog::warn("audit: TLS connection from {}{} refused: {}", address, who, prepared.failure);
+        }
+        audit::securityAlert("TLS-AUTHENTICATION-FAILURE", prepared.failure + who, {"", address}, "");
+        audit::associationRefused({"", address}, prepared.failure + who);
+      }
+      ::close(fd);
+      return;
+    }
+    if (!admission_.associationRequested(admissionId)) return;  // evicted meanwhile: `prepared` closes it
+    std::lock_guard<std::mutex> lock(receiveMutex_);
+    transport_.prepare(fd, std::move(prepared.connection));
+  } else if (!associateRequestBuffered(fd, requestTimeoutMs) || !admission_.associationRequested(admissionId)) {
     // A bare connect-and-close is what TCP health checks do: not worth a warning.
     char probe;
     const ssize_t peeked = ::recv(fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -277,9 +331,15 @@ void GatewayServer::serveConnection(int fd, std::uint64_t admissionId) {
     std::lock_guard<std::mutex> lock(receiveMutex_);
     dcmExternalSocketHandle.set(fd);
     cond = ASC_receiveAssociation(network_, &assoc, static_cast<long>(config_.gateway.maxPduBytes), nullptr,
-                                  nullptr, OFFalse, DUL_NOBLOCK,
+                                  nullptr, overTls ? OFTrue : OFFalse, DUL_NOBLOCK,
                                   static_cast<int>(config_.gateway.acseTimeoutSeconds));
     dcmExternalSocketHandle.set(-1);
+    // DCMTK took the prepared connection unless it failed before creating one; then it is closed here.
+    if (overTls && transport_.discard(fd)) {
+      if (assoc != nullptr) ASC_destroyAssociation(&assoc);
+      spdlog::warn("TLS association request from {} unreadable: {}", address, cond.text());
+      return;
+    }
   }
   if (cond.bad()) {
     spdlog::warn("association request from {} unreadable: {}", address, cond.text());
@@ -292,7 +352,14 @@ void GatewayServer::serveConnection(int fd, std::uint64_t admissionId) {
     return;
   }
   const std::string calling = assoc->params->DULparams.callingAPTitle;
-  PeerIdentity peer = policy_.identify(calling, address);
+  std::optional<tls::CertificateIdentity> certificate;
+  if (overTls) {
+    // Verified against gateway.tls.ca_bundle during the handshake; here only who it names matters.
+    std::vector<unsigned char> der(ASC_getPeerCertificateLength(assoc));
+    const unsigned long length = der.empty() ? 0 : ASC_getPeerCertificate(assoc, der.data(), der.size());
+    certificate = tls::CertificateIdentity::fromDer(der.data(), length);
+  }
+  PeerIdentity peer = policy_.identify(calling, address, certificate ? &*certificate : nullptr);
   bool counted = false;
   try {
     const bool accepted = negotiate(assoc, peer, counted);
@@ -333,6 +400,14 @@ bool GatewayServer::negotiate(T_ASC_Association* assoc, const PeerIdentity& peer
     audit::associationRefused({peer.aeTitle, peer.address}, "called AE title '" + called + "' is not " + config_.gateway.aeTitle);
     rejectAssociation(assoc, ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
                       ASC_REASON_SU_CALLEDAETITLENOTRECOGNIZED);
+    return false;
+  }
+  if (!peer.transportRefusal.empty()) {
+    spdlog::warn("audit: association from {} rejected: {}", who, printable(peer.transportRefusal));
+    audit::securityAlert("PEER-IDENTITY-MISMATCH", peer.transportRefusal, {peer.aeTitle, peer.address}, "");
+    audit::associationRefused({peer.aeTitle, peer.address}, peer.transportRefusal);
+    rejectAssociation(assoc, ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
+                      ASC_REASON_SU_CALLINGAETITLENOTRECOGNIZED);
     return false;
   }
   if (!peer.isModality && peer.workstation == nullptr && !peer.isUpstream && peer.relayPeer == nullptr) {

@@ -9,6 +9,7 @@
 #include "gateway/spool/forwarder.h"
 #include "gateway/spool/spool.h"
 #include "gateway/relay/relay_service.h"
+#include "gateway/tls/tls_acceptor.h"
 
 #include <atomic>
 #include <condition_variable>
@@ -32,7 +33,7 @@ class GatewayServer {
   void startSpool();
   // Accept-time checks (allow-lists, caps); true when a connection thread should serve `fd`.
   bool admitConnection(int fd, std::uint64_t& admissionId);
-  void serveConnection(int fd, std::uint64_t admissionId);
+  void serveConnection(int fd, std::uint64_t admissionId, bool overTls);
   // Accepts or rejects; `counted` tells whether the association took one of max_associations.
   bool negotiate(T_ASC_Association* assoc, const PeerIdentity& peer, bool& counted);
 
@@ -46,6 +47,8 @@ class GatewayServer {
   std::unique_ptr<spool::Forwarder> forwarder_;
   std::unique_ptr<relay::RelayService> relay_;  // with a relay: section
   T_ASC_Network* network_ = nullptr;
+  tls::HandoverLayer transport_;              // the network's transport layer (plain and prepared TLS)
+  std::unique_ptr<tls::TlsAcceptor> tlsAcceptor_;  // with gateway.tls
   std::mutex receiveMutex_;  // DCMTK's external-socket hand-over is a process global
   ConnectionAdmission admission_;  // caps and evictions; holds a duplicate of every live socket
   LogThrottle throttle_;            // for lines any peer can provoke at will

@@ -1,4 +1,5 @@
 #include "gateway/session.h"
+#include "gateway/peer_endpoints.h"
 
 #include "gateway/audit/audit_trail.h"
 
@@ -307,9 +308,8 @@ StoreOutcome Session::forwardToUpstream(DcmDataset& dataset, E_TransferSyntax xf
         }
         if (contexts.size() == 128) break;
       }
-      const auto& up = context_.config.upstream;
       try {
-        upstream_ = PeerAssociation::open(PeerEndpoint{up.aeTitle, up.host, up.port}, context_.config.gateway.aeTitle,
+        upstream_ = PeerAssociation::open(upstreamEndpoint(context_.config), context_.config.gateway.aeTitle,
                                           contexts, context_.timeouts, context_.config.gateway.maxPduBytes);
       } catch (const PeerUnavailable& e) {
         spdlog::error("upstream PACS unavailable: {}", e.what());

@@ -1,0 +1,15 @@
+#include "gateway/peer_endpoints.h"
+
+namespace pacsgw::gateway {
+
+PeerEndpoint upstreamEndpoint(const config::Config& config) {
+  const config::UpstreamSection& up = config.upstream;
+  return PeerEndpoint{up.aeTitle, up.host, up.port, tls::outgoingTls(config, up.tls, up.certificateIdentity)};
+}
+
+PeerEndpoint workstationEndpoint(const config::Config& config, const config::Workstation& workstation) {
+  return PeerEndpoint{workstation.aeTitle, workstation.host, workstation.port,
+                      tls::outgoingTls(config, workstation.tls, workstation.certificateIdentity)};
+}
+
+}  // namespace pacsgw::gateway

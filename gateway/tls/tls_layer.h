@@ -1,0 +1,32 @@
+#pragma once
+// DCMTK TLS transport layers built from gateway.tls: the gateway's certificate and key, the CA bundle
+// peers must chain to (mutual authentication: a peer without a valid certificate fails the handshake),
+// and the BCP 195 profile. One acceptor layer for the TLS listener, one requestor layer shared by every
+// outgoing TLS association.
+#include "config/config.h"
+
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmnet/assoc.h>
+#include <dcmtk/dcmtls/tlslayer.h>
+
+#include <memory>
+#include <string>
+
+namespace pacsgw::gateway::tls {
+
+// Throws std::runtime_error naming the file or setting that is wrong.
+std::unique_ptr<DcmTLSTransportLayer> makeTransportLayer(const config::TlsSection& tls, T_ASC_NetworkRole role);
+
+// TLS settings of one outgoing peer (PACS, workstation, peer gateway): the shared requestor layer and
+// the identity the peer's certificate must carry (empty: any certificate the CA bundle accepts).
+struct OutgoingTls {
+  std::shared_ptr<DcmTLSTransportLayer> layer;
+  std::string expectedIdentity;
+};
+
+// The outgoing TLS settings for a peer with these settings, or nullptr for a plain peer. The requestor
+// layer is built on first use and shared (process-wide, keyed by the gateway.tls files).
+std::shared_ptr<const OutgoingTls> outgoingTls(const config::Config& config, const std::optional<bool>& peerTls,
+                                               const std::string& expectedIdentity);
+
+}  // namespace pacsgw::gateway::tls
