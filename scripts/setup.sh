@@ -48,6 +48,8 @@ test_packages=(
   dcmtk orthanc sqlite3 postgresql python3 python3-pydicom python3-numpy
   # a software PKCS#11 token for the HSM master key tests, and pkcs11-tool to inspect it
   softhsm2 opensc
+  # loopback capture for the DICOM TLS test (no clear pixels on the wire); openssl makes its certificates
+  tcpdump openssl
   # checkers for the deployment files: promtool (/metrics format, dashboard queries), systemd-analyze,
   # YAML and the Kubernetes API models (manifest fields)
   prometheus systemd python3-yaml python3-kubernetes
