@@ -283,5 +283,85 @@ class DicomTlsTest(h.LogDumpingTestCase):
         self.assert_decrypted(sorted(p for p in target.iterdir() if p.is_file()), originals)
 
 
+class TlsOrthanc(rh.RetrieveOrthanc):
+    """Orthanc (1.10.1 has DICOM TLS) with TLS on its DICOM port, requiring client certificates of the CA,
+    and TLS towards the gateway for C-MOVE sub-operations."""
+
+    def __init__(self, workdir, leaf, ca_cert, **kwargs):
+        super().__init__(workdir, **kwargs)
+        self.leaf, self.ca_cert = leaf, ca_cert
+
+    def config(self) -> dict:
+        config = super().config()
+        config.update({"DicomTlsEnabled": True, "DicomTlsCertificate": str(self.leaf.cert),
+                       "DicomTlsPrivateKey": str(self.leaf.key), "DicomTlsTrustedCertificates": str(self.ca_cert),
+                       "DicomTlsRemoteCertificateRequired": True})
+        config["DicomModalities"]["gateway"]["UseDicomTls"] = True
+        return config
+
+
+@unittest.skipUnless(shutil.which("tcpdump"), "tcpdump is not installed (scripts/setup.sh installs it)")
+class GatewayToPacsOverTlsTest(h.LogDumpingTestCase):
+    """The gateway's own outgoing TLS (PeerAssociation with the shared requestor layer) against a real
+    TLS peer: stores go to Orthanc over TLS, and Orthanc's C-MOVE sub-operations come back over TLS."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.failed = False
+        cls.workdir = h.make_workdir(cls.__name__)
+        cls.ca = TestCA(cls.workdir / "pki", "hospital-ca")
+        gateway_leaf = cls.ca.issue("gateway", "pacsgw", ["DNS:localhost", "IP:127.0.0.1"], server=True)
+        pacs_leaf = cls.ca.issue("pacs", "pacs", ["DNS:pacs.example"], server=True)
+        cls.ct1 = cls.ca.issue("ct1", "ct1")
+        cls.ws1 = cls.ca.issue("ws1", "ws1", ["DNS:ws1.example"])
+        tls_port, cls.ws1_port = h.free_port(), h.free_port()
+        cls.tls_port = tls_port
+        peers = ("modalities:\n  - { ae_title: \"CT1\", host: \"127.0.0.1\" }\n"
+                 "workstations:\n"
+                 f"  - {{ ae_title: \"WS1\", host: \"127.0.0.1\", port: {cls.ws1_port}, access: \"decrypt\" }}\n")
+        cls.pacs = TlsOrthanc(cls.workdir / "pacs", pacs_leaf, cls.ca.cert, gateway_port=tls_port)
+
+        class Gateway(TlsGateway):
+            def config_yaml(self):
+                text = super().config_yaml()
+                # Orthanc speaks TLS here: no plain port at all, and the PACS must prove its identity.
+                text = "\n".join(line for line in text.splitlines() if not line.startswith("  port: ") or
+                                  not line.endswith(str(self.port))) + "\n"
+                return text.replace("  tls: false", '  certificate_identity: "DNS:pacs.example"')
+
+        cls.gateway = Gateway(cls.workdir / "gateway", upstream_port=cls.pacs.dicom_port, port=h.free_port(),
+                              tls={"port": tls_port, "certificate": gateway_leaf.cert,
+                                   "private_key": gateway_leaf.key, "ca_bundle": cls.ca.cert},
+                              peers_yaml=peers)
+        cls.logs = {"pacsgw serve": cls.gateway.log_path, "Orthanc": cls.pacs.log_path}
+        try:
+            cls.pacs.start()
+            cls.gateway.start()
+        except Exception:
+            cls.gateway.stop()
+            cls.pacs.stop()
+            raise
+
+    tearDownClass = DicomTlsTest.__dict__["tearDownClass"]
+
+    def test_store_and_move_through_a_tls_pacs(self):
+        directory = self.workdir / "study"
+        first = h.fresh_copy(h.test_file("ct_le.dcm"), directory)
+        files = [first, h.fresh_copy(first, directory, new_study=False)]
+        result = h.storescu(self.tls_port, files, calling="CT1", extra=tls_args(self.ct1, self.ca))
+        self.assertTrue(result.all_succeeded(2), result.describe())
+        originals = {h.sop_instance_uid(p): p for p in files}
+        for uid in originals:
+            self.assertIsNotNone(self.pacs.find_instance(uid), f"{uid} not in the PACS")
+        self.assertIn("over TLS", self.gateway.log())
+        keys = {"QueryRetrieveLevel": "STUDY", "StudyInstanceUID": str(h.read(first).StudyInstanceUID)}
+        with rh.StoreSCP("WS1", self.ws1_port, self.workdir / "ws1", extra=tls_args(self.ws1, self.ca)) as scp, \
+                TlsClientProxy(self.tls_port, self.ws1, self.ca.cert) as proxy:
+            result = rh.movescu(proxy.port, "WS1", keys, calling="WS1")
+            received = scp.files()
+        self.assertEqual(result.final.status, rh.STATUS_SUCCESS, result.describe())
+        DicomTlsTest.assert_decrypted(self, received, originals)
+
+
 if __name__ == "__main__":
     h.main()
