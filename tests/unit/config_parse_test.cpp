@@ -223,8 +223,8 @@ TEST(ConfigParse, UnknownKeysAtEveryLevel) {
                     "unknown key");
   expectSingleIssue(document(withRest("modalities:\n  - { ae_title: CT1, host: a, port: 104 }\n")),
                     "modalities[0].port", "allowed here: ae_title, host");
-  expectSingleIssue(document(withRest("workstations:\n  - { ae_title: W, host: a, port: 1, access: deny, tls: on }\n")),
-                    "workstations[0].tls", "unknown key");
+  expectSingleIssue(document(withRest("workstations:\n  - { ae_title: W, host: a, port: 1, access: deny, colour: red }\n")),
+                    "workstations[0].colour", "unknown key");
   Parts p;
   p.keystore = "{ path: /srv/ks.db, master_key_file: /srv/master.key, password: x }";
   expectSingleIssue(document(p), "keystore.password", "unknown key");
