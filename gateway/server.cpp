@@ -182,12 +182,13 @@ void GatewayServer::run() {
   if (config_.gateway.port != 0) plain = std::make_unique<ListenSocket>(config_.gateway.bind, config_.gateway.port);
   if (tlsAcceptor_) secure = std::make_unique<ListenSocket>(config_.gateway.bind, config_.gateway.tls.port);
   if (forwarder_) forwarder_->start();
-  spdlog::info("listening on {} ({}{}{}) as {} (upstream PACS {}@{}:{}{}, {} forwarding, cipher {}, key scope {})",
-               config_.gateway.bind, plain ? "plain DICOM port " + std::to_string(config_.gateway.port) : "",
-               plain && secure ? ", " : "",
-               secure ? "DICOM TLS port " + std::to_string(config_.gateway.tls.port) + " profile " +
-                            config_.gateway.tls.profile
-                      : "",
+  std::string where;
+  if (plain) where = config_.gateway.bind + ":" + std::to_string(config_.gateway.port);
+  if (secure) {
+    where += std::string(plain ? " and " : "") + "DICOM TLS " + config_.gateway.bind + ":" +
+             std::to_string(config_.gateway.tls.port) + " (profile " + config_.gateway.tls.profile + ")";
+  }
+  spdlog::info("listening on {} as {} (upstream PACS {}@{}:{}{}, {} forwarding, cipher {}, key scope {})", where,
                config_.gateway.aeTitle, config_.upstream.aeTitle, config_.upstream.host, config_.upstream.port,
                upstreamEndpoint(config_).tls ? " over TLS" : "", config_.upstream.forward, config_.cipher.backend,
                config_.cipher.keyScope);
