@@ -44,9 +44,10 @@ std::vector<std::uint8_t> buildAad(const AadFields& f) {
   if (f.elementTags.size() != f.elementLengths.size())
     throw CipherError("associated data: element tags and lengths differ in number");
   const PixelLayout& l = f.layout;
-  if (f.formatVersion != 1 && f.formatVersion != 2) throw CipherError("associated data: unknown format version");
+  if (f.formatVersion < 1 || f.formatVersion > 3) throw CipherError("associated data: unknown format version");
   Writer w;
-  w.field(f.formatVersion == 1 ? kAadLabel : kAadLabelV2);
+  // The label carries the format, so relabelling an object as another format changes the associated data.
+  w.field(f.formatVersion == 1 ? kAadLabel : f.formatVersion == 2 ? kAadLabelV2 : kAadLabelV3);
   w.field(f.sopInstanceUid);
   w.field(f.sopClassUid);
   w.field(f.originalTransferSyntax);

@@ -11,9 +11,10 @@ namespace pacsgw::codecs::detail {
 
 constexpr const char* kAadLabel = "PACSGW-AAD-1";    // key-reference format 1
 constexpr const char* kAadLabelV2 = "PACSGW-AAD-2";  // format 2: also binds the bound attributes
+constexpr const char* kAadLabelV3 = "PACSGW-AAD-3";  // format 3: as 2; the backend gets its own subkey
 
 struct AadFields {
-  int formatVersion = 2;  // 1 or 2
+  int formatVersion = 3;  // 1, 2 or 3
   std::string sopInstanceUid;
   std::string sopClassUid;
   std::string originalTransferSyntax;
@@ -25,7 +26,7 @@ struct AadFields {
   std::vector<std::uint32_t> elementTags;      // 0xGGGGEEEE
   std::vector<std::uint32_t> elementLengths;   // same count as elementTags
   std::vector<std::uint32_t> fragmentLengths;  // empty for native pixel data
-  std::vector<std::uint8_t> boundAttributes;   // format 2 only: canonicalBoundAttributes()
+  std::vector<std::uint8_t> boundAttributes;   // format 2 and 3: canonicalBoundAttributes()
 };
 
 // Sequence of fields, each a 32-bit little-endian length followed by that many bytes.

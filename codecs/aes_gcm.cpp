@@ -112,25 +112,24 @@ void restore(PixelBuffer& pixels, const SecretBytes& key, const std::vector<std:
   ERR_clear_error();
 }
 
+BackendInfo aesGcmInfo() {
+  BackendInfo i;
+  i.id = kAesGcmId;
+  i.version = kAesGcmVersion;
+  i.lossless = true;
+  i.authenticated = true;
+  i.supportsEncapsulated = true;
+  i.supportsFloat = true;
+  i.layouts = "any: native integer pixel data of every bit depth, signedness, sample count and "
+              "frame count; Float and Double Float Pixel Data; encapsulated fragments as opaque bytes";
+  i.summary = "AES-256-GCM (OpenSSL), one random 96-bit nonce and 128-bit tag per object, "
+              "bit-exact and authenticated";
+  return i;
+}
+
 class AesGcmCipher final : public PixelCipher {
  public:
-  const BackendInfo& info() const override {
-    static const BackendInfo kInfo = [] {
-      BackendInfo i;
-      i.id = kAesGcmId;
-      i.version = kAesGcmVersion;
-      i.lossless = true;
-      i.authenticated = true;
-      i.supportsEncapsulated = true;
-      i.supportsFloat = true;
-      i.layouts = "any: native integer pixel data of every bit depth, signedness, sample count and "
-                  "frame count; Float and Double Float Pixel Data; encapsulated fragments as opaque bytes";
-      i.summary = "AES-256-GCM (OpenSSL), one random 96-bit nonce and 128-bit tag per object, "
-                  "bit-exact and authenticated";
-      return i;
-    }();
-    return kInfo;
-  }
+  const BackendInfo& info() const override { return aesGcmBackend().info; }
 
   // Opaque bytes in, same bytes out: every layout is protected losslessly.
   void checkSupported(const PixelLayout&) const override {}
@@ -164,7 +163,6 @@ class AesGcmCipher final : public PixelCipher {
 
 }  // namespace
 
-std::unique_ptr<PixelCipher> makeAesGcmCipher() { return std::make_unique<AesGcmCipher>(); }
 
 std::vector<std::uint8_t> aesGcmSeal(PixelBuffer& pixels, const SecretBytes& key,
                                      const std::vector<std::uint8_t>& nonce,
@@ -222,3 +220,15 @@ void aesGcmOpen(PixelBuffer& pixels, const SecretBytes& key, const std::vector<s
 }
 
 }  // namespace pacsgw::codecs::detail
+
+namespace pacsgw::codecs {
+
+const BackendEntry& aesGcmBackend() {
+  static const BackendEntry entry{detail::aesGcmInfo(), [](const CipherOptions&) -> std::unique_ptr<PixelCipher> {
+                                    // AES runs on the CPU whatever device was asked for.
+                                    return std::make_unique<detail::AesGcmCipher>();
+                                  }};
+  return entry;
+}
+
+}  // namespace pacsgw::codecs

@@ -1,11 +1,17 @@
 #pragma once
 // Private to codecs/: the AES-256-GCM backend and its primitive, exposed for the registry and for
 // known-answer tests. Production code reaches the backend only through makeCipher("aes-256-gcm").
+#include "codecs/backend_table.h"
 #include "codecs/pixel_cipher.h"
 
 #include <cstdint>
 #include <memory>
 #include <vector>
+
+namespace pacsgw::codecs {
+// Its entry in the backend table (codecs/backend_table.h).
+const BackendEntry& aesGcmBackend();
+}  // namespace pacsgw::codecs
 
 namespace pacsgw::codecs::detail {
 
@@ -15,7 +21,6 @@ constexpr std::size_t kAesGcmKeyBytes = 32;
 constexpr std::size_t kAesGcmNonceBytes = 12;
 constexpr std::size_t kAesGcmTagBytes = 16;
 
-std::unique_ptr<PixelCipher> makeAesGcmCipher();
 
 // Encrypts all segments of `pixels` in place, in order, as one GCM message under `nonce` and returns
 // the 16-byte tag. The caller owns nonce uniqueness: only the backend (fresh random nonce per call)

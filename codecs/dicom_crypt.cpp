@@ -2,6 +2,8 @@
 #include "codecs/dicom_crypt.h"
 
 #include "codecs/aad.h"
+#include "codecs/backend_key.h"
+#include "codecs/backend_table.h"
 #include "codecs/bound_attributes.h"
 #include "codecs/key_reference.h"
 #include "codecs/pixel_access.h"
@@ -49,6 +51,17 @@ AadFields aadFor(DcmItem& dataset, const LocatedPixels& pixels, const KeyReferen
 void requireDataKey(const SecretBytes& key, const std::string& keyId) {
   if (key.size() != kDataKeyBytes)
     throw CryptError(CryptErrorKind::UnknownKey, "data key " + keyId + " does not have 32 bytes");
+}
+
+// The key the backend works with. Format 3 binds it to the backend: HKDF subkey with the backend id.
+// Formats 1 and 2 (objects written by earlier releases) used the data key itself and keep doing so.
+SecretBytes backendKeyFor(const KeyReference& ref, const SecretBytes& dataKey) {
+  if (ref.formatVersion < 3) return dataKey;
+  try {
+    return backendSubkey(dataKey, ref.record.backendId);
+  } catch (const std::exception& e) {
+    throw CryptError(CryptErrorKind::BackendFailure, e.what());
+  }
 }
 
 }  // namespace
@@ -104,8 +117,8 @@ KeyReference encryptDataset(DcmDataset& dataset, E_TransferSyntax xfer, PixelCip
   ref.protectedElements = pixels.elementTags;
   ref.protectedLengths = pixels.elementLengths;
   ref.encryptedAt = currentUtcDateTime();
-  if (params.formatVersion != 1 && params.formatVersion != 2)
-    throw CryptError(CryptErrorKind::MalformedKeyReference, "key reference format version must be 1 or 2");
+  if (params.formatVersion < 1 || params.formatVersion > kKeyRefFormatVersion)
+    throw CryptError(CryptErrorKind::MalformedKeyReference, "key reference format version must be 1, 2 or 3");
   ref.formatVersion = params.formatVersion;
   std::vector<std::uint8_t> bound;
   if (ref.formatVersion >= 2) {
@@ -114,10 +127,11 @@ KeyReference encryptDataset(DcmDataset& dataset, E_TransferSyntax xfer, PixelCip
     ref.boundAttributesDigest.assign(digest.begin(), digest.end());
   }
   const std::vector<std::uint8_t> aad = buildAad(aadFor(dataset, pixels, ref, std::move(bound)));
+  const SecretBytes backendKey = backendKeyFor(ref, dataKey);
 
   CipherRecord record;
   try {
-    record = cipher.encrypt(pixels.buffer, dataKey, aad);
+    record = cipher.encrypt(pixels.buffer, backendKey, aad);
   } catch (const UnsupportedLayoutError& e) {
     throw CryptError(CryptErrorKind::UnsupportedLayout, e.what());
   } catch (const std::exception& e) {  // CipherError, or a backend's own runtime failure
@@ -135,7 +149,7 @@ KeyReference encryptDataset(DcmDataset& dataset, E_TransferSyntax xfer, PixelCip
     writeKeyReference(dataset, ref);
   } catch (...) {
     try {
-      cipher.decrypt(pixels.buffer, dataKey, aad, record);
+      cipher.decrypt(pixels.buffer, backendKey, aad, record);
     } catch (...) {
       // Nothing left to restore with; the caller must discard the dataset, as documented.
     }
@@ -152,8 +166,7 @@ E_TransferSyntax decryptDataset(DcmDataset& dataset, E_TransferSyntax xfer, cons
   const KeyReference ref = readKeyReference(dataset);
   requireUsableTransferSyntax(xfer);
 
-  const auto backends = availableBackends();
-  if (std::find(backends.begin(), backends.end(), ref.record.backendId) == backends.end())
+  if (findBackend(ref.record.backendId) == nullptr)
     throw CryptError(CryptErrorKind::UnknownBackend, "cipher backend '" + ref.record.backendId +
                                                          "' named by the key reference is not available in this build");
   std::unique_ptr<PixelCipher> cipher;
@@ -206,9 +219,10 @@ E_TransferSyntax decryptDataset(DcmDataset& dataset, E_TransferSyntax xfer, cons
                        "window values) differs from the one the object was encrypted with");
   }
   const std::vector<std::uint8_t> aad = buildAad(aadFor(dataset, pixels, ref, std::move(bound)));
+  const SecretBytes backendKey = backendKeyFor(ref, dataKey);
 
   try {
-    cipher->decrypt(pixels.buffer, dataKey, aad, ref.record);
+    cipher->decrypt(pixels.buffer, backendKey, aad, ref.record);
   } catch (const AuthenticationError& e) {
     throw CryptError(CryptErrorKind::AuthenticationFailed, e.what());
   } catch (const UnsupportedLayoutError& e) {

@@ -29,8 +29,10 @@ struct KeyReference {
   std::vector<std::uint32_t> protectedElements;  // tags as 0xGGGGEEEE, e.g. 0x7FE00010
   std::vector<std::uint32_t> protectedLengths;   // bytes protected per element
   std::string encryptedAt;               // DICOM DT, UTC
-  int formatVersion = 2;                 // 1: associated data without bound attributes
-  std::vector<std::uint8_t> boundAttributesDigest;  // format 2: SHA-256 of the bound attributes
+  // 1: associated data without bound attributes; 2: with them; 3: as 2, and the backend encrypts under
+  // its own subkey of the data key (backendSubkey) instead of the data key itself.
+  int formatVersion = 3;
+  std::vector<std::uint8_t> boundAttributesDigest;  // formats 2 and 3: SHA-256 of the bound attributes
 };
 
 enum class CryptErrorKind {
@@ -72,7 +74,7 @@ PixelLayout readPixelLayout(DcmItem& dataset, E_TransferSyntax xfer);
 struct EncryptParams {
   std::string keyId;
   std::string keyScope;  // STUDY | SERIES | INSTANCE
-  int formatVersion = 2;  // 1 only to produce objects as older releases did (tests)
+  int formatVersion = 3;  // 1 or 2 only to produce objects as older releases did (tests)
 };
 
 // Encrypts every pixel data element in place and writes the key-reference block. `xfer` is the

@@ -304,8 +304,8 @@ void validateValues(const KeyReference& ref, const std::string& where) {
   if (r.params.size() > kMaxParamsBytes) bad(where + "Backend Parameters exceed 1 MiB");
   if (ref.encryptedAt.size() > 26 || !isDateTime(ref.encryptedAt))
     bad(where + "Encrypted DateTime is not a valid DT value");
-  if (ref.formatVersion != 1 && ref.formatVersion != 2) bad(where + "Key Reference Format Version must be 1 or 2");
-  if (ref.formatVersion == 2 && ref.boundAttributesDigest.size() != kBoundDigestBytes)
+  if (ref.formatVersion < 1 || ref.formatVersion > 3) bad(where + "Key Reference Format Version must be 1, 2 or 3");
+  if (ref.formatVersion >= 2 && ref.boundAttributesDigest.size() != kBoundDigestBytes)
     bad(where + "Bound Attributes Digest must hold 32 bytes");
   if (ref.formatVersion == 1 && !ref.boundAttributesDigest.empty())
     bad(where + "a format 1 key reference has no Bound Attributes Digest");
@@ -404,12 +404,12 @@ KeyReference readKeyReference(DcmItem& dataset) {
 
   BlockReader in(dataset, blocks.front());
   const std::string version = in.text(kKeyRefFormatVersionElement, 64);
-  if (version != "1" && version != "2")
-    bad("Key Reference Format Version is '" + version + "', this build reads versions 1 and 2");
+  if (version != "1" && version != "2" && version != "3")
+    bad("Key Reference Format Version is '" + version + "', this build reads versions 1, 2 and 3");
 
   KeyReference ref;
-  ref.formatVersion = version == "1" ? 1 : 2;
-  if (ref.formatVersion == 2) ref.boundAttributesDigest = in.bytes(kKeyRefBoundDigest, kBoundDigestBytes);
+  ref.formatVersion = version[0] - '0';
+  if (ref.formatVersion >= 2) ref.boundAttributesDigest = in.bytes(kKeyRefBoundDigest, kBoundDigestBytes);
   else if (in.has(kKeyRefBoundDigest)) bad("a format 1 key reference has no Bound Attributes Digest");
   ref.record.backendId = in.text(kKeyRefBackendId, 64);
   ref.record.backendVersion = in.text(kKeyRefBackendVersion, 64);

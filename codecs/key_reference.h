@@ -21,11 +21,12 @@ enum KeyRefElement : std::uint8_t {
   kKeyRefParams = 0x0A,            // OB, may be empty
   kKeyRefEncryptedAt = 0x0B,       // DT, UTC
   kKeyRefFormatVersionElement = 0x0C, // LO, "1" or "2"
-  kKeyRefBoundDigest = 0x0D,       // OB, 32 bytes; format 2 only
+  kKeyRefBoundDigest = 0x0D,       // OB, 32 bytes; formats 2 and 3
 };
 
-// Format written by this build; format 1 objects are still read and decrypted.
-constexpr int kKeyRefFormatVersion = 2;
+// Format written by this build; format 1 and 2 objects are still read and decrypted.
+// Format 3: the backend receives its own subkey of the data key (codecs/backend_key.h).
+constexpr int kKeyRefFormatVersion = 3;
 constexpr std::size_t kBoundDigestBytes = 32;
 constexpr std::size_t kMaxNonceBytes = 64;
 constexpr std::size_t kMaxTagBytes = 64;

@@ -61,6 +61,8 @@ struct BackendInfo {
   std::string id;
   std::string version;
   bool lossless = true;
+  // Declared loss: the largest difference between an original and a decrypted sample value (0 when lossless).
+  std::uint32_t maxSampleError = 0;
   bool authenticated = true;
   bool supportsEncapsulated = false;  // can protect compressed fragments as opaque bytes
   bool supportsFloat = false;         // Float / Double Float Pixel Data
@@ -104,7 +106,8 @@ class PixelCipher {
 
 using CipherFactory = std::function<std::unique_ptr<PixelCipher>(const CipherOptions&)>;
 
-// Backends known to this build ("aes-256-gcm" always; "chaos-vpd" when built with LibTorch).
+// Backends known to this build, from the backend table (codecs/backend_table.h): "aes-256-gcm" always,
+// the research backends when their dependencies were built.
 std::vector<std::string> availableBackends();
 // Throws CipherError naming the available backends if `id` is unknown.
 std::unique_ptr<PixelCipher> makeCipher(const std::string& id, const CipherOptions& options = {});

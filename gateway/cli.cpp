@@ -3,7 +3,7 @@
 #include "gateway/audit/audit_trail.h"
 
 #include "codecs/dicom_crypt.h"
-#include "codecs/eval/eval_command.h"
+#include "gateway/eval_launcher.h"
 #include "codecs/pixel_cipher.h"
 #include "config/config.h"
 #include "config/security_review.h"
@@ -324,7 +324,7 @@ int runCli(const std::vector<std::string>& args) {
       std::cout << "pacsgw " << PACSGW_VERSION << "\n";
       return 0;
     }
-    if (command == "eval") return eval::runEvalCommand(std::vector<std::string>(args.begin() + 1, args.end()));
+    if (command == "eval") return runEvalProgram(std::vector<std::string>(args.begin() + 1, args.end()));
     if (command == "migrate") return runMigrateCommand(std::vector<std::string>(args.begin() + 1, args.end()));
     if (command == "keys") return runKeysCommand(args);
     if (command == "config") return cmdConfig(args);

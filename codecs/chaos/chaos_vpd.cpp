@@ -8,7 +8,8 @@
 // No LibTorch here: the decoy generator lives in decoy_generator.cpp.
 #include "codecs/chaos/chaos_vpd.h"
 
-#include "codecs/chaos/chaos_vpd_research.h"
+#include "codecs/backend_table.h"
+#include "codecs/chaos/chaos_vpd_engine.h"
 #include "codecs/chaos/decoy_generator.h"
 #include "codecs/chaos/vpd_core.h"
 
@@ -434,24 +435,7 @@ class ChaosVpdCipher final : public PixelCipher {
     DecoyGenerator::shared(device_);  // build the generator now, so a broken LibTorch fails at start-up
   }
 
-  const BackendInfo& info() const override {
-    static const BackendInfo kInfo = [] {
-      BackendInfo i;
-      i.id = kBackendId;
-      i.version = kBackendVersion;
-      i.lossless = true;
-      i.authenticated = true;
-      i.supportsEncapsulated = false;
-      i.supportsFloat = false;
-      i.layouts = "native integer pixel data, 8 or 16 bits allocated (any bits stored, e.g. 12 of 16), signed "
-                  "or unsigned, 1 sample (MONOCHROME1/2, PALETTE COLOR) or 3 samples (RGB, YBR_FULL) in either "
-                  "planar configuration, single- or multi-frame";
-      i.summary = "research backend after Kumar et al. 2025 (DCGAN decoy, chaotic key streams, virtual planet "
-                  "domain), HKDF per-object keys and HMAC-SHA-256 tag; bit-exact; not a standard cipher";
-      return i;
-    }();
-    return kInfo;
-  }
+  const BackendInfo& info() const override { return chaosVpdBackend().info; }
 
   Device device() const override { return device_; }
 
@@ -502,21 +486,17 @@ class ChaosVpdCipher final : public PixelCipher {
 
 }  // namespace
 
+namespace engine {
+
 CallTimings lastCallTimings() { return tlsTimings; }
 
-CipherRecord encryptWithNonce(PixelBuffer& pixels, const SecretBytes& dataKey, const std::vector<std::uint8_t>& aad,
-                              const std::vector<std::uint8_t>& nonce, Device device) {
-  return encryptImpl(pixels, dataKey, aad, nonce, nullptr, device);
+CipherRecord encrypt(PixelBuffer& pixels, const SecretBytes& dataKey, const std::vector<std::uint8_t>& aad,
+                     const std::vector<std::uint8_t>& nonce, const std::array<std::uint8_t, kSivBytes>* forcedSiv,
+                     Device device) {
+  return encryptImpl(pixels, dataKey, aad, nonce, forcedSiv, device);
 }
 
-CipherRecord encryptWithFixedSiv(PixelBuffer& pixels, const SecretBytes& dataKey, const std::vector<std::uint8_t>& aad,
-                                 const std::vector<std::uint8_t>& nonce, const std::array<std::uint8_t, kSivBytes>& siv,
-                                 Device device) {
-  return encryptImpl(pixels, dataKey, aad, nonce, &siv, device);
-}
-
-void decryptUnauthenticated(PixelBuffer& pixels, const SecretBytes& dataKey, const std::vector<std::uint8_t>&,
-                            const CipherRecord& record, Device device) {
+void invertLayers(PixelBuffer& pixels, const SecretBytes& dataKey, const CipherRecord& record, Device device) {
   tlsTimings = {};
   checkRecordShape(record);
   checkLayout(pixels.layout);
@@ -550,10 +530,38 @@ DecoySummary decoyFor(const SecretBytes& dataKey, const CipherRecord& record, De
   return DecoySummary{s.decoy, s.sums};
 }
 
+}  // namespace engine
+
 }  // namespace chaos
 
-std::unique_ptr<PixelCipher> makeChaosVpdCipher(const CipherOptions& options) {
+namespace {
+
+BackendInfo chaosVpdInfo() {
+  using namespace chaos;
+  BackendInfo i;
+  i.id = kBackendId;
+  i.version = kBackendVersion;
+  i.lossless = true;
+  i.authenticated = true;
+  i.supportsEncapsulated = false;
+  i.supportsFloat = false;
+  i.layouts = "native integer pixel data, 8 or 16 bits allocated (any bits stored, e.g. 12 of 16), signed "
+              "or unsigned, 1 sample (MONOCHROME1/2, PALETTE COLOR) or 3 samples (RGB, YBR_FULL) in either "
+              "planar configuration, single- or multi-frame";
+  i.summary = "research backend after Kumar et al. 2025 (DCGAN decoy, chaotic key streams, virtual planet "
+              "domain), HKDF per-object keys and HMAC-SHA-256 tag; bit-exact; not a standard cipher";
+  return i;
+}
+
+std::unique_ptr<PixelCipher> makeChaosVpd(const CipherOptions& options) {
   return std::make_unique<chaos::ChaosVpdCipher>(resolveDevice(options.device, chaos::DecoyGenerator::cudaAvailable()));
+}
+
+}  // namespace
+
+const BackendEntry& chaosVpdBackend() {
+  static const BackendEntry entry{chaosVpdInfo(), makeChaosVpd};
+  return entry;
 }
 
 }  // namespace pacsgw::codecs

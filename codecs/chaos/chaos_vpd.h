@@ -1,9 +1,8 @@
 #pragma once
 // Backend "chaos-vpd": the DCGAN + virtual planet domain + chaotic map cipher, hardened for DICOM.
-#include "codecs/pixel_cipher.h"
-
-#include <memory>
+#include "codecs/backend_table.h"
 
 namespace pacsgw::codecs {
-std::unique_ptr<PixelCipher> makeChaosVpdCipher(const CipherOptions& options);
+// Its entry in the backend table (codecs/backend_table.h).
+const BackendEntry& chaosVpdBackend();
 }  // namespace pacsgw::codecs

@@ -1,167 +1,48 @@
+// The evaluation-core table: one core per backend that names one on its pacsgw_cipher_backend(...) line
+// in codecs/CMakeLists.txt (generated list).
 #include "codecs/eval/cores.h"
 
-#ifdef PACSGW_WITH_TORCH
-#include "codecs/chaos/chaos_vpd_research.h"
-#include "codecs/chaos/decoy_generator.h"
-#endif
-
-#include <openssl/err.h>
-#include <openssl/evp.h>
-
-#include <algorithm>
-#include <array>
-#include <climits>
-#include <stdexcept>
+#define PACSGW_EVAL_CORE(id, entry) \
+  namespace pacsgw::eval {          \
+  const EvalCoreEntry& entry();     \
+  }
+#include "codecs/generated/eval_core_entries.inc"
+#undef PACSGW_EVAL_CORE
 
 namespace pacsgw::eval {
 namespace {
 
-// AES-256-GCM exactly as the backend applies it: all segments in order as one message, the AAD as GCM
-// associated data, a 96-bit nonce and a 128-bit tag.
-class AesGcmCore final : public DeterministicCore {
- public:
-  std::string description() const override { return "AES-256-GCM (OpenSSL EVP) with a chosen 96-bit nonce"; }
-  std::size_t nonceBytes() const override { return 12; }
+struct NamedCore {
+  const char* backendId;
+  const EvalCoreEntry* entry;
+};
 
-  codecs::CipherRecord encryptWithNonce(codecs::PixelBuffer& pixels, const SecretBytes& key,
-                                        const std::vector<std::uint8_t>& aad,
-                                        const std::vector<std::uint8_t>& nonce) override {
-    codecs::CipherRecord rec;
-    rec.backendId = "aes-256-gcm";
-    rec.backendVersion = "1";
-    rec.nonce = nonce;
-    rec.tag.resize(16);
-    Ctx ctx;
-    if (EVP_EncryptInit_ex2(ctx.get(), EVP_aes_256_gcm(), key.data(), nonce.data(), nullptr) != 1)
-      fail("init");
-    int outl = 0;
-    if (!aad.empty() && EVP_EncryptUpdate(ctx.get(), nullptr, &outl, aad.data(), static_cast<int>(aad.size())) != 1)
-      fail("aad");
-    for (auto& s : pixels.segments) update(ctx.get(), s, true);
-    unsigned char last[16];
-    if (EVP_EncryptFinal_ex(ctx.get(), last, &outl) != 1 ||
-        EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_AEAD_GET_TAG, 16, rec.tag.data()) != 1)
-      fail("final");
-    return rec;
-  }
-
-  void decryptUnverified(codecs::PixelBuffer& pixels, const SecretBytes& key, const std::vector<std::uint8_t>&,
-                         const codecs::CipherRecord& record) override {
-    // GCM's confidentiality part is CTR mode: decryption without the final tag check.
-    Ctx ctx;
-    if (EVP_DecryptInit_ex2(ctx.get(), EVP_aes_256_gcm(), key.data(), record.nonce.data(), nullptr) != 1)
-      fail("init");
-    for (auto& s : pixels.segments) update(ctx.get(), s, false);
-  }
-
-  std::vector<Stream> keyStreams(const SecretBytes& key, const codecs::CipherRecord& record,
-                                 std::size_t bits) override {
-    // The GCM key stream for this nonce is the encryption of zeros.
-    std::vector<std::uint8_t> zeros((bits + 7) / 8, 0);
-    codecs::PixelBuffer buf;
-    buf.segments.push_back({zeros.data(), zeros.size()});
-    Ctx ctx;
-    if (EVP_EncryptInit_ex2(ctx.get(), EVP_aes_256_gcm(), key.data(), record.nonce.data(), nullptr) != 1)
-      fail("init");
-    update(ctx.get(), buf.segments[0], true);
-    return {Stream{"keystream", std::move(zeros)}};
-  }
-
- private:
-  struct Ctx {
-    EVP_CIPHER_CTX* p = EVP_CIPHER_CTX_new();
-    ~Ctx() { EVP_CIPHER_CTX_free(p); }
-    EVP_CIPHER_CTX* get() const { return p; }
+const std::vector<NamedCore>& coreTable() {
+  static const std::vector<NamedCore> table{
+#define PACSGW_EVAL_CORE(id, entry) {id, &entry()},
+#include "codecs/generated/eval_core_entries.inc"
+#undef PACSGW_EVAL_CORE
   };
-  [[noreturn]] static void fail(const char* what) {
-    ERR_clear_error();
-    throw codecs::CipherError(std::string("eval aes-256-gcm core: ") + what + " failed");
-  }
-  static void update(EVP_CIPHER_CTX* ctx, codecs::ByteRange& s, bool encrypt) {
-    std::size_t off = 0;
-    while (off < s.size) {
-      const int n = static_cast<int>(std::min<std::size_t>(s.size - off, std::size_t{1} << 30));
-      int outl = 0;
-      const int ok = encrypt ? EVP_EncryptUpdate(ctx, s.data + off, &outl, s.data + off, n)
-                             : EVP_DecryptUpdate(ctx, s.data + off, &outl, s.data + off, n);
-      if (ok != 1 || outl != n) fail("update");
-      off += static_cast<std::size_t>(n);
-    }
-  }
-};
-
-#ifdef PACSGW_WITH_TORCH
-class ChaosVpdCore final : public DeterministicCore {
- public:
-  explicit ChaosVpdCore(codecs::Device device) : device_(device) {}
-  std::string description() const override {
-    return "chaos-vpd with a chosen 32-byte nonce (codecs/chaos/chaos_vpd_research.h)";
-  }
-  std::size_t nonceBytes() const override { return codecs::chaos::kNonceBytes; }
-
-  codecs::CipherRecord encryptWithNonce(codecs::PixelBuffer& pixels, const SecretBytes& key,
-                                        const std::vector<std::uint8_t>& aad,
-                                        const std::vector<std::uint8_t>& nonce) override {
-    auto rec = codecs::chaos::encryptWithNonce(pixels, key, aad, nonce, device_);
-    generatorMs_ = codecs::chaos::lastCallTimings().generatorMs;
-    return rec;
-  }
-
-  void decryptUnverified(codecs::PixelBuffer& pixels, const SecretBytes& key, const std::vector<std::uint8_t>& aad,
-                         const codecs::CipherRecord& record) override {
-    codecs::chaos::decryptUnauthenticated(pixels, key, aad, record, device_);
-  }
-
-  std::vector<Stream> keyStreams(const SecretBytes& key, const codecs::CipherRecord& record,
-                                 std::size_t bits) override {
-    const std::size_t words = (bits + 31) / 32;
-    const auto lanes = codecs::chaos::keyStreams(key, record, words, device_);
-    std::vector<Stream> out;
-    for (std::size_t l = 0; l < lanes.size(); ++l) {
-      Stream s{"K" + std::to_string(l + 1), {}};
-      s.bytes.reserve(words * 4);
-      for (std::uint32_t w : lanes[l])
-        for (int b = 3; b >= 0; --b) s.bytes.push_back(static_cast<std::uint8_t>(w >> (8 * b)));
-      out.push_back(std::move(s));
-    }
-    return out;
-  }
-
-  bool encryptLayersOnly(codecs::PixelBuffer& pixels, const SecretBytes& key, const std::vector<std::uint8_t>& aad,
-                         const std::vector<std::uint8_t>& nonce) override {
-    const std::array<std::uint8_t, codecs::chaos::kSivBytes> fixedSiv{};
-    codecs::chaos::encryptWithFixedSiv(pixels, key, aad, nonce, fixedSiv, device_);
-    return true;
-  }
-
-  double lastGeneratorMs() const override { return generatorMs_; }
-
- private:
-  codecs::Device device_;
-  double generatorMs_ = 0;
-};
-#endif
+  return table;
+}
 
 }  // namespace
 
+std::vector<std::string> backendsWithCores() {
+  std::vector<std::string> ids;
+  for (const auto& c : coreTable()) ids.emplace_back(c.backendId);
+  return ids;
+}
+
 std::unique_ptr<DeterministicCore> makeDeterministicCore(const std::string& backendId, const std::string& device) {
-  if (backendId == "aes-256-gcm") return std::make_unique<AesGcmCore>();
-#ifdef PACSGW_WITH_TORCH
-  if (backendId == codecs::chaos::kBackendId)
-    return std::make_unique<ChaosVpdCore>(
-        codecs::resolveDevice(device, codecs::chaos::DecoyGenerator::cudaAvailable()));
-#else
-  (void)device;
-#endif
+  for (const auto& c : coreTable())
+    if (backendId == c.backendId) return c.entry->make(device);
   return nullptr;
 }
 
 void limitTensorThreads(int threads) {
-#ifdef PACSGW_WITH_TORCH
-  codecs::chaos::setTensorThreads(threads);
-#else
-  (void)threads;
-#endif
+  for (const auto& c : coreTable())
+    if (c.entry->limitThreads != nullptr) c.entry->limitThreads(threads);
 }
 
 }  // namespace pacsgw::eval

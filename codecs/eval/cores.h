@@ -41,10 +41,20 @@ class DeterministicCore {
   virtual double lastGeneratorMs() const { return 0; }
 };
 
+// A backend's evaluation core, named on its line of the backend table (codecs/CMakeLists.txt) and defined
+// in a research library (e.g. codecs/chaos/research/).
+struct EvalCoreEntry {
+  std::unique_ptr<DeterministicCore> (*make)(const std::string& device) = nullptr;
+  void (*limitThreads)(int threads) = nullptr;  // process-wide tensor threads; nullptr if none
+};
+
+// Backends of this build that have an evaluation core.
+std::vector<std::string> backendsWithCores();
+
 // nullptr when the backend has no deterministic core here.
 std::unique_ptr<DeterministicCore> makeDeterministicCore(const std::string& backendId, const std::string& device);
 
-// Limits LibTorch's intra-op threads (no-op without LibTorch); for single-core measurements.
+// Limits the backends' tensor threads (no-op without tensor backends); for single-core measurements.
 void limitTensorThreads(int threads);
 
 }  // namespace pacsgw::eval

@@ -1,7 +1,7 @@
 // Backend chaos-vpd through the PixelCipher contract: bit-exact round trips for every supported layout,
 // determinism, nonce and plaintext sensitivity, authentication, the decoy generator, known answers.
 #include "codecs/chaos/chaos_vpd.h"
-#include "codecs/chaos/chaos_vpd_research.h"
+#include "codecs/chaos/research/chaos_vpd_research.h"
 #include "codecs/chaos/decoy_generator.h"
 
 #include <gtest/gtest.h>
@@ -95,7 +95,7 @@ std::string hex(const std::vector<std::uint8_t>& v) {
   return out;
 }
 
-std::unique_ptr<PixelCipher> cipher() { return makeChaosVpdCipher(CipherOptions{}); }
+std::unique_ptr<PixelCipher> cipher() { return chaosVpdBackend().make(CipherOptions{}); }
 
 TEST(ChaosVpd, BackendInfo) {
   auto c = cipher();
@@ -136,9 +136,9 @@ TEST(ChaosVpd, RejectsUnsupportedLayouts) {
 
 TEST(ChaosVpd, UnknownOrUnavailableDeviceIsRefused) {
   if (!chaos::DecoyGenerator::cudaAvailable()) {
-    EXPECT_THROW(makeChaosVpdCipher(CipherOptions{"cuda"}), CipherError);
+    EXPECT_THROW(chaosVpdBackend().make(CipherOptions{"cuda"}), CipherError);
   }
-  EXPECT_NO_THROW(makeChaosVpdCipher(CipherOptions{"auto"}));
+  EXPECT_NO_THROW(chaosVpdBackend().make(CipherOptions{"auto"}));
 }
 
 struct LayoutCase {

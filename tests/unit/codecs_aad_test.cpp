@@ -73,12 +73,23 @@ TEST(CodecsAad, ExactByteFormat) {
 
   // Format 2: its own label, then the same fields, then the bound attributes as one more field.
   detail::AadFields v2 = sample();
+  v2.formatVersion = 2;
   v2.boundAttributes = {1, 2, 3};
   Bytes expected2;
   text(expected2, "PACSGW-AAD-2");
   expected2.insert(expected2.end(), expected.begin() + 16, expected.end());
   expected2.insert(expected2.end(), {3, 0, 0, 0, 1, 2, 3});
   EXPECT_EQ(detail::buildAad(v2), expected2);
+
+  // Format 3 (the backend works under its own subkey): the fields of format 2 under the label PACSGW-AAD-3.
+  detail::AadFields v3 = v2;
+  v3.formatVersion = 3;
+  Bytes expected3;
+  text(expected3, "PACSGW-AAD-3");
+  expected3.insert(expected3.end(), expected2.begin() + 16, expected2.end());
+  EXPECT_EQ(detail::buildAad(v3), expected3);
+  v3.formatVersion = 4;
+  EXPECT_THROW(detail::buildAad(v3), CipherError);
 }
 
 TEST(CodecsAad, FragmentsAndEveryFieldMatter) {
@@ -91,7 +102,7 @@ TEST(CodecsAad, FragmentsAndEveryFieldMatter) {
   EXPECT_TRUE(std::equal(tail.begin(), tail.end(), withFragments.end() - tail.size()));
 
   const Bytes base = detail::buildAad(sample());
-  std::vector<detail::AadFields> variants(10, sample());
+  std::vector<detail::AadFields> variants(11, sample());
   variants[0].sopInstanceUid = "1.2.3.5";
   variants[1].layout.columns = 256;
   variants[2].layout.numberOfFrames = 201;
@@ -104,6 +115,7 @@ TEST(CodecsAad, FragmentsAndEveryFieldMatter) {
   variants[7].layout.photometricInterpretation = "MONOCHROME1";
   variants[8].boundAttributes = {0};
   variants[9].formatVersion = 1;
+  variants[10].formatVersion = 2;
   for (const auto& v : variants) EXPECT_NE(detail::buildAad(v), base);
 }
 

@@ -1,5 +1,6 @@
 // Dataset-level encryption: bit-exact round trips through every native syntax and RLE / JPEG lossless,
 // and refusal of every alteration, relabelling, truncation and misuse.
+#include "codecs/backend_key.h"
 #include "codecs/dicom_crypt.h"
 #include "codecs/key_reference.h"
 
@@ -950,6 +951,59 @@ TEST_F(CodecsDataset, NotEncryptedAndUnknownBackend) {
     copy.putAndInsertUint32(DcmTag(field(copy, detail::kKeyRefProtectedLengths), EVR_UL), 12);
     EXPECT_EQ(decryptError(copy, EXS_LittleEndianExplicit), CryptErrorKind::MalformedObject);
   }
+}
+
+// Passes everything to the real backend and remembers the key it was handed.
+class KeyRecordingCipher final : public PixelCipher {
+ public:
+  explicit KeyRecordingCipher(PixelCipher& inner) : inner_(inner) {}
+  const BackendInfo& info() const override { return inner_.info(); }
+  void checkSupported(const PixelLayout& layout) const override { inner_.checkSupported(layout); }
+  CipherRecord encrypt(PixelBuffer& pixels, const SecretBytes& key, const std::vector<std::uint8_t>& aad) override {
+    seen = key;
+    return inner_.encrypt(pixels, key, aad);
+  }
+  void decrypt(PixelBuffer& pixels, const SecretBytes& key, const std::vector<std::uint8_t>& aad,
+               const CipherRecord& record) override {
+    inner_.decrypt(pixels, key, aad, record);
+  }
+  SecretBytes seen;
+
+ private:
+  PixelCipher& inner_;
+};
+
+bool sameKey(const SecretBytes& a, const SecretBytes& b) {
+  return a.size() == b.size() && std::equal(a.data(), a.data() + a.size(), b.data());
+}
+
+// Format 3 hands the backend its own subkey of the data key; formats 1 and 2 (objects of earlier
+// releases) the data key itself, and all three decrypt.
+TEST_F(CodecsDataset, FormatThreeBindsTheDataKeyToTheBackend) {
+  const auto plain = snapshot(*makeImage(ImageSpec{}, 81)->getDataset());
+  for (int format : {1, 2, 3}) {
+    auto ff = makeImage(ImageSpec{}, 81);
+    DcmDataset& ds = *ff->getDataset();
+    KeyRecordingCipher recording(*cipher_);
+    EncryptParams params{kKeyId, "STUDY"};
+    params.formatVersion = format;
+    EXPECT_EQ(encryptDataset(ds, EXS_LittleEndianExplicit, recording, key_, params).formatVersion, format);
+    if (format == 3) {
+      EXPECT_TRUE(sameKey(recording.seen, backendSubkey(key_, "aes-256-gcm")));
+      EXPECT_FALSE(sameKey(recording.seen, key_));
+    } else {
+      EXPECT_TRUE(sameKey(recording.seen, key_));
+    }
+    if (format >= 2) {
+      // Relabelled as the other of formats 2 / 3 (other key and other associated data): refused.
+      DcmDataset copy(ds);
+      copy.putAndInsertString(DcmTag(field(copy, detail::kKeyRefFormatVersionElement), EVR_LO), format == 3 ? "2" : "3");
+      EXPECT_EQ(decryptError(copy, EXS_LittleEndianExplicit), CryptErrorKind::AuthenticationFailed) << format;
+    }
+    EXPECT_EQ(decryptDataset(ds, EXS_LittleEndianExplicit, keys()), EXS_LittleEndianExplicit);
+    EXPECT_EQ(snapshot(ds), plain);
+  }
+  EXPECT_EQ(EncryptParams{}.formatVersion, 3);
 }
 
 TEST_F(CodecsDataset, CryptErrorKindsHaveNames) {

@@ -82,10 +82,10 @@ TEST_F(CodecsKeyReference, WriteThenReadGivesEveryField) {
   EXPECT_EQ(creator, "PACSGW KEYREF 1");
   OFString version;
   ASSERT_TRUE(ds.findAndGetOFString(DcmTagKey(0x0077, 0x100C), version).good());
-  EXPECT_EQ(version, "2");
+  EXPECT_EQ(version, "3");
 
   const KeyReference read = readKeyReference(ds);
-  EXPECT_EQ(read.formatVersion, 2);
+  EXPECT_EQ(read.formatVersion, 3);
   EXPECT_EQ(read.boundAttributesDigest, ref.boundAttributesDigest);
   EXPECT_EQ(read.record.backendId, ref.record.backendId);
   EXPECT_EQ(read.record.backendVersion, ref.record.backendVersion);
@@ -255,7 +255,7 @@ std::vector<Malformation> malformations() {
   m.push_back({"transfer syntax by name", putText(detail::kKeyRefOriginalXfer, EVR_UI, "LittleEndianExplicit"),
                "Original Transfer Syntax UID"});
   m.push_back({"bad date time", putText(detail::kKeyRefEncryptedAt, EVR_DT, "yesterday"), "Encrypted DateTime"});
-  m.push_back({"future format version", putText(detail::kKeyRefFormatVersionElement, EVR_LO, "3"), "Format Version"});
+  m.push_back({"future format version", putText(detail::kKeyRefFormatVersionElement, EVR_LO, "4"), "Format Version"});
   m.push_back({"format 1 with a digest", putText(detail::kKeyRefFormatVersionElement, EVR_LO, "1"),
                "no Bound Attributes Digest"});
   m.push_back({"format 2 without a digest",

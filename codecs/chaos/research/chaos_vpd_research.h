@@ -1,10 +1,10 @@
 #pragma once
-// Research hooks into chaos-vpd for the evaluation suite and the tests. The gateway never calls these:
+// Research hooks into chaos-vpd for the evaluation suite and the tests (library pacsgw_chaos_research,
+// which the service binary does not link; tests/unit/codecs_link_test checks it):
 // they allow a caller-chosen nonce (deterministic encryption), decryption without verification (the
 // paper's unauthenticated core, for wrong-key and robustness figures) and access to the key streams.
 // Nothing here may be used to protect real data.
-#include "codecs/chaos/vpd_core.h"
-#include "codecs/pixel_cipher.h"
+#include "codecs/chaos/chaos_vpd_engine.h"
 
 #include <array>
 #include <cstdint>
@@ -13,21 +13,7 @@
 
 namespace pacsgw::codecs::chaos {
 
-constexpr const char* kBackendId = "chaos-vpd";
-constexpr const char* kBackendVersion = "1";
-constexpr std::size_t kNonceBytes = 32;   // HKDF salt, fresh per object
-constexpr std::size_t kTagBytes = 32;     // HMAC-SHA-256, untruncated
-constexpr std::size_t kSivBytes = 32;     // synthetic IV (plaintext-dependent key input), in params
-constexpr std::size_t kParamsBytes = 8 + kSivBytes;
-constexpr std::size_t kBlockWords = std::size_t{1} << 20;  // samples per independently keyed block
-
 // Where the time of the last encrypt/decrypt on this thread went (milliseconds).
-struct CallTimings {
-  double generatorMs = 0;  // DCGAN decoy (once per object)
-  double scheduleMs = 0;   // HKDF, SHA-512 and key streams (all blocks)
-  double pixelsMs = 0;     // the VPD / shuffle / XOR / planet layers (all blocks)
-  double macMs = 0;        // synthetic IV and tag (HMAC-SHA-256 passes over the pixels)
-};
 CallTimings lastCallTimings();
 
 // Encryption exactly as the backend does it, but with a given 32-byte nonce.
@@ -51,11 +37,7 @@ void decryptUnauthenticated(PixelBuffer& pixels, const SecretBytes& dataKey, con
 LaneStreams keyStreams(const SecretBytes& dataKey, const CipherRecord& record, std::size_t outputsPerLane,
                        Device device = Device::Cpu);
 
-// The decoy image and the paper-style sum string ("S_R+1,S_G+1,S_B+1") of the object `record` describes.
-struct DecoySummary {
-  std::vector<std::uint8_t> image;  // planar RGB, 32 x 32
-  std::string sums;
-};
+// The decoy image and the paper-style sum string of the object `record` describes.
 DecoySummary decoyFor(const SecretBytes& dataKey, const CipherRecord& record, Device device = Device::Cpu);
 
 }  // namespace pacsgw::codecs::chaos

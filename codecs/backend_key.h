@@ -1,0 +1,16 @@
+#pragma once
+// Data keys bound to the backend that uses them. Every backend of an object written with key-reference
+// format 3 encrypts under its own subkey of the data key, so no two backends ever hold the same key:
+// a weakness of one backend (a research cipher, say) cannot expose what another encrypted under the
+// same study key, and an object relabelled to another backend meets a different key.
+#include "keystore/secret_bytes.h"
+
+#include <string>
+
+namespace pacsgw::codecs {
+
+// HKDF-SHA-256 (RFC 5869): IKM = the 32-byte data key, no salt,
+// info = "pacsgw backend subkey v1" || 0x00 || backend id; 32 bytes out.
+SecretBytes backendSubkey(const SecretBytes& dataKey, const std::string& backendId);
+
+}  // namespace pacsgw::codecs
