@@ -12,7 +12,7 @@ class ChaosVpdCore final : public DeterministicCore {
  public:
   explicit ChaosVpdCore(codecs::Device device) : device_(device) {}
   std::string description() const override {
-    return "chaos-vpd with a chosen 32-byte nonce (codecs/chaos/chaos_vpd_research.h)";
+    return "chaos-vpd with a chosen 32-byte nonce (codecs/chaos/research/chaos_vpd_research.h)";
   }
   std::size_t nonceBytes() const override { return codecs::chaos::kNonceBytes; }
 
