@@ -550,6 +550,38 @@ class Validator {
     assign(out.port, port(*f, "port", true));
   }
 
+  void audit(const Fields& top, AuditSection& out) {
+    const auto f = section(top, "audit", {"path", "syslog"}, false);
+    if (!f) return;
+    assign(out.path, text(*f, "path", false));
+    const YAML::Node* node = f->find("syslog");
+    if (node == nullptr || node->IsNull()) return;
+    const auto s = map(*node, "audit.syslog",
+                       {"host", "port", "ca_bundle", "certificate", "private_key", "app_name", "retry_max_s"});
+    if (!s) return;
+    AuditSyslogSection& out2 = out.syslog;
+    out2.enabled = true;
+    assign(out2.host, host(*s, "host", true));
+    assign(out2.port, port(*s, "port", false));
+    assign(out2.caBundle, text(*s, "ca_bundle", true));
+    assign(out2.certificate, text(*s, "certificate", false));
+    assign(out2.privateKey, text(*s, "private_key", false));
+    if ((s->find("certificate") == nullptr) != (s->find("private_key") == nullptr)) {
+      add("audit.syslog", "set both certificate and private_key (client authentication), or neither");
+    }
+    if (const auto app = text(*s, "app_name", false)) {
+      const bool printable = !app->empty() && app->size() <= 48 &&
+                             std::all_of(app->begin(), app->end(), [](unsigned char c) { return c > 32 && c < 127; });
+      if (!printable) {
+        add("audit.syslog.app_name", "must be 1 to 48 printable ASCII characters without spaces, got " + quoted(*app) +
+                                         lineOf(*s->find("app_name")));
+      } else {
+        out2.appName = *app;
+      }
+    }
+    assign(out2.retryMaxSeconds, integer(*s, "retry_max_s", false, 1, 3600));
+  }
+
   void limits(const Fields& top, LimitsSection& out) {
     const auto f = section(top, "limits",
                            {"association_request_timeout_s", "max_connections", "max_connections_per_address",
@@ -700,6 +732,11 @@ ConfigError ConfigError::inFile(std::vector<ConfigIssue> issues, const std::stri
   return ConfigError(InFileTag{}, std::move(issues), sourcePath);
 }
 
+std::string auditLogPath(const Config& config) {
+  if (!config.audit.path.empty()) return config.audit.path;
+  return (std::filesystem::path(config.gateway.dataDir) / "audit.log").string();
+}
+
 std::string spoolDirectory(const Config& config) {
   if (!config.spool.dir.empty()) return config.spool.dir;
   return (std::filesystem::path(config.gateway.dataDir) / "spool").string();
@@ -807,8 +844,8 @@ Config parseConfig(const std::string& yamlText, const std::string& sourcePath) {
   if (root.IsNull()) {
     top = Fields{"", {}};  // an empty file: report each missing section
   } else {
-    top = v.map(root, "", {"gateway", "upstream", "keystore", "cipher", "metrics", "spool", "limits", "modalities",
-                           "workstations", "relay"});
+    top = v.map(root, "", {"gateway", "upstream", "keystore", "cipher", "metrics", "audit", "spool", "limits",
+                           "modalities", "workstations", "relay"});
   }
   if (top) {
     v.gateway(*top, config.gateway);
@@ -816,6 +853,7 @@ Config parseConfig(const std::string& yamlText, const std::string& sourcePath) {
     v.keystore(*top, config.keystore);
     v.cipher(*top, config.cipher);
     v.metrics(*top, config.metrics);
+    v.audit(*top, config.audit);
     v.spool(*top, config.spool);
     v.limits(*top, config.limits);
     v.modalities(*top, config.modalities, config.gateway.tls.enabled);

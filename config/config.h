@@ -95,6 +95,23 @@ struct MetricsSection {
   std::uint16_t port = 0;  // required when the section is present
 };
 
+// Where audit messages go: the local log, and optionally a syslog receiver over TLS (RFC 5425).
+struct AuditSyslogSection {
+  bool enabled = false;
+  std::string host;
+  std::uint16_t port = 6514;
+  std::string caBundle;     // CA certificates that may sign the receiver's certificate (required)
+  std::string certificate;  // client certificate for mutual authentication (optional, with privateKey)
+  std::string privateKey;
+  std::string appName = "pacsgw";
+  unsigned retryMaxSeconds = 60;  // reconnect backoff cap
+};
+
+struct AuditSection {
+  std::string path;  // empty = <gateway.data_dir>/audit.log
+  AuditSyslogSection syslog;
+};
+
 // Protection against hostile or broken peers (see docs/configuration.md, "limits").
 struct LimitsSection {
   unsigned associationRequestTimeoutSeconds = 5;  // TCP connect -> complete A-ASSOCIATE-RQ
@@ -152,6 +169,7 @@ struct Config {
   KeystoreSection keystore;
   CipherSection cipher;
   MetricsSection metrics;
+  AuditSection audit;
   SpoolSection spool;
   LimitsSection limits;
   std::vector<Modality> modalities;
@@ -196,6 +214,9 @@ std::vector<ConfigIssue> checkFiles(const Config& config);
 // on 127.0.0.1:4242 (AE ORTHANC), a generated master key file, CT1 modality on 127.0.0.1.
 Config embeddedDefaults(const std::string& dataDir);
 std::string toYaml(const Config& config);  // for `pacsgw config show` and for writing the defaults out
+
+// Where the local audit log is: audit.path, or <gateway.data_dir>/audit.log.
+std::string auditLogPath(const Config& config);
 
 // Where the spool lives: spool.dir, or <gateway.data_dir>/spool.
 std::string spoolDirectory(const Config& config);

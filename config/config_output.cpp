@@ -154,6 +154,22 @@ std::string toYaml(const Config& c) {
   }
 
   line("");
+  line("# DICOM audit messages (RFC 3881 XML): the local log, and a syslog receiver over TLS if configured.");
+  line("audit:");
+  field("path", scalar(auditLogPath(c)));
+  if (c.audit.syslog.enabled) {
+    const AuditSyslogSection& s = c.audit.syslog;
+    line("  syslog:");
+    line("    host: " + scalar(s.host));
+    line("    port: " + std::to_string(s.port));
+    line("    ca_bundle: " + scalar(s.caBundle));
+    if (!s.certificate.empty()) line("    certificate: " + scalar(s.certificate));
+    if (!s.privateKey.empty()) line("    private_key: " + scalar(s.privateKey));
+    line("    app_name: " + scalar(s.appName));
+    line("    retry_max_s: " + std::to_string(s.retryMaxSeconds));
+  }
+
+  line("");
   line("# Limits against hostile or broken peers (docs/configuration.md).");
   line("limits:");
   field("association_request_timeout_s", std::to_string(c.limits.associationRequestTimeoutSeconds));

@@ -131,7 +131,14 @@ void onStopSignal(int) {
 }
 
 // The local audit log: beside the keystore data, one XML audit message per line (docs/security.md).
-std::string auditLogPath(const config::Config& cfg) { return cfg.gateway.dataDir + "/audit.log"; }
+audit::SyslogSettings syslogSettings(const config::Config& cfg) {
+  const config::AuditSyslogSection& s = cfg.audit.syslog;
+  audit::SyslogSettings out;
+  out.tls = {s.host, s.port, s.caBundle, s.certificate, s.privateKey, 10};
+  out.appName = s.appName;
+  out.retryMaxSeconds = static_cast<int>(s.retryMaxSeconds);
+  return out;
+}
 
 std::string localUser() {
   const char* user = std::getenv("SUDO_USER");
@@ -163,7 +170,8 @@ int cmdServe(const Options& o) {
   codecs::makeCipher(cfg.cipher.backend, codecs::CipherOptions{cfg.cipher.device});  // fail fast on a bad backend
   for (const auto& w : config::securityWarnings(cfg)) spdlog::warn("configuration: {}: {}", w.key, w.message);
   std::unique_ptr<keystore::Keystore> keys = openKeystoreForServe(cfg, o.acceptNewKeystore);
-  audit::open(auditLogPath(cfg), cfg.gateway.aeTitle);
+  audit::open(config::auditLogPath(cfg), cfg.gateway.aeTitle);
+  if (cfg.audit.syslog.enabled) audit::forwardToSyslog(syslogSettings(cfg));
   audit::applicationStarted(std::string("pacsgw serve ") + PACSGW_VERSION);
   GatewayServer server(cfg, *keys);
   Monitoring monitoring = startMonitoring(cfg, *keys, server.storeSpool());
@@ -211,7 +219,7 @@ int transformPaths(const Options& o, const std::string& verb, Transform transfor
   config::Config cfg = requireConfig(o);
   auto keys = openKeystore(cfg);
   try {
-    audit::open(auditLogPath(cfg), cfg.gateway.aeTitle);
+    audit::open(config::auditLogPath(cfg), cfg.gateway.aeTitle);
   } catch (const std::exception& e) {
     std::cerr << "warning: " << e.what() << "; this run is not recorded in the audit log\n";
   }

@@ -119,10 +119,11 @@ ProtectResult InstanceProtector::protect(DcmDataset& dataset, E_TransferSyntax x
   result.transferSyntax = xfer;
   keystore::DataKey key;
   try {
-    key = keys_.getOrCreate(scope_, scopeUid);
+    key = dataKeyFor(scopeUid);
   } catch (const keystore::KeyDestroyedError& e) {
     spdlog::warn("audit: object of shredded {} {} refused: {}", keystore::toString(scope_), printable(scopeUid),
                  e.what());
+    audit::keyEvent("denied", "", scopeUid, false, "the data key was destroyed (keys shred)");
     throw codecs::CryptError(codecs::CryptErrorKind::KeyDestroyed, e.what());
   }
   codecs::EncryptParams params;
@@ -139,8 +140,28 @@ ProtectResult InstanceProtector::protect(DcmDataset& dataset, E_TransferSyntax x
   return result;
 }
 
-E_TransferSyntax InstanceProtector::restore(DcmDataset& dataset, E_TransferSyntax xfer) {
-  auto lookup = [this, &dataset](const std::string& keyId) -> SecretBytes {
+keystore::DataKey InstanceProtector::dataKeyFor(const std::string& scopeUid) {
+  {
+    std::lock_guard<std::mutex> lock(keyCreation_);
+    if (knownScopes_.count(scopeUid) != 0) return keys_.getOrCreate(scope_, scopeUid);
+  }
+  // First use in this process: whether the key exists decides if this call creates it. Serialised so
+  // that two associations storing the same new study record one creation.
+  std::lock_guard<std::mutex> lock(keyCreation_);
+  const bool existed = keys_.hasKeyFor(scope_, scopeUid);
+  keystore::DataKey key = keys_.getOrCreate(scope_, scopeUid);
+  if (!existed) {
+    spdlog::info("audit: data key {} created for {} {}", key.id, keystore::toString(scope_), printable(scopeUid));
+    audit::keyEvent("created", key.id, scopeUid, true, "");
+  }
+  if (knownScopes_.size() >= 100000) knownScopes_.clear();  // bounded; costs one look-up per study again
+  knownScopes_.insert(scopeUid);
+  return key;
+}
+
+E_TransferSyntax InstanceProtector::restore(DcmDataset& dataset, E_TransferSyntax xfer, audit::KeyReleases* releases) {
+  std::string usedKeyId, usedScopeUid;
+  auto lookup = [this, &dataset, &usedKeyId, &usedScopeUid](const std::string& keyId) -> SecretBytes {
     keystore::DataKey key;
     try {
       key = keys_.get(keyId);
@@ -152,7 +173,14 @@ E_TransferSyntax InstanceProtector::restore(DcmDataset& dataset, E_TransferSynta
       audit::keyEvent("denied", keyId, "", false, e.what());
       throw codecs::CryptError(codecs::CryptErrorKind::UnknownKey, e.what());
     }
-    requireKeyScopeMatches(dataset, key);
+    try {
+      requireKeyScopeMatches(dataset, key);
+    } catch (const codecs::CryptError& e) {
+      audit::keyEvent("denied", keyId, key.scopeUid, false, e.what());
+      throw;
+    }
+    usedKeyId = key.id;
+    usedScopeUid = key.scopeUid;
     return std::move(key.key);
   };
   std::string backend = "unknown";
@@ -167,8 +195,27 @@ E_TransferSyntax InstanceProtector::restore(DcmDataset& dataset, E_TransferSynta
     // decryptDataset reports the malformed block with its precise reason.
   }
   const auto started = std::chrono::steady_clock::now();
-  E_TransferSyntax original = codecs::decryptDataset(dataset, xfer, lookup, options_);
+  E_TransferSyntax original;
+  try {
+    original = codecs::decryptDataset(dataset, xfer, lookup, options_);
+  } catch (const codecs::CryptError& e) {
+    // A block naming a backend this build cannot use: its key is not released either.
+    if (e.kind() == codecs::CryptErrorKind::UnknownBackend) {
+      std::string keyId;
+      try {
+        keyId = codecs::readKeyReference(dataset).keyId;
+      } catch (const codecs::CryptError&) {
+      }
+      audit::keyEvent("denied", keyId, "", false, e.what());
+    }
+    throw;
+  }
   metrics::observe("pacsgw_decrypt_seconds", {{"backend", backend}}, secondsSince(started));
+  if (releases != nullptr) {
+    releases->add(usedKeyId, usedScopeUid);
+  } else {
+    audit::keyEvent("released", usedKeyId, usedScopeUid, true, "");
+  }
   return original;
 }
 

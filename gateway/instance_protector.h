@@ -2,6 +2,7 @@
 // Glue between the keystore and the pixel ciphers: one call to protect an instance on the way in,
 // one to restore it on the way out. The service and the CLI both go through here.
 #include "codecs/dicom_crypt.h"
+#include "gateway/audit/audit_trail.h"
 #include "codecs/pixel_cipher.h"
 #include "config/config.h"
 #include "keystore/keystore.h"
@@ -9,7 +10,9 @@
 #include "keystore/pkcs11_provider.h"
 
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_set>
 
 namespace pacsgw::gateway {
 
@@ -31,17 +34,24 @@ class InstanceProtector {
   // left unchanged (result.encrypted == false). Throws codecs::CryptError / keystore::KeystoreError.
   ProtectResult protect(DcmDataset& dataset, E_TransferSyntax xfer);
   // Verifies and decrypts in place, removing the key-reference tags; returns the original
-  // transfer syntax. Throws codecs::CryptError.
-  E_TransferSyntax restore(DcmDataset& dataset, E_TransferSyntax xfer);
+  // transfer syntax. Throws codecs::CryptError. The data key used is added to `releases` (one audit
+  // record per key and retrieve), or, without a ledger, recorded as used for release at once. Every
+  // key that is refused is recorded as denied.
+  E_TransferSyntax restore(DcmDataset& dataset, E_TransferSyntax xfer, audit::KeyReleases* releases = nullptr);
 
   // True when compressed objects are decoded to native pixel data before encryption.
   bool decodesCompressed() const { return !cipher_->info().supportsEncapsulated; }
 
  private:
+  // The study's (series', instance's) data key, recording its creation in the audit trail.
+  keystore::DataKey dataKeyFor(const std::string& scopeUid);
+
   keystore::Keystore& keys_;
   keystore::KeyScope scope_;
   codecs::CipherOptions options_;
   std::unique_ptr<codecs::PixelCipher> cipher_;
+  std::mutex keyCreation_;                  // first use of a scope UID: check, create, record
+  std::unordered_set<std::string> knownScopes_;  // scope UIDs whose key is known to exist (bounded)
 };
 
 // Throws CryptError(KeyScopeMismatch) unless the object's Study / Series / SOP Instance UID (per the

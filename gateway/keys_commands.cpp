@@ -196,7 +196,7 @@ int cmdShred(const config::Config& cfg, const KeysOptions& o) {
   setupLogging("info");
   spdlog::warn("audit: data key {} of study {} destroyed (keys shred)", id, uid);
   try {
-    audit::open(cfg.gateway.dataDir + "/audit.log", cfg.gateway.aeTitle);
+    audit::open(config::auditLogPath(cfg), cfg.gateway.aeTitle);
     audit::keyEvent("destroyed", id, uid, true, "keys shred");
     audit::close();
   } catch (const std::exception& e) {

@@ -2,6 +2,7 @@
 // Outstanding C-MOVE / C-GET operations the gateway has re-issued to the PACS, and the
 // correlation of the PACS's C-STORE sub-operations back to them.
 #include "config/config.h"
+#include "gateway/audit/audit_trail.h"
 #include "gateway/memory_budget.h"
 #include "gateway/peer_association.h"
 
@@ -32,6 +33,7 @@ struct RetrieveJob {
   std::string requesterAeTitle;
   std::uint16_t requesterMessageId = 0;  // Message ID of the requester's C-MOVE / C-GET
   config::Access access = config::Access::Deny;  // what the receiving side may see
+  audit::KeyReleases keyReleases;  // data keys this retrieve decrypted with, audited once each
 
   // C-MOVE: the configured workstation the instances go to. C-GET: the requester's association.
   std::optional<PeerEndpoint> destination;

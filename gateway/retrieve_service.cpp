@@ -707,6 +707,7 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
     audit::Peer destination{job->destinationAeTitle(), job->destination ? job->destination->host : peer_.address};
     audit::instancesTransferred({peer_.aeTitle, peer_.address}, destination, studies, completed + warning, failed,
                                 job->access == config::Access::Decrypt);
+    job->keyReleases.record({peer_.aeTitle, peer_.address}, destination);
   }
   const Counts counts{completed, failed, warning};
   std::unique_lock<std::mutex> io;
@@ -729,8 +730,8 @@ class KeystoreVerifier : public SubOperationVerifier {
  public:
   KeystoreVerifier(GatewayContext& context, std::function<InstanceProtector&()> protector)
       : context_(context), protector_(std::move(protector)) {}
-  E_TransferSyntax restore(DcmDataset& dataset, E_TransferSyntax xfer) override {
-    return protector_().restore(dataset, xfer);
+  E_TransferSyntax restore(DcmDataset& dataset, E_TransferSyntax xfer, audit::KeyReleases& releases) override {
+    return protector_().restore(dataset, xfer, &releases);
   }
   PassthroughDecision passthrough(DcmDataset& dataset) override {
     return decidePassthrough(context_.config.cipher, context_.keys, dataset);

@@ -64,7 +64,7 @@ IntakeAnswer SubOperationIntake::accept(SubOperation op) {
     failed.errorComment = reason;
     counted = true;
     job->recordRefusal(op.sopInstance, failed);
-    return IntakeAnswer{status::kProcessingFailure, reason};
+    return IntakeAnswer{refusalStatus(reason), reason};  // one status per reason the object is not trusted
   };
   try {
     DcmDataset& dataset = *op.dataset;
@@ -100,7 +100,7 @@ IntakeAnswer SubOperationIntake::accept(SubOperation op) {
       } else if (job->relayPeer != nullptr) {
         verifier_.attachRelayCapsule(dataset, *job->relayPeer);
       } else if (job->access == config::Access::Decrypt) {
-        xfer = verifier_.restore(dataset, xfer);
+        xfer = verifier_.restore(dataset, xfer, job->keyReleases);
         transcoding = Transcoding::Lossless;
       }
     } catch (const codecs::CryptError& e) {

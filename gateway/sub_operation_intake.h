@@ -3,6 +3,7 @@
 // belongs to, whether it may be handed out (key reference, passthrough, decryption per the
 // destination's access), and its place in that retrieve's delivery queue. No sockets: the session
 // passes the received data set in and sends the returned status back to the PACS.
+#include "gateway/audit/audit_trail.h"
 #include "gateway/memory_budget.h"
 #include "gateway/passthrough_policy.h"
 #include "gateway/retrieve_jobs.h"
@@ -41,7 +42,8 @@ class SubOperationVerifier {
  public:
   virtual ~SubOperationVerifier() = default;
   // Verifies and decrypts in place; returns the transfer syntax afterwards. Throws codecs::CryptError.
-  virtual E_TransferSyntax restore(DcmDataset& dataset, E_TransferSyntax xfer) = 0;
+  // The data key used is added to `releases` (audited once per key and retrieve).
+  virtual E_TransferSyntax restore(DcmDataset& dataset, E_TransferSyntax xfer, audit::KeyReleases& releases) = 0;
   // May an object with pixel data but no key-reference block go out unchanged?
   virtual PassthroughDecision passthrough(DcmDataset& dataset) = 0;
   // C-MOVE to a relay peer: adds the key capsule for that peer (the pixels stay ciphertext).

@@ -56,6 +56,8 @@ test_packages=(
   # the container image test (tests/integration/test_container.py, scripts/build-image.sh)
   # (dnsname: containers find each other by service name on podman's CNI networks)
   podman runc debootstrap podman-compose golang-github-containernetworking-plugin-dnsname
+  # a real syslog receiver over TLS (RFC 5425) for the audit trail's forwarding test
+  rsyslog rsyslog-gnutls
 )
 packages=("${build_packages[@]}")
 [[ ${PACSGW_PACKAGES:-all} == build ]] || packages+=("${test_packages[@]}")

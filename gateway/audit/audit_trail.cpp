@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 
@@ -17,6 +18,7 @@ struct Trail {
   int fd = -1;
   std::string path;
   std::string sourceId;
+  std::unique_ptr<SyslogForwarder> forwarder;
 };
 
 Trail& trail() {
@@ -77,8 +79,23 @@ void open(const std::string& path, const std::string& gatewayAeTitle) {
   t.sourceId = gatewayAeTitle;
 }
 
+void forwardToSyslog(const SyslogSettings& settings) {
+  Trail& t = trail();
+  std::lock_guard<std::mutex> lock(t.mutex);
+  if (t.fd < 0) throw std::runtime_error("the audit log is not open");
+  if (t.forwarder) t.forwarder->stop(std::chrono::milliseconds(0));
+  t.forwarder = std::make_unique<SyslogForwarder>(t.path, settings);
+  t.forwarder->start();
+}
+
 void close() {
   Trail& t = trail();
+  std::unique_ptr<SyslogForwarder> forwarder;
+  {
+    std::lock_guard<std::mutex> lock(t.mutex);
+    forwarder = std::move(t.forwarder);
+  }
+  if (forwarder) forwarder->stop(std::chrono::seconds(3));  // the last records, if the receiver is there
   std::lock_guard<std::mutex> lock(t.mutex);
   if (t.fd >= 0) ::close(t.fd);
   t.fd = -1;
@@ -116,6 +133,7 @@ bool record(const AuditMessage& input) {
     spdlog::error("audit log {}: fdatasync failed: {}", t.path, std::strerror(errno));
     return false;
   }
+  if (t.forwarder) t.forwarder->notify();
   return true;
 }
 
@@ -213,6 +231,45 @@ void keyEvent(const std::string& action, const std::string& keyId, const std::st
   m.participants = {self(false)};
   m.objects.push_back({keyId, 2, 13, {"KEY-ID", "99PACSGW", "Data Key ID"}, "scope " + scopeUid});
   record(m);
+}
+
+}  // namespace pacsgw::audit
+
+namespace pacsgw::audit {
+
+void keyUsedForRelease(const std::string& keyId, const std::string& scopeUid, const Peer& requester,
+                       const Peer& destination, std::size_t instances) {
+  AuditMessage m = message(kSecurityAlert, 'E', Outcome::Success);
+  m.eventTypes = {kSecurityConfiguration, {"KEY-released", "99PACSGW", "data key released"}};
+  m.participants = {remote(requester, true, {"110154", "DCM", "Requester"}), self(false, kSource),
+                    remote(destination, false, kDestination)};
+  m.objects.push_back({keyId, 2, 13, {"KEY-ID", "99PACSGW", "Data Key ID"},
+                       "scope " + scopeUid + ", " + std::to_string(instances) + " instances decrypted"});
+  record(m);
+}
+
+void KeyReleases::add(const std::string& keyId, const std::string& scopeUid) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (std::size_t i = 0; i < keys_.size(); ++i) {
+    if (keys_[i].first == keyId) {
+      ++counts_[i];
+      return;
+    }
+  }
+  keys_.emplace_back(keyId, scopeUid);
+  counts_.push_back(1);
+}
+
+void KeyReleases::record(const Peer& requester, const Peer& destination) {
+  std::vector<std::pair<std::string, std::string>> keys;
+  std::vector<std::size_t> counts;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    keys.swap(keys_);
+    counts.swap(counts_);
+  }
+  for (std::size_t i = 0; i < keys.size(); ++i)
+    keyUsedForRelease(keys[i].first, keys[i].second, requester, destination, counts[i]);
 }
 
 }  // namespace pacsgw::audit

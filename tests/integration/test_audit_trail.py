@@ -26,6 +26,10 @@ def summary(message: ET.Element) -> tuple:
             tuple(o.get("ParticipantObjectID") for o in message.findall("ParticipantObjectIdentification")))
 
 
+def description(message: ET.Element) -> str:
+    return message.find("ParticipantObjectIdentification/ParticipantObjectDescription").text
+
+
 class AuditTrailTest(trp.RetrieveTestBase):
 
     @property
@@ -53,6 +57,14 @@ class AuditTrailTest(trp.RetrieveTestBase):
             messages.append(ET.fromstring(line))  # every line is well-formed XML on its own
         return messages
 
+    def key_created_for(self, study_uid: str) -> str:
+        """The data key id of a study, from its KEY-created record."""
+        for line in self.audit_path.read_text().splitlines():
+            m = ET.fromstring(line)
+            if summary(m)[3] == ("110129", "KEY-created") and description(m) == f"scope {study_uid}":
+                return summary(m)[5][0]
+        self.fail(f"no KEY-created record for {study_uid}")
+
     def test_application_start_recorded(self):
         first = ET.fromstring(self.audit_path.read_text().splitlines()[0])
         self.assertEqual(summary(first)[:4], ("110100", "E", 0, ("110120",)))
@@ -61,9 +73,17 @@ class AuditTrailTest(trp.RetrieveTestBase):
         study = self.make_study("AUDSTORE", [("ct_le.dcm", "s1")] * 2, send=False)
         before = self.audit_size()
         self.send(study, list(study.originals.values()))
-        got = [summary(m) for m in self.events_since(before, 2)]
+        messages = self.events_since(before, 3)
+        got = [summary(m) for m in messages]
+        key_id = got[1][5][0] if len(got) == 3 and got[1][5] else ""
+        self.assertRegex(key_id, r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", got)
         self.assertEqual(got, [("110114", "E", 0, ("110122",), ("CT1", "GATEWAY"), ()),
+                               ("110113", "E", 0, ("110129", "KEY-created"), ("GATEWAY",), (key_id,)),
                                ("110104", "C", 0, (), ("CT1", "GATEWAY"), (study.uid, study.patient_id))])
+        self.assertEqual(description(messages[1]), f"scope {study.uid}")  # the key's scope, no key material
+        self.assertEqual(messages[1].find("ParticipantObjectIdentification").get("ParticipantObjectTypeCodeRole"),
+                         "13")  # security resource
+        self.assertEqual(description(messages[2]), "2 instances encrypted and stored, 0 refused")
 
     def test_move_with_decryption(self):
         study = self.make_study("AUDMOVE", [("ct_le.dcm", "s1")] * 2)
@@ -71,12 +91,19 @@ class AuditTrailTest(trp.RetrieveTestBase):
         with self.destination("WS1") as scp:
             result = self.move("WS1", self.study_keys(study))
             self.assertEqual(len(scp.files()), 2, result.describe())
-        got = sorted(summary(m) for m in self.events_since(before, 3, until='csd-code="110104"'))
+        messages = self.events_since(before, 4, until='csd-code="KEY-released"')
+        got = sorted(summary(m) for m in messages)
+        key_id = self.key_created_for(study.uid)
         self.assertEqual(got, sorted([
             ("110114", "E", 0, ("110122",), ("WS1", "GATEWAY"), ()),                   # the workstation
             ("110114", "E", 0, ("110122",), (self.orthanc.aet, "GATEWAY"), ()),       # the PACS's sub-operations
             ("110104", "R", 0, ("DECRYPTED",), ("WS1", "GATEWAY", "WS1"), (study.uid,)),
+            ("110113", "E", 0, ("110129", "KEY-released"), ("WS1", "GATEWAY", "WS1"), (key_id,)),
         ]))
+        released = [m for m in messages if summary(m)[3] == ("110129", "KEY-released")][0]
+        self.assertEqual(description(released), f"scope {study.uid}, 2 instances decrypted")
+        roles = [p.find("RoleIDCode").get("csd-code") for p in released.findall("ActiveParticipant")]
+        self.assertEqual(roles, ["110154", "110153", "110152"])  # requester, source (gateway), destination
 
     def test_refused_association_with_a_forged_ae_title(self):
         forged = 'EV"/><X>'
@@ -101,7 +128,7 @@ class AuditTrailTest(trp.RetrieveTestBase):
         with self.destination("WS1") as scp:
             result = self.move("WS1", self.study_keys(study))
             self.assertEqual(len(scp.files()), 1, result.describe())
-        got = sorted(summary(m) for m in self.events_since(before, 4, until='csd-code="110104"'))
+        got = sorted(summary(m) for m in self.events_since(before, 5, until='csd-code="KEY-released"'))
         # After refusing an instance the gateway re-issues the rest of the retrieve, so the PACS may
         # open more than one sub-operation association: each is recorded, all accepted.
         pacs_logins = [e for e in got if e[4] == (self.orthanc.aet, "GATEWAY")]
@@ -111,6 +138,8 @@ class AuditTrailTest(trp.RetrieveTestBase):
             ("110114", "E", 0, ("110122",), ("WS1", "GATEWAY"), ()),
             ("110113", "E", 8, ("BoundAttributesChanged",), ("GATEWAY", self.orthanc.aet), (victim,)),
             ("110104", "R", 4, ("DECRYPTED",), ("WS1", "GATEWAY", "WS1"), (study.uid,)),
+            ("110113", "E", 0, ("110129", "KEY-released"), ("WS1", "GATEWAY", "WS1"),
+             (self.key_created_for(study.uid),)),
         ]))
 
 if __name__ == "__main__":

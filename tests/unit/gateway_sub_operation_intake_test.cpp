@@ -19,7 +19,7 @@ constexpr const char* kStudy = "1.2.3.4";
 
 class FakeVerifier : public SubOperationVerifier {
  public:
-  E_TransferSyntax restore(DcmDataset& dataset, E_TransferSyntax) override {
+  E_TransferSyntax restore(DcmDataset& dataset, E_TransferSyntax, audit::KeyReleases&) override {
     ++restored;
     if (failWith) throw codecs::CryptError(*failWith, "test");
     dataset.findAndDeleteElement(DcmTagKey(0x0077, 0x0010));
@@ -119,7 +119,7 @@ TEST_F(SubOperationIntakeTest, DocumentWithoutPixelsNeedsNoKey) {
 
 TEST_F(SubOperationIntakeTest, PixelsWithoutKeyReferenceAreRefusedUnlessPassthroughAllowsAndTheRefusalIsCounted) {
   const IntakeAnswer refused = intake.accept(operation("9.4", image(kStudy, false)));
-  EXPECT_EQ(refused.status, status::kProcessingFailure);
+  EXPECT_EQ(refused.status, status::kRefusedNotEncrypted);
   EXPECT_EQ(refused.errorComment, "NotEncrypted");
   EXPECT_EQ(failed(), 1u);
   EXPECT_EQ(job->refusedByGatewayCount(), 1u) << "the retrieve asks the PACS again after its own refusals";
@@ -131,7 +131,7 @@ TEST_F(SubOperationIntakeTest, PixelsWithoutKeyReferenceAreRefusedUnlessPassthro
 TEST_F(SubOperationIntakeTest, FailedVerificationFailsThatInstanceAloneWithItsKind) {
   verifier.failWith = codecs::CryptErrorKind::AuthenticationFailed;
   const IntakeAnswer answer = intake.accept(operation("9.6", image(kStudy, true)));
-  EXPECT_EQ(answer.status, status::kProcessingFailure);
+  EXPECT_EQ(answer.status, status::kRefusedAuthenticationFailed);
   EXPECT_EQ(answer.errorComment, "AuthenticationFailed");
   EXPECT_EQ(failed(), 1u);
   EXPECT_EQ(queued(), 0u);
