@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <utility>
 
 namespace pacsgw::config {
 
@@ -203,6 +204,30 @@ void checkKeystorePath(const Config& config, std::vector<ConfigIssue>& issues) {
 
 }  // namespace
 
+// The audit log's directory must exist (it is not created: it is often a separate log volume), and
+// the TLS files for syslog forwarding must be readable.
+static void checkAuditFiles(const Config& config, std::vector<ConfigIssue>& issues) {
+  if (!config.audit.path.empty()) {
+    std::string directory = std::filesystem::path(config.audit.path).parent_path().string();
+    if (directory.empty()) directory = ".";
+    struct stat info {};
+    if (::stat(directory.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
+      issues.push_back({"audit.path", "directory " + directory + " does not exist"});
+    } else if (::access(directory.c_str(), W_OK | X_OK) != 0) {
+      issues.push_back({"audit.path", "directory " + directory + " is not writable by " + uidText()});
+    }
+  }
+  if (!config.audit.syslog.enabled) return;
+  const std::pair<const char*, const std::string*> files[] = {{"audit.syslog.ca_bundle", &config.audit.syslog.caBundle},
+                                                              {"audit.syslog.certificate", &config.audit.syslog.certificate},
+                                                              {"audit.syslog.private_key", &config.audit.syslog.privateKey}};
+  for (const auto& [key, file] : files) {
+    if (!file->empty() && ::access(file->c_str(), R_OK) != 0) {
+      issues.push_back({key, *file + " is missing or not readable by " + uidText()});
+    }
+  }
+}
+
 std::vector<ConfigIssue> checkFiles(const Config& config) {
   std::vector<ConfigIssue> issues;
   if (!config.gateway.dataDir.empty()) {
@@ -244,6 +269,7 @@ std::vector<ConfigIssue> checkFiles(const Config& config) {
   } else {
     issues.push_back({"keystore", "no master key source configured (master_key_file, master_key_env or master_key)"});
   }
+  checkAuditFiles(config, issues);
   return issues;
 }
 

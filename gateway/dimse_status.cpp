@@ -4,6 +4,28 @@
 
 namespace pacsgw::gateway {
 
+std::uint16_t refusalStatus(const std::string& reason) {
+  static const struct {
+    const char* reason;
+    std::uint16_t status;
+  } kStatuses[] = {
+      {"AuthenticationFailed", status::kRefusedAuthenticationFailed},
+      {"BoundAttributesChanged", status::kRefusedBoundAttributesChanged},
+      {"KeyScopeMismatch", status::kRefusedKeyScopeMismatch},
+      {"KeyReferenceRemoved", status::kRefusedKeyReferenceRemoved},
+      {"NotEncrypted", status::kRefusedNotEncrypted},
+      {"StudyDateNotBeforeCutover", status::kRefusedStudyDateNotBeforeCutover},
+      {"UnknownKey", status::kRefusedUnknownKey},
+      {"KeyDestroyed", status::kRefusedKeyDestroyed},
+      {"UnknownBackend", status::kRefusedUnknownBackend},
+      {"MalformedKeyReference", status::kRefusedMalformedKeyReference},
+  };
+  for (const auto& entry : kStatuses) {
+    if (reason == entry.reason) return entry.status;
+  }
+  return status::kProcessingFailure;
+}
+
 std::string describeStatus(std::uint16_t s) {
   if (s == status::kSuccess) return "Success";
   if (status::isPending(s)) return "Pending";
@@ -15,6 +37,8 @@ std::string describeStatus(std::uint16_t s) {
   if ((s & 0xFF00) == 0xA700) return "Refused: Out of Resources";
   if ((s & 0xFF00) == 0xA900) return "Error: Data Set does not match SOP Class";
   if (s == status::kNoAcceptableTransferSyntax) return "Failure: no acceptable transfer syntax";
+  if (s >= status::kRefusedAuthenticationFailed && s <= status::kRefusedMalformedKeyReference)
+    return "Error: Cannot understand (object refused: not trustworthy)";
   if ((s & 0xF000) == 0xC000) return "Error: Cannot understand";
   if (status::isWarning(s)) return "Warning";
   char text[48];

@@ -21,6 +21,19 @@ constexpr std::uint16_t kUnableToProcess = 0xC001;
 // A retrieve sub-operation the destination cannot take: it accepted no presentation context for the
 // object's SOP class in any transfer syntax the gateway can produce losslessly from the stored one.
 constexpr std::uint16_t kNoAcceptableTransferSyntax = 0xC002;
+// A retrieve sub-operation (C-STORE from the PACS) the gateway refuses because the object cannot be
+// trusted: one "Error: Cannot understand" code (Cxxx, implementation-specific) per reason, so the PACS
+// log names it too. The Error Comment carries the reason's name. See refusalStatus().
+constexpr std::uint16_t kRefusedAuthenticationFailed = 0xC210;
+constexpr std::uint16_t kRefusedBoundAttributesChanged = 0xC211;
+constexpr std::uint16_t kRefusedKeyScopeMismatch = 0xC212;
+constexpr std::uint16_t kRefusedKeyReferenceRemoved = 0xC213;
+constexpr std::uint16_t kRefusedNotEncrypted = 0xC214;
+constexpr std::uint16_t kRefusedStudyDateNotBeforeCutover = 0xC215;
+constexpr std::uint16_t kRefusedUnknownKey = 0xC216;
+constexpr std::uint16_t kRefusedKeyDestroyed = 0xC217;
+constexpr std::uint16_t kRefusedUnknownBackend = 0xC218;
+constexpr std::uint16_t kRefusedMalformedKeyReference = 0xC219;
 constexpr std::uint16_t kSubOperationsCompleteWithFailures = 0xB000;
 constexpr std::uint16_t kCancel = 0xFE00;
 constexpr std::uint16_t kPending = 0xFF00;
@@ -35,6 +48,10 @@ constexpr bool isStored(std::uint16_t s) { return isSuccess(s) || isWarning(s); 
 // Neither success, warning, pending nor cancel.
 constexpr bool isFailure(std::uint16_t s) { return !isSuccess(s) && !isWarning(s) && !isPending(s) && !isCancel(s); }
 }  // namespace status
+
+// The status a refused retrieve sub-operation is answered with, from the refusal's reason (a
+// codecs::CryptErrorKind name or a passthrough decision code); 0110 for any other reason.
+std::uint16_t refusalStatus(const std::string& reason);
 
 // Short text for a DIMSE status, for logs ("Success", "Refused: Out of Resources", ...).
 std::string describeStatus(std::uint16_t status);

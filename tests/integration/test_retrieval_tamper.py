@@ -5,8 +5,10 @@ are delivered decrypted and legacy studies the gateway never saw still pass thro
 """
 
 import json
+import re
 import sys
 import unittest
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -16,8 +18,44 @@ import retrieve_helpers as rh  # noqa: E402
 import test_retrieve_path as trp  # noqa: E402  (module only: its test classes are not collected here)
 
 
+# The DIMSE status the gateway answers the PACS's sub-operation with, per refusal reason
+# (gateway/dimse_status.h, docs/conformance.md section 11).
+REFUSAL_STATUS = {"BoundAttributesChanged": "0xC211", "KeyScopeMismatch": "0xC212", "KeyReferenceRemoved": "0xC213"}
+
+
 class RetrievalTamperTest(trp.RetrieveTestBase):
     passthrough_unencrypted = True  # the setting under which stripping a key reference used to work
+
+    # ---- what the PACS was told and what the audit trail recorded ------------------------------
+
+    def offsets(self) -> tuple:
+        return (self.orthanc.log_path.stat().st_size, (self.gateway.data_dir / "audit.log").stat().st_size)
+
+    def assert_refusal_reported(self, offsets: tuple, victims: dict):
+        """The PACS received the reason's own status for each victim ({sop: reason}) and nothing else
+        failed; the audit trail holds one Security Alert per victim naming the reason."""
+        orthanc_before, audit_before = offsets
+        with open(self.orthanc.log_path, "rb") as f:
+            f.seek(orthanc_before)
+            orthanc_log = f.read().decode(errors="replace")
+        statuses = re.findall(r"has failed with DIMSE status (0x[0-9A-Fa-f]{4})", orthanc_log)
+        self.assertEqual(sorted(s.upper().replace("0X", "0x") for s in statuses),
+                         sorted(REFUSAL_STATUS[reason] for reason in victims.values()), orthanc_log[-3000:])
+        with open(self.gateway.data_dir / "audit.log", "rb") as f:
+            f.seek(audit_before)
+            records = [ET.fromstring(line) for line in f.read().decode().splitlines()]
+        alerts = {}
+        for m in records:
+            ident = m.find("EventIdentification")
+            if ident.find("EventID").get("csd-code") != "110113" or ident.get("EventOutcomeIndicator") != "8":
+                continue
+            objects = [o.get("ParticipantObjectID") for o in m.findall("ParticipantObjectIdentification")]
+            types = [t.get("csd-code") for t in ident.findall("EventTypeCode")]
+            users = [p.get("UserID") for p in m.findall("ActiveParticipant")]
+            self.assertEqual(users, ["GATEWAY", self.orthanc.aet])
+            for sop in objects:
+                alerts[sop] = types
+        self.assertEqual(alerts, {sop: [reason] for sop, reason in victims.items()})
 
     # ---- editing objects inside the PACS -------------------------------------------------------
 
@@ -39,6 +77,7 @@ class RetrievalTamperTest(trp.RetrieveTestBase):
 
     def move_and_expect_refusal(self, study: trp.Study, victim: str, code: str, keys: dict = None):
         before = self.gateway.log_size()
+        offsets = self.offsets()
         with self.destination("WS1") as scp:
             result = self.move("WS1", keys or self.study_keys(study))
             files = scp.files()
@@ -50,6 +89,7 @@ class RetrievalTamperTest(trp.RetrieveTestBase):
         self.assertTrue(any(f"({code})" in line for line in alerts), f"audit line does not name {code}:\n{alerts}")
         self.assertIn(victim, result.failed_uids, f"Failed SOP Instance UID List\n{result.describe()}")
         self.assertEqual(result.final.status, rh.STATUS_SUBOPS_WITH_FAILURES, result.describe())
+        self.assert_refusal_reported(offsets, {victim: code})
         self.assert_gateway_serving()
         return files, result
 
@@ -69,11 +109,13 @@ class RetrievalTamperTest(trp.RetrieveTestBase):
         self.modify_in_pacs(spacing, {"Replace": {"PixelSpacing": "0.1\\0.1"}})
         self.modify_in_pacs(position, {"Replace": {"ImagePositionPatient": "0\\0\\999"}})
         before = self.gateway.log_size()
+        offsets = self.offsets()
         with self.destination("WS1") as scp:
             result = self.move("WS1", self.study_keys(study))
             files = scp.files()
         log = self.gateway.log_since(before)
         self.assertEqual(files, [], f"a tampered instance was delivered\n{result.describe()}")
+        self.assert_refusal_reported(offsets, {spacing: "BoundAttributesChanged", position: "BoundAttributesChanged"})
         for sop in (spacing, position):
             self.assertTrue(any("audit: security alert" in line and sop in line and "(BoundAttributesChanged)" in line
                                 for line in log.splitlines()), f"no audit line for {sop}\n{log}")
