@@ -128,8 +128,19 @@ class RetrievalTamperTest(trp.RetrieveTestBase):
         self.modify_in_pacs(moved, {"Replace": {"StudyInstanceUID": victim_study.uid,
                                                 "PatientID": victim_study.patient_id}},
                             delete_original=True)
+        audit_before = (self.gateway.data_dir / "audit.log").stat().st_size
         files, result = self.move_and_expect_refusal(victim_study, moved, "KeyScopeMismatch")
         self.assert_received_decrypted(files, victim_study, set(victim_study.ordered))
+        # The source study's key was asked for and denied: a key event names it, without key material.
+        with open(self.gateway.data_dir / "audit.log", "rb") as f:
+            f.seek(audit_before)
+            denied = [m for m in map(ET.fromstring, f.read().decode().splitlines())
+                      if [t.get("csd-code") for t in m.findall("EventIdentification/EventTypeCode")]
+                      == ["110129", "KEY-denied"]]
+        self.assertEqual(len(denied), 1, denied)
+        self.assertEqual(denied[0].find("EventIdentification").get("EventOutcomeIndicator"), "4")
+        self.assertEqual(denied[0].find("ParticipantObjectIdentification/ParticipantObjectDescription").text,
+                         f"scope {source.uid}")
         self.assert_final(result, rh.STATUS_SUBOPS_WITH_FAILURES, completed=2, failed=1)
 
     def test_stripped_key_reference_is_refused_even_with_passthrough(self):
