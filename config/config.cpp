@@ -679,7 +679,8 @@ class Validator {
     } else {
       for (std::size_t i = 0; i < node->size(); ++i) {
         const std::string path = "relay.peers[" + std::to_string(i) + "]";
-        const auto p = map((*node)[i], path, {"name", "ae_title", "host", "port", "certificate"});
+        const auto p = map((*node)[i], path,
+                           {"name", "ae_title", "host", "port", "certificate", "tls", "certificate_identity"});
         if (!p) continue;
         const auto name = text(*p, "name", true);
         const auto ae = aeTitle(*p, "ae_title");
@@ -690,7 +691,16 @@ class Validator {
         if (name && !names.emplace(*name, path).second) add(path + ".name", "duplicate peer name " + quoted(*name));
         if (ae && aeKey(*ae) == aeKey(config.gateway.aeTitle))
           add(path + ".ae_title", "is this gateway's own AE title");
-        if (name && ae && h && port && certificate) out.peers.push_back({*name, *ae, *h, *port, *certificate});
+        RelayPeer peer;
+        peerTransport(*p, config.gateway.tls.enabled, peer.tls, peer.certificateIdentity);
+        if (name && ae && h && port && certificate) {
+          peer.name = *name;
+          peer.aeTitle = *ae;
+          peer.host = *h;
+          peer.port = *port;
+          peer.certificate = *certificate;
+          out.peers.push_back(std::move(peer));
+        }
       }
     }
     config.relay = std::move(out);

@@ -153,6 +153,8 @@ struct RelayPeer {
   std::string host;         // where it listens; its relayed C-STOREs must come from an address of this host
   std::uint16_t port = 0;
   std::string certificate;  // PEM file: its relay certificate (capsules are wrapped to it, its signatures checked)
+  std::optional<bool> tls;  // DICOM TLS both ways; absent: TLS exactly when gateway.tls is configured
+  std::string certificateIdentity;  // its DICOM TLS certificate, as for a workstation
 };
 
 // Site-to-site relay: this gateway's own relay key pair and the peers it trusts.

@@ -226,6 +226,8 @@ std::string toYaml(const Config& c) {
       line("      host: " + scalar(p.host));
       line("      port: " + std::to_string(p.port));
       line("      certificate: " + scalar(p.certificate));
+      if (p.tls) line(std::string("      tls: ") + (*p.tls ? "true" : "false"));
+      if (!p.certificateIdentity.empty()) line("      certificate_identity: " + scalar(p.certificateIdentity));
     }
   }
   return y;

@@ -41,6 +41,18 @@ std::vector<ConfigIssue> securityWarnings(const Config& c) {
                                       "and TLS for this workstation, or keep it and the gateway on a protected "
                                       "network segment"});
   }
+  if (c.relay) {
+    for (std::size_t i = 0; i < c.relay->peers.size(); ++i) {
+      const RelayPeer& p = c.relay->peers[i];
+      if (peerUsesTls(c, p.tls)) continue;
+      // Pixels stay ciphertext and the study key travels in its capsule, but every other attribute
+      // (patient name, ID, study description) crosses the sites' network readable.
+      out.push_back({"relay.peers[" + std::to_string(i) + "]",
+                     "relay peer " + p.name + " is reached over plain DICOM: patient attributes cross the network "
+                     "between the sites in clear (pixels and key stay encrypted); configure gateway.tls and TLS "
+                     "for this peer"});
+    }
+  }
   if (decryptAes.empty()) return out;
   for (std::size_t i = 0; i < c.workstations.size(); ++i) {
     const Workstation& w = c.workstations[i];

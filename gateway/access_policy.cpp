@@ -23,7 +23,8 @@ AccessPolicy::AccessPolicy(const config::Config& config) : config_(config) {
   const auto& up = config.upstream;
   upstream_ = {up.aeTitle, addressesOf(up.host), config::peerUsesTls(config, up.tls), up.certificateIdentity};
   if (config.relay) {
-    for (const auto& p : config.relay->peers) relayPeers_.push_back({p.aeTitle, addressesOf(p.host)});
+    for (const auto& p : config.relay->peers)
+      relayPeers_.push_back({p.aeTitle, addressesOf(p.host), config::peerUsesTls(config, p.tls), p.certificateIdentity});
   }
 }
 

@@ -12,4 +12,8 @@ PeerEndpoint workstationEndpoint(const config::Config& config, const config::Wor
                       tls::outgoingTls(config, workstation.tls, workstation.certificateIdentity)};
 }
 
+PeerEndpoint relayPeerEndpoint(const config::Config& config, const config::RelayPeer& peer) {
+  return PeerEndpoint{peer.aeTitle, peer.host, peer.port, tls::outgoingTls(config, peer.tls, peer.certificateIdentity)};
+}
+
 }  // namespace pacsgw::gateway

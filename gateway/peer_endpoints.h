@@ -7,5 +7,6 @@ namespace pacsgw::gateway {
 
 PeerEndpoint upstreamEndpoint(const config::Config& config);
 PeerEndpoint workstationEndpoint(const config::Config& config, const config::Workstation& workstation);
+PeerEndpoint relayPeerEndpoint(const config::Config& config, const config::RelayPeer& peer);
 
 }  // namespace pacsgw::gateway

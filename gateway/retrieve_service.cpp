@@ -536,7 +536,7 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
       // The peer gateway gets the ciphertext as the PACS holds it, plus a key capsule for it alone.
       job->access = config::Access::Ciphertext;
       job->relayPeer = relayPeer;
-      job->destination = PeerEndpoint{relayPeer->aeTitle, relayPeer->host, relayPeer->port};
+      job->destination = relayPeerEndpoint(context_.config, *relayPeer);
     } else if (destination == nullptr || destination->access == config::Access::Deny) {
       spdlog::warn("audit: C-MOVE from {}@{} refused: move destination '{}' is {}", printable(peer_.aeTitle),
                    peer_.address, printable(destinationAe), destination == nullptr ? "not configured" : "denied");

@@ -466,8 +466,9 @@ bool GatewayServer::negotiate(T_ASC_Association* assoc, const PeerIdentity& peer
     return false;
   }
   setTcpNoDelay(associationSocket(assoc));
-  spdlog::info("audit: association from {} accepted ({} presentation contexts)", who,
-               ASC_countAcceptedPresentationContexts(assoc->params));
+  spdlog::info("audit: association from {} accepted ({} presentation contexts{})", who,
+               ASC_countAcceptedPresentationContexts(assoc->params),
+               peer.certificate.empty() ? std::string(", plain DICOM") : ", DICOM TLS, certificate " + peer.certificate);
   audit::associationAccepted({peer.aeTitle, peer.address});
   return true;
 }

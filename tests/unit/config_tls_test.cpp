@@ -122,3 +122,39 @@ TEST(ConfigTls, ProductionExampleUsesTlsAndRaisesNoSecurityWarning) {
   const auto warnings = securityWarnings(c);
   for (const auto& w : warnings) ADD_FAILURE() << w.key << ": " << w.message;
 }
+
+TEST(ConfigTls, RelayPeersUseTlsLikeOtherPeersAndPlainOnesAreWarnedAbout) {
+  const std::string relay = R"(
+relay:
+  certificate: /etc/pacsgw/relay.pem
+  private_key: /etc/pacsgw/relay.key
+  peers:
+    - { name: site-b, ae_title: GWB, host: 10.1.0.2, port: 2762, certificate: /etc/pacsgw/b.pem,
+        certificate_identity: "DNS:gw.site-b.example" }
+    - { name: site-c, ae_title: GWC, host: 10.2.0.2, port: 104, certificate: /etc/pacsgw/c.pem, tls: false }
+)";
+  const Config c = parseConfig(std::string(kTlsConfig) + relay);
+  ASSERT_TRUE(c.relay);
+  ASSERT_EQ(c.relay->peers.size(), 2u);
+  EXPECT_TRUE(peerUsesTls(c, c.relay->peers[0].tls));
+  EXPECT_EQ(c.relay->peers[0].certificateIdentity, "DNS:gw.site-b.example");
+  EXPECT_FALSE(peerUsesTls(c, c.relay->peers[1].tls));
+  EXPECT_EQ(toYaml(parseConfig(toYaml(c))), toYaml(c));
+
+  const auto warnings = securityWarnings(c);
+  EXPECT_FALSE(mentions(warnings, "relay.peers[0]", "plain DICOM"));
+  EXPECT_TRUE(mentions(warnings, "relay.peers[1]", "plain DICOM"));
+
+  // Without gateway.tls a relay peer cannot ask for TLS or a certificate identity.
+  const std::string plainGateway = R"(
+gateway: { ae_title: GW, port: 11112 }
+upstream: { ae_title: PACS, host: 10.0.0.2, port: 104 }
+keystore: { path: /k.db, master_key_env: K }
+relay:
+  certificate: /r.pem
+  private_key: /r.key
+  peers:
+    - { name: b, ae_title: GWB, host: 10.1.0.2, port: 104, certificate: /b.pem, certificate_identity: "CN=b" }
+)";
+  EXPECT_NE(errorOf(plainGateway).find("relay.peers[0].certificate_identity"), std::string::npos) << errorOf(plainGateway);
+}
