@@ -436,10 +436,6 @@ class Validator {
     if (postgresGiven && f->find("path") != nullptr) {
       add("keystore", "set either path (SQLite keystore) or postgres (shared PostgreSQL keystore), not both");
     }
-    if (postgresGiven && f->find("escrow_dir") != nullptr) {
-      add("keystore.escrow_dir", "applies to the SQLite keystore only; a PostgreSQL keystore relies on the database "
-                                 "server's replication and backups");
-    }
     assign(out.anchorFile, text(*f, "anchor_file", false));
     assign(out.escrowDir, text(*f, "escrow_dir", false));
     const auto file = text(*f, "master_key_file", false);

@@ -40,8 +40,10 @@ void syncDirectory(const std::string& directory) {
 }
 
 void writeFileDurably(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  ::unlink(tmp.c_str());
+  // A name of its own: replicas sharing one journal directory may write the same entry at once.
+  std::uint8_t nonce[8];
+  detail::randomBytes(nonce, sizeof nonce);
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid()) + "-" + detail::encodeHex(nonce, sizeof nonce);
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) throw KeystoreError("cannot create escrow entry " + tmp + ": " + errnoText());
   std::size_t written = 0;

@@ -150,6 +150,24 @@ KeyScope keyScopeFromString(const std::string& text) {
   throw KeystoreError("unknown key scope '" + detail::printable(text) + "' (expected study, series or instance)");
 }
 
+// The SQLite keystore's tables (also written by backupTo() for a PostgreSQL keystore).
+constexpr const char* kSqliteSchema =
+    "CREATE TABLE meta (name TEXT PRIMARY KEY NOT NULL, value NOT NULL);"
+    "CREATE TABLE data_keys ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  scope TEXT NOT NULL,"
+    "  scope_uid TEXT NOT NULL,"
+    "  wrapped BLOB NOT NULL,"
+    "  created_at TEXT NOT NULL,"
+    "  wrap_format INTEGER NOT NULL DEFAULT 1,"
+    "  UNIQUE (scope, scope_uid));"
+    "CREATE TABLE shredded_keys ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  scope TEXT NOT NULL,"
+    "  scope_uid TEXT NOT NULL,"
+    "  shredded_at TEXT NOT NULL,"
+    "  UNIQUE (scope, scope_uid));";
+
 struct Keystore::Impl {
   std::string path;
   std::unique_ptr<MasterKeyProvider> master;
@@ -319,23 +337,7 @@ struct Keystore::Impl {
   }
 
   void createSchema() {
-    exec(
-        "CREATE TABLE meta (name TEXT PRIMARY KEY NOT NULL, value NOT NULL);"
-        "CREATE TABLE data_keys ("
-        "  id TEXT PRIMARY KEY NOT NULL,"
-        "  scope TEXT NOT NULL,"
-        "  scope_uid TEXT NOT NULL,"
-        "  wrapped BLOB NOT NULL,"
-        "  created_at TEXT NOT NULL,"
-        "  wrap_format INTEGER NOT NULL DEFAULT 1,"
-        "  UNIQUE (scope, scope_uid));"
-        "CREATE TABLE shredded_keys ("
-        "  id TEXT PRIMARY KEY NOT NULL,"
-        "  scope TEXT NOT NULL,"
-        "  scope_uid TEXT NOT NULL,"
-        "  shredded_at TEXT NOT NULL,"
-        "  UNIQUE (scope, scope_uid));",
-        "create schema");
+    exec(kSqliteSchema, "create schema");
     const std::vector<std::uint8_t> kcv = master->checkValue();
     report.keystoreId = detail::newUuidV4();
     execBound(
@@ -804,10 +806,6 @@ std::unique_ptr<Keystore> Keystore::openPostgres(const std::string& conninfo,
                                                  const OpenOptions& options) {
   if (conninfo.empty()) throw KeystoreError("no PostgreSQL connection string configured");
   if (!master) throw KeystoreError("no master key provider");
-  if (!options.escrowDirectory.empty()) {
-    throw KeystoreError("keystore.escrow_dir is for the SQLite keystore; a PostgreSQL keystore is protected by the "
-                        "database server's own replication and backups");
-  }
   auto pg = std::unique_ptr<Postgres>(new Postgres{detail::PgKeystore(conninfo, std::move(master), options)});
   return std::unique_ptr<Keystore>(new Keystore(std::move(pg)));
 }
@@ -1071,9 +1069,81 @@ std::vector<DamagedKey> Keystore::verify() {
   return damaged;
 }
 
+namespace {
+
+// Writes a PostgreSQL keystore snapshot as an SQLite keystore file (same keystore id, check value, wrapped
+// rows and tombstones), so it opens in a gateway with `keystore.path` and the same master key.
+void writeSnapshotAsSqlite(const detail::PgKeystore::Snapshot& snapshot, sqlite3* db) {
+  auto check = [&](int rc, const char* what) {
+    if (rc != SQLITE_OK && rc != SQLITE_DONE) throw KeystoreError(std::string(what) + ": " + sqlite3_errmsg(db));
+  };
+  auto prepare = [&](const char* sql) {
+    sqlite3_stmt* raw = nullptr;
+    check(sqlite3_prepare_v2(db, sql, -1, &raw, nullptr), "prepare");
+    return std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)>(raw, sqlite3_finalize);
+  };
+  check(sqlite3_exec(db, "PRAGMA secure_delete=ON; BEGIN IMMEDIATE", nullptr, nullptr, nullptr), "begin");
+  check(sqlite3_exec(db, kSqliteSchema, nullptr, nullptr, nullptr), "create schema");
+  {
+    auto meta = prepare(
+        "INSERT INTO meta (name, value) VALUES ('schema_version', ?1), ('kek_check', ?2), ('keystore_id', ?3)");
+    sqlite3_bind_int(meta.get(), 1, kSchemaVersion);
+    sqlite3_bind_blob(meta.get(), 2, snapshot.kekCheck.data(), static_cast<int>(snapshot.kekCheck.size()),
+                      SQLITE_TRANSIENT);
+    bindText(meta.get(), 3, snapshot.keystoreId);
+    check(sqlite3_step(meta.get()), "write meta");
+  }
+  auto key = prepare(
+      "INSERT INTO data_keys (id, scope, scope_uid, wrapped, created_at, wrap_format) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+  for (const auto& row : snapshot.keys) {
+    sqlite3_reset(key.get());
+    bindText(key.get(), 1, row.id);
+    bindText(key.get(), 2, row.scope);
+    bindText(key.get(), 3, row.scopeUid);
+    sqlite3_bind_blob(key.get(), 4, row.wrapped.data(), static_cast<int>(row.wrapped.size()), SQLITE_TRANSIENT);
+    bindText(key.get(), 5, row.createdAt);
+    sqlite3_bind_int(key.get(), 6, row.wrapFormat);
+    check(sqlite3_step(key.get()), "write data key");
+  }
+  auto tomb = prepare("INSERT INTO shredded_keys (id, scope, scope_uid, shredded_at) VALUES (?1, ?2, ?3, ?4)");
+  for (const auto& row : snapshot.tombstones) {
+    sqlite3_reset(tomb.get());
+    bindText(tomb.get(), 1, row.id);
+    bindText(tomb.get(), 2, row.scope);
+    bindText(tomb.get(), 3, row.scopeUid);
+    bindText(tomb.get(), 4, row.shreddedAt);
+    check(sqlite3_step(tomb.get()), "write tombstone");
+  }
+  check(sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr), "commit");
+}
+
+}  // namespace
+
 void Keystore::backupTo(const std::string& target) {
   if (pg_) {
-    throw KeystoreError("a PostgreSQL keystore is backed up with the server's tools (pg_dump --table='pacsgw_*', or its continuous archiving), not with keys backup");
+    // Read first (one consistent snapshot), then write the file: nothing is created if the read fails.
+    const detail::PgKeystore::Snapshot snapshot = pg_->store.snapshot();
+    const int fd = ::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) throw KeystoreError("cannot create backup " + target + ": " + std::strerror(errno));
+    ::close(fd);
+    try {
+      sqlite3* raw = nullptr;
+      const int rc = sqlite3_open_v2(target.c_str(), &raw, SQLITE_OPEN_READWRITE, nullptr);
+      DbPtr dest(raw);
+      if (rc != SQLITE_OK) throw KeystoreError(sqlite3_errmsg(raw));
+      writeSnapshotAsSqlite(snapshot, dest.get());
+      dest.reset();
+      const int syncFd = ::open(target.c_str(), O_RDONLY | O_CLOEXEC);
+      if (syncFd < 0 || ::fsync(syncFd) != 0) {
+        if (syncFd >= 0) ::close(syncFd);
+        throw KeystoreError(std::string("fsync: ") + std::strerror(errno));
+      }
+      ::close(syncFd);
+    } catch (const KeystoreError& e) {
+      ::unlink(target.c_str());
+      throw KeystoreError("backup of the PostgreSQL keystore to " + target + " failed: " + e.what());
+    }
+    return;
   }
   Impl& d = *impl_;
   // Created here, private and exclusive: never overwrite an existing file (it may be the only copy).

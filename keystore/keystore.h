@@ -93,8 +93,7 @@ class Keystore {
   // Opens (creating the tables if absent) a keystore in PostgreSQL, shared by several gateway replicas.
   // `conninfo` is a libpq connection string ("host=... port=... dbname=... user=..."); keep passwords in
   // ~/.pgpass or PGPASSFILE, not in it. Same rows, wrap format, check value, anchor and tombstones as the
-  // SQLite keystore; the escrow journal and backupTo() are SQLite-only (use the server's own replication
-  // and pg_dump).
+  // SQLite keystore, including the escrow journal (OpenOptions::escrowDirectory) and backupTo().
   static std::unique_ptr<Keystore> openPostgres(const std::string& conninfo, SecretBytes masterKey,
                                                 const OpenOptions& options = {});
   // The same, with the master key behind a provider (a PKCS#11 token: the key never enters this
@@ -125,7 +124,9 @@ class Keystore {
   // Unwraps every stored data key (in memory only) and returns the ones that fail, naming each.
   std::vector<DamagedKey> verify();
   // Consistent online copy of the keystore into a new file `target` (SQLite backup API); the copy is
-  // protected by the same master key. Refuses to overwrite an existing file.
+  // protected by the same master key. Refuses to overwrite an existing file. For a PostgreSQL keystore
+  // the copy is an SQLite keystore file (same keystore id, check value, wrapped rows and tombstones) read
+  // in one REPEATABLE READ, READ ONLY transaction.
   void backupTo(const std::string& target);
   // Re-wraps every data key under `newMasterKey` in one transaction and records its check value (in
   // the database and the anchor). Afterwards only the new master key opens the keystore.

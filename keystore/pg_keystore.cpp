@@ -13,6 +13,8 @@
 #include <openssl/crypto.h>
 
 #include <algorithm>
+#include <map>
+#include <set>
 
 namespace pacsgw::keystore::detail {
 
@@ -117,7 +119,9 @@ PgKeystore::PgKeystore(const std::string& conninfo, std::unique_ptr<MasterKeyPro
   }
   try {
     if (!options_.anchorPath.empty()) anchor_ = readAnchor(options_.anchorPath);
+    if (!options_.escrowDirectory.empty()) escrow_.emplace(options_.escrowDirectory);
     initialiseOrVerify();
+    reconcileEscrow();
     if (!options_.anchorPath.empty()) {
       const Anchor current{report_.keystoreId, master_->checkValue()};
       if (!anchor_ || anchor_->keystoreId != current.keystoreId || !sameBytes(anchor_->kekCheck, current.kekCheck)) {
@@ -278,13 +282,135 @@ void PgKeystore::bumpGeneration() {
   if (result.affected() != 1) throw error("advance the keystore generation");
 }
 
-std::optional<DataKey> PgKeystore::findByScope(KeyScope scope, const std::string& scopeUid) {
+std::optional<DataKey> PgKeystore::findByScope(KeyScope scope, const std::string& scopeUid,
+                                               std::vector<std::uint8_t>* storedWrap) {
   Result result = run("SELECT id, wrapped, wrap_format FROM pacsgw_data_keys WHERE scope = $1 AND scope_uid = $2",
                       {std::string(toString(scope)), scopeUid});
   if (result.rows() == 0) return std::nullopt;
   const std::string id = result.text(0, 0);
   if (!looksLikeUuid(id)) throw KeystoreError(where_ + " holds a data key row with a malformed id; the row is damaged");
-  return unwrapRow(id, scope, scopeUid, result.bytes(0, 1), std::atoi(result.text(0, 2).c_str()));
+  std::vector<std::uint8_t> wrapped = result.bytes(0, 1);
+  DataKey key = unwrapRow(id, scope, scopeUid, wrapped, std::atoi(result.text(0, 2).c_str()));
+  if (storedWrap != nullptr) *storedWrap = std::move(wrapped);
+  return key;
+}
+
+// The journal keeps the row's own blob, so any replica (or an SQLite keystore) can re-insert it as is.
+void PgKeystore::escrow(const DataKey& key, const std::vector<std::uint8_t>& storedWrap) {
+  if (escrow_) escrow_->put(EscrowRecord{key.id, key.scope, key.scopeUid, utcNowIso8601(), master_->checkValue(), storedWrap});
+}
+
+// Same rules as the SQLite keystore: keys only in the journal are imported (unless shredded here or the
+// scope already has another key), rows the journal lacks are escrowed.
+void PgKeystore::reconcileEscrow() {
+  if (!escrow_) return;
+  struct Row {
+    std::string id, scope, uid, createdAt;
+    std::vector<std::uint8_t> wrapped;
+    int format;
+  };
+  auto readRows = [&] {
+    std::vector<Row> rows;
+    Result result = run("SELECT id, scope, scope_uid, wrapped, wrap_format, created_at FROM pacsgw_data_keys", {});
+    for (int r = 0; r < result.rows(); ++r) {
+      rows.push_back(Row{result.text(r, 0), result.text(r, 1), result.text(r, 2), result.text(r, 5),
+                         result.bytes(r, 3), std::atoi(result.text(r, 4).c_str())});
+    }
+    return rows;
+  };
+  std::vector<Row> rows = readRows();
+  std::set<std::string> ids;
+  std::map<std::string, std::string> idByScope;
+  for (const Row& row : rows) {
+    ids.insert(row.id);
+    idByScope[row.scope + '\n' + row.uid] = row.id;
+  }
+  const std::vector<std::uint8_t> currentCheck = master_->checkValue();
+  std::size_t imported = 0;
+  for (const EscrowRecord& record : escrow_->all(&report_.escrowProblems)) {
+    if (ids.count(record.id) != 0) continue;
+    if (idShredded(record.id)) {  // shredded by a replica whose journal this is not, or an interrupted shred
+      escrow_->remove(record.scope, record.scopeUid);
+      continue;
+    }
+    const auto other = idByScope.find(std::string(toString(record.scope)) + '\n' + record.scopeUid);
+    if (other != idByScope.end()) {
+      report_.escrowProblems.push_back("the escrow journal holds data key " + record.id + " for " +
+                                       toString(record.scope) + " " + printable(record.scopeUid) +
+                                       " but the keystore holds another key (" + other->second +
+                                       ") for it: objects under both may exist; keep both for the analysis");
+      continue;
+    }
+    bool unwraps = false;
+    if (sameBytes(record.kekCheck, currentCheck)) {
+      try {
+        unwraps = master_->unwrapForRow(record.id, record.scope, record.scopeUid, record.wrapped).size() ==
+                  kDataKeyBytes;
+      } catch (const KeystoreError&) {
+      }
+    }
+    if (!unwraps) {
+      report_.escrowProblems.push_back("escrow entry for data key " + record.id +
+                                       " does not unwrap under the configured master key (older master key, or "
+                                       "damaged); not imported");
+      continue;
+    }
+    // Another replica may import the same entry at the same moment: one row wins.
+    Result insert = run(
+        "INSERT INTO pacsgw_data_keys (id, scope, scope_uid, wrapped, created_at, wrap_format) "
+        "SELECT $1::text, $2::text, $3::text, $4::bytea, $5::text, $6::integer "
+        "WHERE NOT EXISTS (SELECT 1 FROM pacsgw_shredded_keys WHERE id = $1::text OR "
+        "(scope = $2::text AND scope_uid = $3::text)) ON CONFLICT DO NOTHING",
+        {record.id, std::string(toString(record.scope)), record.scopeUid, bytesAsString(record.wrapped),
+         record.createdAt.empty() ? utcNowIso8601() : record.createdAt, std::to_string(master_->wrapFormat())},
+        {3});
+    imported += static_cast<std::size_t>(insert.affected());
+  }
+  report_.importedFromEscrow = imported;
+  if (imported > 0) rows = readRows();
+  for (const Row& row : rows) {
+    try {
+      const KeyScope scope = keyScopeFromString(row.scope);
+      const DataKey key = unwrapRow(row.id, scope, row.uid, row.wrapped, row.format);
+      if (escrow_->put(EscrowRecord{key.id, scope, row.uid, row.createdAt, currentCheck, row.wrapped})) {
+        ++report_.escrowed;
+      }
+    } catch (const KeystoreError&) {
+      // Damaged rows are named by verify(); a fork is listed above.
+    }
+  }
+}
+
+PgKeystore::Snapshot PgKeystore::snapshot() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Snapshot out;
+  command("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+  try {
+    Result meta = run("SELECT name, value FROM pacsgw_meta", {});
+    std::string check;
+    for (int r = 0; r < meta.rows(); ++r) {
+      if (meta.text(r, 0) == "keystore_id") out.keystoreId = meta.text(r, 1);
+      if (meta.text(r, 0) == "kek_check") check = meta.text(r, 1);
+    }
+    const auto decoded = decodeHex(check.data(), check.size());
+    if (!decoded || !looksLikeUuid(out.keystoreId)) throw KeystoreError(where_ + ": the meta data is damaged");
+    out.kekCheck.assign(decoded->data(), decoded->data() + decoded->size());
+    Result keys = run("SELECT id, scope, scope_uid, wrapped, wrap_format, created_at FROM pacsgw_data_keys ORDER BY id", {});
+    for (int r = 0; r < keys.rows(); ++r) {
+      out.keys.push_back(Snapshot::Key{keys.text(r, 0), keys.text(r, 1), keys.text(r, 2), keys.text(r, 5),
+                                       keys.bytes(r, 3), std::atoi(keys.text(r, 4).c_str())});
+    }
+    Result tombs = run("SELECT id, scope, scope_uid, shredded_at FROM pacsgw_shredded_keys ORDER BY id", {});
+    for (int r = 0; r < tombs.rows(); ++r) {
+      out.tombstones.push_back(Snapshot::Tombstone{tombs.text(r, 0), tombs.text(r, 1), tombs.text(r, 2), tombs.text(r, 3)});
+    }
+    command("COMMIT");
+  } catch (...) {
+    PGresult* raw = PQexec(conn_, "ROLLBACK");
+    PQclear(raw);
+    throw;
+  }
+  return out;
 }
 
 bool PgKeystore::idShredded(const std::string& keyId) {
@@ -319,11 +445,15 @@ DataKey PgKeystore::getOrCreate(KeyScope scope, const std::string& scopeUid) {
          hexOf(master_->checkValue()), std::to_string(master_->wrapFormat())},
         {3});
     (void)insert;
-    found = findByScope(scope, scopeUid);
+    std::vector<std::uint8_t> storedWrap;
+    found = findByScope(scope, scopeUid, &storedWrap);
     if (!found) {
       throw KeystoreError(where_ + ": a new data key could not be stored (the master key was rotated by another "
                                    "process, or the study was shredded meanwhile)");
     }
+    // Durably escrowed before anyone can encrypt with it; the replica that lost an insert race journals
+    // the winner's row too, which is harmless (the same blob).
+    escrow(*found, storedWrap);
   }
   cache_.put(*found);
   return std::move(*found);
@@ -355,7 +485,8 @@ DataKey PgKeystore::get(const std::string& keyId) {
 DataKey PgKeystore::importKey(const DataKey& key) {
   std::lock_guard<std::mutex> lock(mutex_);
   dropCacheIfChangedElsewhere(false);
-  std::optional<DataKey> found = findByScope(key.scope, key.scopeUid);
+  std::vector<std::uint8_t> storedWrap;
+  std::optional<DataKey> found = findByScope(key.scope, key.scopeUid, &storedWrap);
   if (!found) {
     const std::vector<std::optional<std::string>> scopeParams{std::string(toString(key.scope)), key.scopeUid};
     if (run("SELECT 1 FROM pacsgw_shredded_keys WHERE scope = $1 AND scope_uid = $2", scopeParams).rows() > 0 ||
@@ -377,7 +508,7 @@ DataKey PgKeystore::importKey(const DataKey& key) {
          hexOf(master_->checkValue()), std::to_string(master_->wrapFormat())},
         {3});
     (void)insert;
-    found = findByScope(key.scope, key.scopeUid);
+    found = findByScope(key.scope, key.scopeUid, &storedWrap);
     if (!found) throw KeystoreError(where_ + ": the imported data key could not be stored");
   }
   if (found->id != key.id || found->key.size() != key.key.size() ||
@@ -386,6 +517,7 @@ DataKey PgKeystore::importKey(const DataKey& key) {
                            toString(key.scope) + " " + printable(key.scopeUid) + "; the imported key " + key.id +
                            " would fork it, refused");
   }
+  escrow(*found, storedWrap);
   cache_.put(*found);
   return std::move(*found);
 }
@@ -472,6 +604,7 @@ void PgKeystore::rotateMasterKey(std::unique_ptr<MasterKeyProvider> newMaster) {
   }
   master_ = std::move(newMaster);
   cache_.clear();
+  reconcileEscrow();  // rewrites every entry under the new master key
   if (!options_.anchorPath.empty()) {
     writeAnchor(options_.anchorPath, Anchor{report_.keystoreId, newCheck});
   }
@@ -500,6 +633,7 @@ std::string PgKeystore::shred(KeyScope scope, const std::string& scopeUid) {
     throw;
   }
   cache_.clear();
+  if (escrow_) escrow_->remove(scope, scopeUid);
   if (!id.empty()) {
     // Dead row versions stay in the table's pages until vacuumed; VACUUM cannot run in a transaction.
     PGresult* raw = PQexec(conn_, "VACUUM pacsgw_data_keys");

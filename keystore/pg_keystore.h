@@ -2,6 +2,7 @@
 // PostgreSQL-backed keystore shared by several gateway replicas. Same rows, wrap format, check value,
 // anchor and tombstones as the SQLite keystore; the database server provides durability and replication.
 // Not part of the public interface: Keystore dispatches to it.
+#include "keystore/escrow_journal.h"
 #include "keystore/key_cache.h"
 #include "keystore/keystore.h"
 #include "keystore/master_key_provider.h"
@@ -37,6 +38,23 @@ class PgKeystore {
   std::string shred(KeyScope scope, const std::string& scopeUid);
   bool isShredded(const std::string& keyId);
 
+  // A consistent copy of every row, read in one REPEATABLE READ, READ ONLY transaction (keys backup).
+  struct Snapshot {
+    std::string keystoreId;
+    std::vector<std::uint8_t> kekCheck;
+    struct Key {
+      std::string id, scope, scopeUid, createdAt;
+      std::vector<std::uint8_t> wrapped;
+      int wrapFormat = 0;
+    };
+    struct Tombstone {
+      std::string id, scope, scopeUid, shreddedAt;
+    };
+    std::vector<Key> keys;
+    std::vector<Tombstone> tombstones;
+  };
+  Snapshot snapshot();
+
  private:
   struct Row;
   class Result;
@@ -47,7 +65,11 @@ class PgKeystore {
   void verifyMasterKey(const std::vector<std::uint8_t>& stored, const std::string& keystoreId);
   DataKey unwrapRow(const std::string& id, KeyScope scope, const std::string& scopeUid,
                     const std::vector<std::uint8_t>& wrapped, int format) const;
-  std::optional<DataKey> findByScope(KeyScope scope, const std::string& scopeUid);
+  // `storedWrap`, when given, receives the row's wrapped blob (what the escrow journal keeps).
+  std::optional<DataKey> findByScope(KeyScope scope, const std::string& scopeUid,
+                                     std::vector<std::uint8_t>* storedWrap = nullptr);
+  void escrow(const DataKey& key, const std::vector<std::uint8_t>& storedWrap);
+  void reconcileEscrow();
   bool idShredded(const std::string& keyId);
   void dropCacheIfChangedElsewhere(bool force);
   void bumpGeneration();
@@ -58,6 +80,7 @@ class PgKeystore {
   OpenOptions options_;
   OpenReport report_;
   std::optional<Anchor> anchor_;
+  std::optional<EscrowJournal> escrow_;  // options_.escrowDirectory, when set
   pg_conn* conn_ = nullptr;
   std::mutex mutex_;
   KeyCache cache_;

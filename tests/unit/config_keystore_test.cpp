@@ -38,16 +38,17 @@ TEST(ConfigKeystore, PostgresInsteadOfPathWithAnchorAndEscrow) {
   EXPECT_TRUE(s.keystore.postgres.empty());
 }
 
-TEST(ConfigKeystore, PathOrPostgresButNotBothAndNoEscrowForPostgres) {
+TEST(ConfigKeystore, PathOrPostgresButNotBoth) {
   auto both = issuesOf(document("{ path: /k.db, postgres: 'dbname=k', master_key_file: /k }"));
   ASSERT_EQ(both.size(), 1u);
   EXPECT_NE(both[0].message.find("not both"), std::string::npos) << both[0].message;
   auto neither = issuesOf(document("{ master_key_file: /k }"));
   ASSERT_EQ(neither.size(), 1u);
   EXPECT_EQ(neither[0].key, "keystore.path");
-  auto escrow = issuesOf(document("{ postgres: 'dbname=k', master_key_file: /k, escrow_dir: /e }"));
-  ASSERT_EQ(escrow.size(), 1u);
-  EXPECT_EQ(escrow[0].key, "keystore.escrow_dir");
+  // The escrow journal applies to both keystores.
+  EXPECT_TRUE(issuesOf(document("{ postgres: 'dbname=k', master_key_file: /k, escrow_dir: /e }")).empty());
+  const Config pg = parseConfig(document("{ postgres: 'dbname=k', master_key_file: /k, escrow_dir: /e }"), "t.yaml");
+  EXPECT_EQ(pg.keystore.escrowDir, "/e");
 }
 
 TEST(ConfigKeystore, MasterKeyInAPkcs11Token) {
