@@ -219,11 +219,12 @@ bool EscrowJournal::put(const EscrowRecord& record) {
   return true;
 }
 
-bool EscrowJournal::remove(KeyScope scope, const std::string& scopeUid) {
-  const std::string path = entryPath(scope, scopeUid);
+namespace {
+// Overwrites a file in place, then unlinks it: on a plain (non copy-on-write) file system the blocks no
+// longer hold the wrap. Returns false if there was no such file.
+bool overwriteAndUnlink(const std::string& path) {
   struct stat info {};
   if (::lstat(path.c_str(), &info) != 0) return false;
-  // Overwrite in place first: on a plain (non copy-on-write) file system the blocks no longer hold the wrap.
   const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd >= 0) {
     const std::string zeros(static_cast<std::size_t>(info.st_size), '\0');
@@ -233,9 +234,29 @@ bool EscrowJournal::remove(KeyScope scope, const std::string& scopeUid) {
     ::fsync(fd);
     ::close(fd);
   }
-  if (::unlink(path.c_str()) != 0) throw KeystoreError("cannot remove escrow entry " + path + ": " + errnoText());
-  syncDirectory(directory_);
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+    throw KeystoreError("cannot remove escrow entry " + path + ": " + errnoText());
   return true;
+}
+}  // namespace
+
+bool EscrowJournal::remove(KeyScope scope, const std::string& scopeUid) {
+  const std::string path = entryPath(scope, scopeUid);
+  // A write interrupted by a crash leaves "<entry>.tmp-PID-NONCE" beside it, holding the same wrapped key.
+  const std::string entryName = path.substr(directory_.size() + 1);
+  const std::string tmpPrefix = entryName + ".tmp-";
+  std::vector<std::string> leftovers;
+  if (std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir(directory_.c_str()), ::closedir); dir) {
+    while (const dirent* entry = ::readdir(dir.get())) {
+      const std::string name = entry->d_name;
+      if (name.compare(0, tmpPrefix.size(), tmpPrefix) == 0) leftovers.push_back(directory_ + "/" + name);
+    }
+  }
+  bool removed = false;
+  for (const std::string& leftover : leftovers) removed = overwriteAndUnlink(leftover) || removed;
+  removed = overwriteAndUnlink(path) || removed;
+  if (removed) syncDirectory(directory_);
+  return removed;
 }
 
 std::vector<EscrowRecord> EscrowJournal::all(std::vector<std::string>* problems) const {

@@ -72,6 +72,17 @@ bool foundInKeystoreFiles(const std::string& path, const std::vector<std::uint8_
   return false;
 }
 
+// The escrow journal is a text file: a wrapped key appears in it as lowercase hex.
+std::vector<std::uint8_t> asJournalText(const std::vector<std::uint8_t>& bytes) {
+  static const char digits[] = "0123456789abcdef";
+  std::vector<std::uint8_t> out;
+  for (std::uint8_t b : bytes) {
+    out.push_back(static_cast<std::uint8_t>(digits[b >> 4]));
+    out.push_back(static_cast<std::uint8_t>(digits[b & 0x0f]));
+  }
+  return out;
+}
+
 OpenOptions anchored(const TempDir& dir, bool accept = false) {
   OpenOptions o;
   o.anchorPath = dir.file("master.key.anchor");
@@ -522,7 +533,7 @@ TEST(KeystoreEscrow, ShredAndRotationKeepTheJournalInStep) {
   const DataKey victim = store->getOrCreate(KeyScope::Study, kStudy);
   const DataKey kept = store->getOrCreate(KeyScope::Study, "1.2.6.5");
   EscrowJournal j(journal.path().string());
-  const auto victimWrap = j.find(KeyScope::Study, kStudy)->wrapped;
+  const auto victimWrap = asJournalText(j.find(KeyScope::Study, kStudy)->wrapped);
   store->shred(KeyScope::Study, kStudy);
   EXPECT_FALSE(j.find(KeyScope::Study, kStudy).has_value());
   EXPECT_EQ(journalEntries(journal.path().string()), 1u);
@@ -541,4 +552,27 @@ TEST(KeystoreEscrow, ShredAndRotationKeepTheJournalInStep) {
   for (const auto& entry : fs::directory_iterator(journal.path())) {
     EXPECT_FALSE(foundInKeystoreFiles(entry.path().string(), victimWrap)) << entry.path();
   }
+}
+
+TEST(KeystoreEscrow, ShredAlsoDestroysAnEntryLeftHalfWrittenByACrash) {
+  TempDir dir, journal;
+  auto store = Keystore::open(dir.file("keystore.db"), masterKey(1), escrowed(dir, journal.path().string()));
+  store->getOrCreate(KeyScope::Study, kStudy);
+  const DataKey kept = store->getOrCreate(KeyScope::Study, "1.2.6.7");
+  EscrowJournal j(journal.path().string());
+  const auto victimWrap = asJournalText(j.find(KeyScope::Study, kStudy)->wrapped);
+  // What a write interrupted between its fsync and its rename leaves: the same entry under a temporary name.
+  fs::path entry;
+  for (const auto& e : fs::directory_iterator(journal.path()))
+    if (foundInKeystoreFiles(e.path().string(), victimWrap)) entry = e.path();
+  ASSERT_FALSE(entry.empty());
+  const fs::path leftover = entry.string() + ".tmp-4242-0011223344556677";
+  fs::copy_file(entry, leftover);
+
+  store->shred(KeyScope::Study, kStudy);
+  EXPECT_FALSE(fs::exists(leftover));
+  for (const auto& e : fs::directory_iterator(journal.path()))
+    EXPECT_FALSE(foundInKeystoreFiles(e.path().string(), victimWrap)) << e.path();
+  EXPECT_TRUE(j.find(KeyScope::Study, "1.2.6.7").has_value()) << "another study's entry was removed";
+  EXPECT_EQ(bytesOf(store->get(kept.id).key), bytesOf(kept.key));
 }
