@@ -48,6 +48,18 @@ def make_certificate(directory: Path, name: str, key_kind: str):
     return cert, key
 
 
+def new_ct_study(directory: Path, name: str, count: int):
+    """`count` CT slices of a new study in `directory`: (study UID, {SOP Instance UID: file})."""
+    study_uid, series_uid = rh.new_uid(), rh.new_uid()
+    originals = {}
+    for number in range(1, count + 1):
+        target = directory / f"{number:03d}.dcm"
+        rh.derive(h.test_file("ct_le.dcm"), target, study_uid, series_uid, number, f"PGWRELAY-{name}",
+                  f"Relay^{name}")
+        originals[h.sop_instance_uid(target)] = target
+    return study_uid, originals
+
+
 class RelayGateway(rh.RetrieveGateway):
     """A gateway with a relay: section (certificate, private key, peers)."""
 
@@ -143,13 +155,7 @@ class RelayTest(h.LogDumpingTestCase):
     def store_at_a(cls, name: str, count: int) -> dict:
         """A study of `count` CT slices stored by CT1 through gateway A (started for the occasion when
         needed): returns {SOP Instance UID: original file} and the study UID under key ''."""
-        study_uid, series_uid = rh.new_uid(), rh.new_uid()
-        originals = {}
-        for number in range(1, count + 1):
-            target = cls.workdir / "originals" / name / f"{number:03d}.dcm"
-            rh.derive(h.test_file("ct_le.dcm"), target, study_uid, series_uid, number, f"PGWRELAY-{name}",
-                      f"Relay^{name}")
-            originals[h.sop_instance_uid(target)] = target
+        study_uid, originals = new_ct_study(cls.workdir / "originals" / name, name, count)
         started_here = not cls.gateway_a.alive()
         if started_here:
             cls.gateway_a.start()

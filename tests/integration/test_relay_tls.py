@@ -119,13 +119,7 @@ class RelayOverTlsTest(h.LogDumpingTestCase):
             raise AssertionError(f"a gateway did not exit cleanly on SIGTERM: {statuses[:2]}")
 
     def store_at_a(self, name: str, count: int) -> dict:
-        study_uid, series_uid = rh.new_uid(), rh.new_uid()
-        originals = {}
-        for number in range(1, count + 1):
-            target = self.workdir / "originals" / name / f"{number:03d}.dcm"
-            rh.derive(h.test_file("ct_le.dcm"), target, study_uid, series_uid, number, f"PGWTLSRELAY-{name}",
-                      f"Relay^{name}")
-            originals[h.sop_instance_uid(target)] = target
+        study_uid, originals = relay.new_ct_study(self.workdir / "originals" / name, name, count)
         result = h.storescu(self.gateway_a.port, list(originals.values()), called="GATEWAY_A", calling="CT1")
         self.assertTrue(result.all_succeeded(count), result.describe())
         return {"uid": study_uid, "originals": originals}
