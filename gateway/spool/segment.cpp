@@ -350,24 +350,7 @@ int Segment::append(const std::string& prefix, const std::string& payload, const
 }
 
 bool Segment::syncAppends() {
-  std::unique_lock<std::mutex> lock(syncMutex_);
-  const std::uint64_t ticket = ++syncRequested_;  // our append happened before this
-  while (syncCompleted_ < ticket) {
-    if (syncRunning_) {
-      syncDone_.wait(lock);
-      continue;
-    }
-    syncRunning_ = true;
-    const std::uint64_t covers = syncRequested_;
-    lock.unlock();
-    const bool ok = ::fdatasync(fd_) == 0;
-    lock.lock();
-    syncRunning_ = false;
-    syncCompleted_ = covers;
-    if (!ok) syncFailedUpTo_ = covers;
-    syncDone_.notify_all();
-  }
-  return syncFailedUpTo_ < ticket;
+  return appendSync_.run([this] { return ::fdatasync(fd_) == 0; });
 }
 
 std::vector<std::uint8_t> Segment::read(std::uint64_t offset, std::uint64_t length) const {

@@ -23,6 +23,7 @@
 //
 // The delivery log is not synced per entry: an entry lost in a crash only means one more
 // (idempotent) delivery after restart, never a lost instance.
+#include "gateway/spool/group_sync.h"
 #include "gateway/spool/spool_record.h"
 
 #include <atomic>
@@ -135,12 +136,7 @@ class Segment {
   std::mutex doneMutex_;
   int doneFd_ = -1;
 
-  std::mutex syncMutex_;
-  std::condition_variable syncDone_;
-  std::uint64_t syncRequested_ = 0;
-  std::uint64_t syncCompleted_ = 0;
-  std::uint64_t syncFailedUpTo_ = 0;
-  bool syncRunning_ = false;
+  GroupSync appendSync_;  // one fdatasync shared by concurrent appenders
 };
 
 }  // namespace pacsgw::gateway::spool

@@ -322,26 +322,8 @@ void Spool::removeLocked(const std::string& name) {
 }
 
 bool Spool::syncQueueDirectory() {
-  std::unique_lock<std::mutex> lock(syncMutex_);
-  const std::uint64_t ticket = ++syncRequested_;  // our rename happened before this
-  while (syncCompleted_ < ticket) {
-    if (syncRunning_) {
-      syncDone_.wait(lock);
-      continue;
-    }
-    // This fsync starts after every rename that took a ticket up to `covers`.
-    syncRunning_ = true;
-    const std::uint64_t covers = syncRequested_;
-    lock.unlock();
-    const bool ok = fsyncPath(queueDir_, O_RDONLY | O_DIRECTORY);
-    lock.lock();
-    syncRunning_ = false;
-    syncCompleted_ = covers;
-    if (!ok) syncFailedUpTo_ = covers;
-    syncDone_.notify_all();
-  }
-  // A failure of the sync that covered us (or a later one) leaves our rename's durability unknown.
-  return syncFailedUpTo_ < ticket;
+  // Covers our rename: a failure leaves its durability unknown.
+  return directorySync_.run([this] { return fsyncPath(queueDir_, O_RDONLY | O_DIRECTORY); });
 }
 
 AdmitResult Spool::admit(const SpoolRecordMeta& meta, const std::string& payload) {

@@ -16,6 +16,7 @@
 // A record is acknowledged to the modality only after an fdatasync of its segment that started
 // after the record was completely written (shared between concurrent writers: group commit), or,
 // for a record file, after the file was fsync'd, renamed into queue/ and the directory fsync'd.
+#include "gateway/spool/group_sync.h"
 #include "gateway/spool/segment.h"
 #include "gateway/spool/spool_record.h"
 
@@ -145,13 +146,7 @@ class Spool {
   std::uint64_t accepted_ = 0, delivered_ = 0, refusedFull_ = 0, writeErrors_ = 0;
   bool woken_ = false;
 
-  // Directory group commit.
-  std::mutex syncMutex_;
-  std::condition_variable syncDone_;
-  std::uint64_t syncRequested_ = 0;
-  std::uint64_t syncCompleted_ = 0;
-  std::uint64_t syncFailedUpTo_ = 0;
-  bool syncRunning_ = false;
+  GroupSync directorySync_;  // directory group commit for file-per-instance records
 
   // Segments: the one being appended to, and the next one, pre-allocated in the background.
   std::mutex appendMutex_;
