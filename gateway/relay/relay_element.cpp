@@ -20,15 +20,22 @@ DcmTagKey capsuleTag(std::uint8_t block) {
 }
 
 // Blocks (0x10-0xFF) whose private creator reads "PACSGW RELAY 1" (trailing spaces ignored).
+// One walk over the top-level elements, which DCMTK keeps in ascending tag order: every C-STORE is
+// checked, and a look-up per possible block (240 searches of the whole data set) cost more than
+// encrypting the pixel data.
 std::vector<std::uint8_t> relayBlocks(DcmItem& dataset) {
   std::vector<std::uint8_t> out;
-  for (unsigned block = 0x10; block <= 0xFF; ++block) {
+  for (DcmObject* obj = dataset.nextInContainer(nullptr); obj != nullptr; obj = dataset.nextInContainer(obj)) {
+    const DcmTagKey key = obj->getTag();
+    if (key.getGroup() < kRelayGroup) continue;
+    if (key.getGroup() > kRelayGroup || key.getElement() > 0xFF) break;
+    if (key.getElement() < 0x10) continue;
+    auto* element = dynamic_cast<DcmElement*>(obj);
     OFString creator;
-    if (dataset.findAndGetOFString(creatorTag(static_cast<std::uint8_t>(block)), creator).good()) {
-      std::string text = creator.c_str();
-      while (!text.empty() && text.back() == ' ') text.pop_back();
-      if (text == kRelayCreator) out.push_back(static_cast<std::uint8_t>(block));
-    }
+    if (element == nullptr || element->getOFString(creator, 0, OFTrue).bad()) continue;
+    std::string text = creator.c_str();
+    while (!text.empty() && text.back() == ' ') text.pop_back();
+    if (text == kRelayCreator) out.push_back(static_cast<std::uint8_t>(key.getElement()));
   }
   return out;
 }

@@ -271,6 +271,24 @@ TEST_F(RelaySites, AnotherKeyForAStudyTheReceiverKnowsIsRefused) {
   EXPECT_TRUE(hasRelayCapsule(ds));
 }
 
+TEST(RelayCapsuleElement, FoundInAnyBlockBesideOtherCreatorsAndGroups) {
+  DcmDataset ds;
+  ASSERT_TRUE(ds.putAndInsertString(DCM_SOPInstanceUID, "1.2.3").good());
+  ASSERT_TRUE(ds.putAndInsertString(DcmTag(0x0079, 0x0010, EVR_LO), "OTHER VENDOR").good());
+  ASSERT_TRUE(ds.putAndInsertString(DcmTag(0x0081, 0x0010, EVR_LO), "PACSGW RELAY 1").good());  // wrong group
+  ASSERT_TRUE(ds.putAndInsertString(DcmTag(0x0079, 0x1001, EVR_LO), "not a capsule").good());
+  EXPECT_FALSE(hasRelayCapsule(ds));
+  // The creator with trailing spaces in block 0x42, its capsule element present: found.
+  ASSERT_TRUE(ds.putAndInsertString(DcmTag(0x0079, 0x0042, EVR_LO), "PACSGW RELAY 1 ").good());
+  EXPECT_FALSE(hasRelayCapsule(ds)) << "a creator without its capsule element is no capsule";
+  const Uint8 der[] = {0x30, 0x00};
+  ASSERT_TRUE(ds.putAndInsertUint8Array(DcmTag(0x0079, 0x4201, EVR_OB), der, sizeof der).good());
+  EXPECT_TRUE(hasRelayCapsule(ds));
+  removeRelayCapsule(ds);
+  EXPECT_FALSE(hasRelayCapsule(ds));
+  EXPECT_TRUE(ds.tagExists(DcmTagKey(0x0079, 0x0010))) << "another vendor's block is left alone";
+}
+
 TEST(RelayKeyPairFiles, PrivateKeyReadableByOthersIsRefused) {
   pacsgw::testing::TempDir dir{"pacsgw-relay-files"};
   writePem(makeKeyPair("site-a"), dir.file("a.crt"), dir.file("a.key"));
