@@ -102,6 +102,16 @@ PeerAssociation::~PeerAssociation() {
   OutgoingConnections::instance().remove(shutdownHandle_);
 }
 
+DeliveryContext PeerAssociation::deliveryContextFor(const std::string& sopClassUid, E_TransferSyntax xfer,
+                                                    Transcoding transcoding) {
+  const auto key = std::make_tuple(sopClassUid, xfer, transcoding);
+  const auto known = chosenContexts_.find(key);
+  if (known != chosenContexts_.end()) return known->second;
+  const DeliveryContext context = chooseDeliveryContext(assoc_, sopClassUid, xfer, transcoding);
+  if (chosenContexts_.size() < 1024) chosenContexts_.emplace(key, context);  // bounded by what a peer sends
+  return context;
+}
+
 StoreOutcome PeerAssociation::store(DcmDataset& dataset, E_TransferSyntax xfer, const std::string& sopClassUid,
                                     const std::string& sopInstanceUid, const MoveOriginator* originator,
                                     Transcoding transcoding) {
@@ -110,7 +120,7 @@ StoreOutcome PeerAssociation::store(DcmDataset& dataset, E_TransferSyntax xfer, 
     outcome.errorComment = "association to " + peer_.aeTitle + " is no longer usable";
     return outcome;
   }
-  const DeliveryContext context = chooseDeliveryContext(assoc_, sopClassUid, xfer, transcoding);
+  const DeliveryContext context = deliveryContextFor(sopClassUid, xfer, transcoding);
   if (context.id == 0) {
     const bool classAccepted = !acceptedContexts(assoc_, sopClassUid).empty();
     outcome.status = classAccepted ? status::kNoAcceptableTransferSyntax : status::kSopClassNotSupported;

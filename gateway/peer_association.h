@@ -10,9 +10,11 @@
 #include <dcmtk/dcmnet/dimse.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace pacsgw::gateway {
@@ -92,8 +94,13 @@ class PeerAssociation {
   // Refuses a TLS peer whose certificate does not carry the expected identity.
   void checkPeerIdentity(const std::string& where);
 
+  // The accepted contexts never change during an association: the choice is made once per SOP
+  // class, syntax and transcoding mode, not by walking every context for each instance.
+  DeliveryContext deliveryContextFor(const std::string& sopClassUid, E_TransferSyntax xfer, Transcoding transcoding);
+
   PeerEndpoint peer_;
   NetworkTimeouts timeouts_;
+  std::map<std::tuple<std::string, E_TransferSyntax, Transcoding>, DeliveryContext> chosenContexts_;
   T_ASC_Network* network_ = nullptr;
   T_ASC_Association* assoc_ = nullptr;
   bool usable_ = false;
