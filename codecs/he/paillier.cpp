@@ -131,6 +131,9 @@ PaillierPrivateKey::PaillierPrivateKey(const BigNum& p, const BigNum& q) : pub_(
   q_ = makeHalf(q, ctx.get());
   BN_set_flags(qInvModP_.get(), BN_FLG_CONSTTIME);
   if (BN_mod_inverse(qInvModP_.get(), q.get(), p.get(), ctx.get()) == nullptr) throw HeError("paillier: q not invertible mod p");
+  BN_set_flags(qSquaredInvModPSquared_.get(), BN_FLG_CONSTTIME);
+  if (BN_mod_inverse(qSquaredInvModPSquared_.get(), q_.square.get(), p_.square.get(), ctx.get()) == nullptr)
+    throw HeError("paillier: q^2 not invertible mod p^2");
 
   // Textbook reference: lambda = lcm(p - 1, q - 1), mu = L(g^lambda mod n^2)^-1 mod n.
   BigNum gcd = BigNum::secret(), prod = BigNum::secret(), rem = BigNum::secret();
@@ -172,9 +175,57 @@ BigNum PaillierPrivateKey::halfDecrypt(const Half& half, const BigNum& c, BN_CTX
   return m;
 }
 
-BigNum PaillierPrivateKey::decrypt(const BigNum& c) const {
-  pub_.checkCiphertext(c);
+BigNum PaillierPrivateKey::randomSeed(const Half& half, BN_CTX* ctx) const {
+  BigNum s = BigNum::secret();
+  do {
+    bnCheck(BN_priv_rand_range_ex(s.get(), half.prime.get(), 0, ctx), "BN_priv_rand_range_ex");
+  } while (BN_is_zero(s.get()));
+  return s;
+}
+
+BigNum PaillierPrivateKey::encrypt(const BigNum& m) const {
   BnCtx ctx;
+  const BigNum sp = randomSeed(p_, ctx.get());
+  const BigNum sq = randomSeed(q_, ctx.get());
+  return encryptWithResidueSeeds(m, sp, sq);
+}
+
+BigNum PaillierPrivateKey::encryptWithResidueSeeds(const BigNum& m, const BigNum& sp, const BigNum& sq) const {
+  const BigNum& n = pub_.n();
+  if (BN_is_negative(m.get()) || BN_cmp(m.get(), n.get()) >= 0) throw HeError("paillier: plaintext out of [0, n)");
+  for (const auto* pair : {&sp, &sq})
+    if (BN_is_zero(pair->get()) || BN_is_negative(pair->get())) throw HeError("paillier: residue seed out of range");
+  if (BN_cmp(sp.get(), p_.prime.get()) >= 0 || BN_cmp(sq.get(), q_.prime.get()) >= 0)
+    throw HeError("paillier: residue seed out of range");
+  BnCtx ctx;
+  // x_p = s_p^p mod p^2, x_q = s_q^q mod q^2: secret bases, exponents and moduli.
+  const BigNum xp = expConstTime(sp, p_.prime, p_.square, p_.mont.get(), ctx.get());
+  const BigNum xq = expConstTime(sq, q_.prime, q_.square, q_.mont.get(), ctx.get());
+  // x = x_q + q^2 ((x_p - x_q) (q^2)^-1 mod p^2), which is < p^2 q^2 = n^2.
+  BigNum t = BigNum::secret(), x = BigNum::secret();
+  bnCheck(BN_mod_sub(t.get(), xp.get(), xq.get(), p_.square.get(), ctx.get()), "BN_mod_sub");
+  bnCheck(BN_mod_mul(t.get(), t.get(), qSquaredInvModPSquared_.get(), p_.square.get(), ctx.get()), "BN_mod_mul");
+  bnCheck(BN_mul(x.get(), t.get(), q_.square.get(), ctx.get()), "BN_mul");
+  bnCheck(BN_add(x.get(), x.get(), xq.get()), "BN_add");
+  // c = (1 + m n) x mod n^2
+  BigNum gm = BigNum::secret(), c;
+  bnCheck(BN_mul(gm.get(), m.get(), n.get(), ctx.get()), "BN_mul");
+  bnCheck(BN_add_word(gm.get(), 1), "BN_add_word");
+  bnCheck(BN_mod_mul(c.get(), gm.get(), x.get(), pub_.nSquared().get(), ctx.get()), "BN_mod_mul");
+  return c;
+}
+
+BigNum PaillierPrivateKey::decrypt(const BigNum& c) const {
+  BnCtx ctx;
+  // 0 < c < n^2 and gcd(c, n) = 1, the latter as c mod p != 0 and c mod q != 0: two reductions instead of
+  // a (constant-time, slow) gcd with n, which cost as much as a third of a decryption.
+  if (BN_is_zero(c.get()) || BN_is_negative(c.get()) || BN_cmp(c.get(), pub_.nSquared().get()) >= 0)
+    throw HeError("paillier: ciphertext out of range");
+  for (const Half* half : {&p_, &q_}) {
+    BigNum r = BigNum::secret();
+    bnCheck(BN_mod(r.get(), c.get(), half->prime.get(), ctx.get()), "BN_mod");
+    if (BN_is_zero(r.get())) throw HeError("paillier: ciphertext not invertible modulo n");
+  }
   const BigNum mp = halfDecrypt(p_, c, ctx.get());
   const BigNum mq = halfDecrypt(q_, c, ctx.get());
   // Garner: m = m_q + q ((m_p - m_q) q^-1 mod p), which is < p q = n.

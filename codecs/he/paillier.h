@@ -51,6 +51,18 @@ class PaillierPrivateKey {
   PaillierPrivateKey(const BigNum& p, const BigNum& q);
   const PaillierPublicKey& publicKey() const { return pub_; }
 
+  // Encryption by the key holder, with exactly the distribution of PaillierPublicKey::encrypt but
+  // about three times faster: the random n-th residue r^n mod n^2 is built from its CRT components.
+  // Modulo p^2 the n-th residues are the subgroup of order p - 1, and s -> s^p mod p^2 maps Z*_p onto it
+  // one to one (s^p mod p^2 depends on s mod p only; gcd(q, p - 1) = 1 makes raising to q a bijection
+  // there). So for uniform s_p in Z*_p and s_q in Z*_q, x = CRT(s_p^p mod p^2, s_q^q mod q^2) is a
+  // uniform n-th residue: two exponentiations with half-size exponent and modulus instead of one with
+  // a full-size exponent modulo n^2. Same security as textbook Paillier (no extra assumption).
+  BigNum encrypt(const BigNum& m) const;
+  // Deterministic (known-answer tests only): caller-chosen s_p in [1, p), s_q in [1, q). With
+  // s_p = r^q mod p and s_q = r^p mod q it equals PaillierPublicKey::encryptWithRandomness(m, r).
+  BigNum encryptWithResidueSeeds(const BigNum& m, const BigNum& sp, const BigNum& sq) const;
+
   // CRT decryption (two half-size exponentiations). Throws HeError on an invalid ciphertext.
   BigNum decrypt(const BigNum& c) const;
   // Textbook decryption m = L(c^lambda mod n^2) mu mod n, kept as the reference the CRT path is tested
@@ -65,10 +77,12 @@ class PaillierPrivateKey {
   };
   Half makeHalf(const BigNum& prime, BN_CTX* ctx) const;
   BigNum halfDecrypt(const Half& half, const BigNum& c, BN_CTX* ctx) const;
+  BigNum randomSeed(const Half& half, BN_CTX* ctx) const;
 
   PaillierPublicKey pub_;
   Half p_, q_;
   BigNum qInvModP_ = BigNum::secret();
+  BigNum qSquaredInvModPSquared_ = BigNum::secret();  // CRT recombination of the n-th residue
   BigNum lambda_ = BigNum::secret(), mu_ = BigNum::secret();  // textbook path only
 };
 
