@@ -1,6 +1,6 @@
 #include "gateway/spool/spool_record.h"
 
-#include <zlib.h>
+#include "gateway/spool/crc32.h"
 
 #include <cstring>
 #include <limits>
@@ -64,15 +64,7 @@ void checkField(const std::string& value, std::size_t maxBytes, const char* what
 }  // namespace
 
 std::uint32_t spoolChecksum(std::uint32_t crc, const void* data, std::size_t size) {
-  auto bytes = static_cast<const Bytef*>(data);
-  uLong value = crc;
-  while (size > 0) {  // zlib takes uInt lengths
-    const uInt chunk = static_cast<uInt>(std::min<std::size_t>(size, std::numeric_limits<uInt>::max()));
-    value = ::crc32(value, bytes, chunk);
-    bytes += chunk;
-    size -= chunk;
-  }
-  return static_cast<std::uint32_t>(value);
+  return crc32(crc, data, size);
 }
 
 std::string encodeSpoolRecordPrefix(const SpoolRecordMeta& meta, std::uint64_t payloadSize) {
