@@ -18,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pacsgw_harness as h  # noqa: E402
+import custody_helpers as ch  # noqa: E402
 import pg_helpers  # noqa: E402
 import retrieve_helpers as rh  # noqa: E402
 
@@ -69,13 +70,11 @@ class HsmPostgresGateway(pg_helpers.PostgresGateway, HsmGateway):
     """The token master key with the shared PostgreSQL keystore."""
 
 
-class HsmMasterKey(h.LogDumpingTestCase):
+class HsmMasterKey(ch.CustodyTestCase):
     @classmethod
-    def setUpClass(cls):
-        cls.failed = False
+    def start_class_peers(cls):
         if not Path(MODULE).is_file():
             raise AssertionError(f"{MODULE} is missing: install softhsm2 (scripts/setup.sh)")
-        cls.workdir = h.make_workdir(cls.__name__)
         tokens = cls.workdir / "tokens"
         tokens.mkdir(mode=0o700)
         conf = cls.workdir / "softhsm2.conf"
@@ -87,58 +86,22 @@ class HsmMasterKey(h.LogDumpingTestCase):
             raise AssertionError(init.describe())
         # One gateway runs at a time, always on this port, which Orthanc knows as the retrieve destination.
         cls.gateway_port = h.free_port()
-        cls.pacs = h.Orthanc(cls.workdir / "pacs", gateway_port=cls.gateway_port)
-        cls.logs = {"Orthanc": cls.pacs.log_path}
-        cls.pacs.start()
 
     @classmethod
-    def tearDownClass(cls):
-        cls.pacs.stop()
-        if cls.failed or h.keep_temp_dirs():
-            sys.stderr.write(f"\nlogs and files kept in {cls.workdir}\n")
-        else:
-            shutil.rmtree(cls.workdir, ignore_errors=True)
-
-    def setUp(self):
-        self.gateways = []
-
-    def tearDown(self):
-        for gateway in self.gateways:
-            gateway.stop()
+    def orthanc_options(cls) -> dict:
+        return {"gateway_port": cls.gateway_port}
 
     # helpers ------------------------------------------------------------------------------------
     def new_gateway(self, name: str, **kwargs) -> HsmGateway:
-        workdir = self.workdir / self.id().rsplit(".", 1)[-1] / name
-        gateway = HsmGateway(workdir, upstream_port=self.pacs.dicom_port, port=self.gateway_port,
+        gateway = HsmGateway(self.work_dir() / name, upstream_port=self.pacs.dicom_port, port=self.gateway_port,
                              workstations=[("WS1", h.LOOPBACK, h.free_port(), "decrypt")], **kwargs)
-        type(self).logs[f"pacsgw {name}"] = gateway.log_path
-        self.gateways.append(gateway)
-        return gateway
+        return self.adopt(gateway, name)
 
     def hsm_init(self, gateway: HsmGateway):
         gateway.write_config()
         result = gateway.cli("keys", "hsm-init", "--config", gateway.config_path)
         self.assertEqual(result.returncode, 0, result.describe())
         self.assertIn("never extractable", result.output)
-
-    def store_study(self, gateway: h.Gateway, name: str = "ct_le.dcm"):
-        """Sends a fresh copy through the gateway; returns (original, the PACS's encrypted copy)."""
-        work = gateway.workdir / "files"
-        sent = h.fresh_copy(h.test_file(name), work)
-        result = h.storescu(gateway.port, [sent])
-        self.assertTrue(result.all_succeeded(1), result.describe())
-        stored = self.pacs.download_by_uid(h.sop_instance_uid(sent), work / f"pacs-{sent.name}")
-        self.assertTrue(h.key_reference(h.read(stored)), "the PACS copy carries no key reference")
-        self.assertNotEqual(h.pixel_element_bytes(h.read(stored)), h.pixel_element_bytes(h.read(sent)))
-        return sent, stored
-
-    def assert_decrypts(self, gateway: h.Gateway, original: Path, stored: Path):
-        restored = stored.parent / f"restored-{stored.name}"
-        result = gateway.decrypt(stored, restored)
-        self.assertEqual(result.returncode, 0, result.describe())
-        self.assertEqual(h.pixel_element_bytes(h.read(restored)), h.pixel_element_bytes(h.read(original)),
-                         "decrypted pixels differ from the original")
-        restored.unlink()
 
     def assert_retrieves_bit_exact(self, gateway: h.Gateway, original: Path):
         """C-GET through the gateway by a decrypt workstation."""

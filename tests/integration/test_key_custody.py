@@ -10,87 +10,25 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import time
-import unittest
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pacsgw_harness as h  # noqa: E402
+import custody_helpers as ch  # noqa: E402
 import retrieve_helpers as rh  # noqa: E402
 
 
-class EscrowGateway(h.Gateway):
-    """A gateway whose keys are escrowed in a journal directory on "separate storage" (outside its
-    workdir, as another disk would be)."""
-
-    def __init__(self, workdir: Path, escrow_dir: Path, **kwargs):
-        super().__init__(workdir, **kwargs)
-        self.escrow_dir = Path(escrow_dir)
-
-    def config_yaml(self) -> str:
-        line = f"  master_key_file: {h._yaml_scalar(self.master_key_path)}\n"
-        return super().config_yaml().replace(line, line + f"  escrow_dir: {h._yaml_scalar(self.escrow_dir)}\n")
-
-    def write_config(self) -> Path:
-        self.escrow_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return super().write_config()
-
-
-class KeyCustody(h.LogDumpingTestCase):
+class KeyCustody(ch.CustodyTestCase):
     """One Orthanc for the class; every test runs its own gateway(s) in front of it."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.failed = False
-        cls.workdir = h.make_workdir(cls.__name__)
-        cls.pacs = h.Orthanc(cls.workdir / "pacs")
-        cls.logs = {"Orthanc": cls.pacs.log_path}
-        cls.pacs.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.pacs.stop()
-        if cls.failed or h.keep_temp_dirs():
-            sys.stderr.write(f"\nlogs and files kept in {cls.workdir}\n")
-        else:
-            shutil.rmtree(cls.workdir, ignore_errors=True)
-
-    def setUp(self):
-        self.gateways = []
-
-    def tearDown(self):
-        for gateway in self.gateways:
-            gateway.stop()
 
     # helpers ------------------------------------------------------------------------------------
     def new_gateway(self, name: str, escrow_dir: Path = None) -> h.Gateway:
-        workdir = self.workdir / self.id().rsplit(".", 1)[-1] / name
+        workdir = self.work_dir() / name
         if escrow_dir:
-            gateway = EscrowGateway(workdir, escrow_dir, upstream_port=self.pacs.dicom_port)
+            gateway = ch.EscrowGateway(workdir, escrow_dir=escrow_dir, upstream_port=self.pacs.dicom_port)
         else:
             gateway = h.Gateway(workdir, upstream_port=self.pacs.dicom_port)
-        type(self).logs[f"pacsgw {name}"] = gateway.log_path
-        self.gateways.append(gateway)
-        return gateway
-
-    def store_study(self, gateway: h.Gateway, name: str = "ct_le.dcm"):
-        """Sends a fresh copy through the gateway; returns (original, the PACS's encrypted copy)."""
-        work = gateway.workdir / "files"
-        sent = h.fresh_copy(h.test_file(name), work)
-        result = h.storescu(gateway.port, [sent])
-        self.assertTrue(result.all_succeeded(1), result.describe())
-        stored = self.pacs.download_by_uid(h.sop_instance_uid(sent), work / f"pacs-{sent.name}")
-        self.assertTrue(h.key_reference(h.read(stored)), "the PACS copy carries no key reference")
-        self.assertNotEqual(h.pixel_element_bytes(h.read(stored)), h.pixel_element_bytes(h.read(sent)))
-        return sent, stored
-
-    def assert_decrypts(self, gateway: h.Gateway, original: Path, stored: Path):
-        restored = stored.parent / f"restored-{stored.name}"
-        result = gateway.decrypt(stored, restored)
-        self.assertEqual(result.returncode, 0, result.describe())
-        self.assertEqual(h.pixel_element_bytes(h.read(restored)), h.pixel_element_bytes(h.read(original)),
-                         "decrypted pixels differ from the original")
-        restored.unlink()
+        return self.adopt(gateway, name)
 
     def assert_start_refused(self, gateway: h.Gateway, *expected: str, extra_args=()):
         """`pacsgw serve` must exit non-zero before listening, naming the problem."""

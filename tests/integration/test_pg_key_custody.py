@@ -17,84 +17,38 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pacsgw_harness as h  # noqa: E402
+import custody_helpers as ch  # noqa: E402
 import pg_helpers  # noqa: E402
 
 
-def with_escrow(yaml: str, master_key_path: Path, escrow_dir: Path) -> str:
-    line = f"  master_key_file: {h._yaml_scalar(master_key_path)}\n"
-    assert line in yaml
-    return yaml.replace(line, line + f"  escrow_dir: {h._yaml_scalar(escrow_dir)}\n")
-
-
-class PgEscrowGateway(pg_helpers.PostgresGateway):
+class PgEscrowGateway(ch.EscrowMixin, pg_helpers.PostgresGateway):
     """A replica on the shared PostgreSQL keystore whose escrow journal is `escrow_dir`."""
 
-    def __init__(self, workdir: Path, conninfo: str, escrow_dir: Path, **kwargs):
-        super().__init__(workdir, conninfo, **kwargs)
-        self.escrow_dir = Path(escrow_dir)
 
-    def config_yaml(self) -> str:
-        return with_escrow(super().config_yaml(), self.master_key_path, self.escrow_dir)
-
-    def write_config(self) -> Path:
-        self.escrow_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return super().write_config()
-
-
-class SqliteEscrowGateway(h.Gateway):
-    def __init__(self, workdir: Path, escrow_dir: Path, **kwargs):
-        super().__init__(workdir, **kwargs)
-        self.escrow_dir = Path(escrow_dir)
-
-    def config_yaml(self) -> str:
-        return with_escrow(super().config_yaml(), self.master_key_path, self.escrow_dir)
-
-
-class PostgresKeyCustody(h.LogDumpingTestCase):
+class PostgresKeyCustody(ch.CustodyTestCase):
 
     @classmethod
-    def setUpClass(cls):
-        cls.failed = False
-        cls.workdir = h.make_workdir(cls.__name__)
+    def start_class_peers(cls):
         cls.postgres = pg_helpers.PostgresServer(cls.workdir / "postgres")
-        cls.pacs = h.Orthanc(cls.workdir / "pacs")
-        cls.logs = {"Orthanc": cls.pacs.log_path, "PostgreSQL": cls.postgres.log_path}
-        try:
-            cls.postgres.start()
-            cls.pacs.start()
-        except Exception:
-            cls.tearDownClass()
-            raise
+        cls.logs["PostgreSQL"] = cls.postgres.log_path
+        cls.postgres.start()
 
     @classmethod
-    def tearDownClass(cls):
-        cls.pacs.stop()
+    def stop_class_peers(cls):
         cls.postgres.stop()
-        if cls.failed or h.keep_temp_dirs():
-            sys.stderr.write(f"\nlogs and files kept in {cls.workdir}\n")
-        else:
-            shutil.rmtree(cls.workdir, ignore_errors=True)
 
     def setUp(self):
-        self.gateways = []
+        super().setUp()
         self.master_key = None
 
-    def tearDown(self):
-        for gateway in self.gateways:
-            gateway.stop()
-
     # helpers ------------------------------------------------------------------------------------
-    def work_dir(self) -> Path:
-        return self.workdir / self.id().rsplit(".", 1)[-1]
-
     def database(self, name: str) -> str:
         self.postgres.psql("postgres", f"CREATE DATABASE {name}")
         return self.postgres.conninfo.replace(f"dbname={self.postgres.database}", f"dbname={name}")
 
     def adopt(self, gateway, name: str):
         """Registers the gateway and gives it the test's one master key (each host keeps its own copy)."""
-        type(self).logs[f"pacsgw {name}"] = gateway.log_path
-        self.gateways.append(gateway)
+        super().adopt(gateway, name)
         gateway.write_config()
         if self.master_key is None:
             self.master_key = gateway.master_key_path.read_bytes()
@@ -104,29 +58,8 @@ class PostgresKeyCustody(h.LogDumpingTestCase):
         return gateway
 
     def replica(self, name: str, conninfo: str, escrow_dir: Path):
-        return self.adopt(PgEscrowGateway(self.work_dir() / name, conninfo, escrow_dir,
+        return self.adopt(PgEscrowGateway(self.work_dir() / name, conninfo, escrow_dir=escrow_dir,
                                           upstream_port=self.pacs.dicom_port), name)
-
-    def store_study(self, gateway, name: str = "ct_le.dcm"):
-        work = gateway.workdir / "files"
-        sent = h.fresh_copy(h.test_file(name), work)
-        result = h.storescu(gateway.port, [sent])
-        self.assertTrue(result.all_succeeded(1), result.describe())
-        stored = self.pacs.download_by_uid(h.sop_instance_uid(sent), work / f"pacs-{sent.name}")
-        self.assertTrue(h.key_reference(h.read(stored)), "the PACS copy carries no key reference")
-        self.assertNotEqual(h.pixel_element_bytes(h.read(stored)), h.pixel_element_bytes(h.read(sent)))
-        return sent, stored
-
-    def key_id(self, path: Path) -> str:
-        return h.element_text(h.key_reference(h.read(path))[0x03])
-
-    def assert_decrypts(self, gateway, original: Path, stored: Path):
-        restored = stored.parent / f"restored-{gateway.workdir.name}-{stored.name}"
-        result = gateway.decrypt(stored, restored)
-        self.assertEqual(result.returncode, 0, result.describe())
-        self.assertEqual(h.pixel_element_bytes(h.read(restored)), h.pixel_element_bytes(h.read(original)),
-                         "decrypted pixels differ from the original")
-        restored.unlink()
 
     def assert_same_key_on_resend(self, gateway, original: Path, stored: Path):
         resend = h.fresh_copy(original, gateway.workdir / "files", new_study=False)
@@ -168,7 +101,7 @@ class PostgresKeyCustody(h.LogDumpingTestCase):
         self.assert_same_key_on_resend(replicas[1], *studies[0])
 
         # The same journals rebuild an SQLite keystore on a stand-alone gateway.
-        standalone = self.adopt(SqliteEscrowGateway(self.work_dir() / "sqlite", journals[0],
+        standalone = self.adopt(ch.EscrowGateway(self.work_dir() / "sqlite", escrow_dir=journals[0],
                                                     upstream_port=self.pacs.dicom_port), "sqlite")
         # (Each recovery also escrows what the keystore holds into the journal it read, so by now every
         # journal holds all three keys; recovering from both is what an operator does after a loss.)
@@ -242,7 +175,7 @@ class PostgresKeyCustody(h.LogDumpingTestCase):
         late = [s for s in during if self.key_id(s[1]) not in backed_up]
         late.append(self.store_study(replica))
         self.assertEqual(fresh.stop(), 0)
-        with_journal = self.adopt(SqliteEscrowGateway(self.work_dir() / "restored-journal", journal,
+        with_journal = self.adopt(ch.EscrowGateway(self.work_dir() / "restored-journal", escrow_dir=journal,
                                                       upstream_port=self.pacs.dicom_port), "restored-journal")
         shutil.copyfile(backup, with_journal.keystore_path)
         with_journal.start()
