@@ -219,6 +219,47 @@ void aesGcmOpen(PixelBuffer& pixels, const SecretBytes& key, const std::vector<s
   }
 }
 
+struct AesGcmSealStream::Context {
+  CtxPtr ctx;
+};
+
+AesGcmSealStream::AesGcmSealStream(const SecretBytes& key, const std::vector<std::uint8_t>& nonce,
+                                   const std::vector<std::uint8_t>& aad)
+    : context_(std::make_unique<Context>()) {
+  checkKey(key);
+  if (nonce.size() != kAesGcmNonceBytes) throw CipherError("aes-256-gcm: the nonce must be 12 bytes");
+  context_->ctx = newContext(key, nonce, true);
+  addAad(context_->ctx.get(), aad, true);
+}
+
+AesGcmSealStream::~AesGcmSealStream() = default;
+
+void AesGcmSealStream::update(const std::uint8_t* plaintext, std::size_t size, std::uint8_t* ciphertext) {
+  if (finished_) fail("data after the end of the message");
+  if (size > kMaxMessageBytes - bytes_) fail("pixel data exceeds the GCM message limit");
+  for (std::size_t done = 0; done < size;) {
+    const std::size_t n = std::min(kChunkBytes, size - done);
+    int outl = 0;
+    if (EVP_EncryptUpdate(context_->ctx.get(), ciphertext + done, &outl, plaintext + done, static_cast<int>(n)) != 1 ||
+        outl != static_cast<int>(n))
+      fail("encryption failed");
+    done += n;
+  }
+  bytes_ += size;
+}
+
+std::vector<std::uint8_t> AesGcmSealStream::finish() {
+  if (finished_) fail("the message was already finished");
+  finished_ = true;
+  std::vector<std::uint8_t> tag(kAesGcmTagBytes);
+  int outl = 0;
+  std::uint8_t unused[16];
+  if (EVP_EncryptFinal_ex(context_->ctx.get(), unused, &outl) != 1 || outl != 0 ||
+      EVP_CIPHER_CTX_ctrl(context_->ctx.get(), EVP_CTRL_AEAD_GET_TAG, static_cast<int>(tag.size()), tag.data()) != 1)
+    fail("encryption failed");
+  return tag;
+}
+
 }  // namespace pacsgw::codecs::detail
 
 namespace pacsgw::codecs {

@@ -34,4 +34,27 @@ std::vector<std::uint8_t> aesGcmSeal(PixelBuffer& pixels, const SecretBytes& key
 void aesGcmOpen(PixelBuffer& pixels, const SecretBytes& key, const std::vector<std::uint8_t>& nonce,
                 const std::vector<std::uint8_t>& aad, const std::vector<std::uint8_t>& tag);
 
+// One GCM message encrypted piece by piece, for pixel data that arrives (and leaves) in pieces and is
+// never whole in memory. The result is the same as aesGcmSeal over the concatenated pieces.
+class AesGcmSealStream {
+ public:
+  // Throws CipherError on a wrong key or nonce size or when OpenSSL fails.
+  AesGcmSealStream(const SecretBytes& key, const std::vector<std::uint8_t>& nonce,
+                   const std::vector<std::uint8_t>& aad);
+  ~AesGcmSealStream();
+  AesGcmSealStream(const AesGcmSealStream&) = delete;
+  AesGcmSealStream& operator=(const AesGcmSealStream&) = delete;
+
+  // Encrypts `size` bytes from `plaintext` into `ciphertext` (the same size; may be the same memory).
+  void update(const std::uint8_t* plaintext, std::size_t size, std::uint8_t* ciphertext);
+  // Ends the message and returns its 16-byte tag; update() may not be called afterwards.
+  std::vector<std::uint8_t> finish();
+
+ private:
+  struct Context;
+  std::unique_ptr<Context> context_;
+  std::uint64_t bytes_ = 0;
+  bool finished_ = false;
+};
+
 }  // namespace pacsgw::codecs::detail

@@ -157,12 +157,10 @@ void locateNative(detail::LocatedPixels& out, DcmPixelData& pd) {
 
 }  // namespace
 
-PixelLayout readPixelLayout(DcmItem& dataset, E_TransferSyntax xfer) {
-  const PresentElements elements = findPixelElements(dataset);
-  if (elements.count() == 0) throw CryptError(CryptErrorKind::NoPixelData, "the object has no pixel data");
-  // PS3.3 C.7.6.3: exactly one of them; with two, the pixel module would describe only one.
-  if (elements.count() > 1) malformed("more than one of Pixel Data, Float Pixel Data, Double Float Pixel Data");
+namespace {
 
+// The pixel module of `dataset` for the one pixel data element `elements` names.
+PixelLayout layoutFromModule(DcmItem& dataset, const PresentElements& elements, E_TransferSyntax xfer) {
   PixelLayout l;
   l.floatingPoint = elements.pixelData == nullptr;
   l.encapsulated = !l.floatingPoint && DcmXfer(xfer).isEncapsulated();
@@ -193,7 +191,34 @@ PixelLayout readPixelLayout(DcmItem& dataset, E_TransferSyntax xfer) {
   return l;
 }
 
+}  // namespace
+
+PixelLayout readPixelLayout(DcmItem& dataset, E_TransferSyntax xfer) {
+  const PresentElements elements = findPixelElements(dataset);
+  if (elements.count() == 0) throw CryptError(CryptErrorKind::NoPixelData, "the object has no pixel data");
+  // PS3.3 C.7.6.3: exactly one of them; with two, the pixel module would describe only one.
+  if (elements.count() > 1) malformed("more than one of Pixel Data, Float Pixel Data, Double Float Pixel Data");
+  return layoutFromModule(dataset, elements, xfer);
+}
+
 namespace detail {
+
+PixelLayout readNativePixelDataLayout(DcmItem& header, E_TransferSyntax xfer) {
+  if (DcmXfer(xfer).isEncapsulated()) malformed("the transfer syntax is not native");
+  const PresentElements elements = findPixelElements(header);
+  if (elements.count() != 0) malformed("more than one of Pixel Data, Float Pixel Data, Double Float Pixel Data");
+  PresentElements pixelDataOnly;
+  DcmPixelData placeholder(DCM_PixelData);  // stands for the element that is still arriving
+  pixelDataOnly.pixelData = &placeholder;
+  return layoutFromModule(header, pixelDataOnly, xfer);
+}
+
+void requireNativePixelDataLength(const PixelLayout& layout, std::uint32_t length) {
+  std::uint8_t notNull = 0;
+  detail::LocatedPixels unused;
+  unused.buffer.layout = layout;
+  addNativeSegment(unused, kTagPixelData, "Pixel Data", &notNull, length, layout.bitsAllocated);
+}
 
 void requireLittleEndianHost() {
   if (gLocalByteOrder != EBO_LittleEndian)

@@ -24,6 +24,13 @@ struct LocatedPixels {
 // The views stay valid until the dataset is modified. Throws CryptError.
 LocatedPixels locatePixelData(DcmItem& dataset, E_TransferSyntax xfer);
 
+// The pixel module of an object whose native Pixel Data has not arrived yet: `header` holds the elements
+// before it. Checked as readPixelLayout checks it. Throws CryptError.
+PixelLayout readNativePixelDataLayout(DcmItem& header, E_TransferSyntax xfer);
+// Refuses a native Pixel Data length that is odd, empty or shorter than the pixel module needs, as
+// locatePixelData does. Throws CryptError(MalformedObject).
+void requireNativePixelDataLength(const PixelLayout& layout, std::uint32_t length);
+
 // Native sample bytes are handed to ciphers in little-endian order, which DCMTK gives us in host order
 // for OF/OD: refuse to run anywhere else. Throws CryptError(UnsupportedLayout).
 void requireLittleEndianHost();

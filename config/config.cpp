@@ -581,7 +581,7 @@ class Validator {
   void limits(const Fields& top, LimitsSection& out) {
     const auto f = section(top, "limits",
                            {"association_request_timeout_s", "max_connections", "max_connections_per_address",
-                            "max_object_mb", "max_association_mb", "max_in_flight_mb"},
+                            "max_object_mb", "max_association_mb", "max_in_flight_mb", "stream_above_mb"},
                            false);
     if (!f) return;
     assign(out.associationRequestTimeoutSeconds, integer(*f, "association_request_timeout_s", false, 1, 3600));
@@ -590,6 +590,7 @@ class Validator {
     assign(out.maxObjectMb, integer(*f, "max_object_mb", false, 1, 65536));
     assign(out.maxAssociationMb, integer(*f, "max_association_mb", false, 1, 65536));
     assign(out.maxInFlightMb, integer(*f, "max_in_flight_mb", false, 1, 1048576));
+    assign(out.streamAboveMb, integer(*f, "stream_above_mb", false, 0, 65536));
     if (out.maxAssociationMb < out.maxObjectMb)
       add("limits.max_association_mb", "must be at least limits.max_object_mb (" + std::to_string(out.maxObjectMb) +
                                            "), got " + std::to_string(out.maxAssociationMb));

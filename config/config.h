@@ -120,6 +120,7 @@ struct LimitsSection {
   unsigned maxObjectMb = 1024;                    // one received data set, after inflation (MiB)
   unsigned maxAssociationMb = 1024;               // data held for one association at once (MiB)
   unsigned maxInFlightMb = 2048;                  // data held for all associations together (MiB)
+  unsigned streamAboveMb = 64;  // native Pixel Data larger than this is encrypted as it arrives (MiB); 0 = never
 };
 
 // How a peer connects: over TLS or plain, and which certificate identity it must present.

@@ -178,6 +178,7 @@ std::string toYaml(const Config& c) {
   field("max_object_mb", std::to_string(c.limits.maxObjectMb));
   field("max_association_mb", std::to_string(c.limits.maxAssociationMb));
   field("max_in_flight_mb", std::to_string(c.limits.maxInFlightMb));
+  field("stream_above_mb", std::to_string(c.limits.streamAboveMb));
 
   line("");
   line("# Devices allowed to send (C-STORE) to the gateway.");

@@ -8,6 +8,8 @@
 
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcdatset.h>
+#include <dcmtk/dcmdata/dcistrmb.h>
+#include <dcmtk/dcmdata/dcxfer.h>
 #include <dcmtk/dcmnet/assoc.h>
 
 #include <cstdint>
@@ -32,6 +34,30 @@ struct ReceivedDataSet {
   std::string reason;          // for the log and the Error Comment
   OFCondition condition;       // Outcome::NetworkError
 };
+
+// Parses a data set from the fragments it arrives in, within the limits above. Feeding stops mattering
+// once a refusal is decided (the rest is dropped); finish() after the last fragment gives the outcome.
+class DataSetParser {
+ public:
+  DataSetParser(E_TransferSyntax xfer, std::uint64_t maxObjectBytes, AssociationMemory& memory);
+  void feed(const void* data, std::uint32_t length, bool last);
+  ReceivedDataSet finish();
+
+ private:
+  DcmXfer xfer_;
+  std::uint64_t maxObjectBytes_;
+  AssociationMemory& memory_;
+  ReceivedDataSet result_;
+  std::unique_ptr<DcmDataset> dataset_;
+  DcmInputBufferStream stream_;
+  bool refused_ = false;
+  OFCondition parsed_ = EC_StreamNotifyClient;
+};
+
+// The next fragment of the data set on `presId`, reading the next P-DATA PDU when needed. False when
+// the association failed (`failure` says how: NetworkError or ProtocolError).
+bool nextDataSetFragment(T_ASC_Association* assoc, T_ASC_PresentationContextID presId, int timeoutSeconds,
+                         DUL_PDV& pdv, ReceivedDataSet& failure);
 
 // `presId` is the presentation context of the command; the data set must come on the same one.
 ReceivedDataSet receiveDataSetWithinLimits(T_ASC_Association* assoc, T_ASC_PresentationContextID presId,

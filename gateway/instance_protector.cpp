@@ -140,6 +140,39 @@ ProtectResult InstanceProtector::protect(DcmDataset& dataset, E_TransferSyntax x
   return result;
 }
 
+bool InstanceProtector::sealsPixelDataStreaming() const { return cipher_->info().id == "aes-256-gcm"; }
+
+std::unique_ptr<codecs::NativePixelDataSealer> InstanceProtector::sealerFor(DcmDataset& header, E_TransferSyntax xfer,
+                                                                            std::uint32_t pixelDataLength) {
+  if (!sealsPixelDataStreaming())
+    throw codecs::CryptError(codecs::CryptErrorKind::UnsupportedLayout,
+                             "backend " + cipher_->info().id + " cannot encrypt pixel data as it arrives");
+  if (!codecs::hasKeyReference(header)) header.findAndDeleteElement(DCM_IconImageSequence, OFTrue, OFTrue);
+  std::string scopeUid;
+  switch (scope_) {
+    case keystore::KeyScope::Study: scopeUid = requiredUid(header, DCM_StudyInstanceUID, "Study Instance UID"); break;
+    case keystore::KeyScope::Series: scopeUid = requiredUid(header, DCM_SeriesInstanceUID, "Series Instance UID"); break;
+    case keystore::KeyScope::Instance: scopeUid = requiredUid(header, DCM_SOPInstanceUID, "SOP Instance UID"); break;
+  }
+  if (codecs::hasKeyReference(header))
+    throw codecs::CryptError(codecs::CryptErrorKind::AlreadyEncrypted, "the object already carries a PACSGW KEYREF 1 block");
+  keystore::DataKey key;
+  try {
+    key = dataKeyFor(scopeUid);
+  } catch (const keystore::KeyDestroyedError& e) {
+    spdlog::warn("audit: object of shredded {} {} refused: {}", keystore::toString(scope_), printable(scopeUid),
+                 e.what());
+    audit::keyEvent("denied", "", scopeUid, false, "the data key was destroyed (keys shred)");
+    throw codecs::CryptError(codecs::CryptErrorKind::KeyDestroyed, e.what());
+  }
+  codecs::EncryptParams params;
+  params.keyId = key.id;
+  params.keyScope = scope_ == keystore::KeyScope::Study    ? "STUDY"
+                    : scope_ == keystore::KeyScope::Series ? "SERIES"
+                                                           : "INSTANCE";
+  return std::make_unique<codecs::NativePixelDataSealer>(header, xfer, pixelDataLength, key.key, params);
+}
+
 keystore::DataKey InstanceProtector::dataKeyFor(const std::string& scopeUid) {
   {
     std::lock_guard<std::mutex> lock(keyCreation_);

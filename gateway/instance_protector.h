@@ -2,6 +2,7 @@
 // Glue between the keystore and the pixel ciphers: one call to protect an instance on the way in,
 // one to restore it on the way out. The service and the CLI both go through here.
 #include "codecs/dicom_crypt.h"
+#include "codecs/native_pixel_stream.h"
 #include "gateway/audit/audit_trail.h"
 #include "codecs/pixel_cipher.h"
 #include "config/config.h"
@@ -38,6 +39,15 @@ class InstanceProtector {
   // record per key and retrieve), or, without a ledger, recorded as used for release at once. Every
   // key that is refused is recorded as denied.
   E_TransferSyntax restore(DcmDataset& dataset, E_TransferSyntax xfer, audit::KeyReleases* releases = nullptr);
+
+  // True when native Pixel Data can be encrypted as it arrives (gateway/large_object_store.h): the
+  // aes-256-gcm backend, which treats pixel data as opaque bytes.
+  bool sealsPixelDataStreaming() const;
+  // The streaming counterpart of protect() for an object whose native Pixel Data (`pixelDataLength`
+  // bytes) has not arrived yet: `header` holds the elements before it. Drops the Icon Image Sequence
+  // and takes the data key of the object's scope as protect() does. Throws as protect() does.
+  std::unique_ptr<codecs::NativePixelDataSealer> sealerFor(DcmDataset& header, E_TransferSyntax xfer,
+                                                           std::uint32_t pixelDataLength);
 
   // True when compressed objects are decoded to native pixel data before encryption.
   bool decodesCompressed() const { return !cipher_->info().supportsEncapsulated; }

@@ -6,6 +6,7 @@
 #include "gateway/dataset_receiver.h"
 #include "gateway/gateway_metrics.h"
 #include "gateway/instance_protector.h"
+#include "gateway/large_object_store.h"
 #include "gateway/net_util.h"
 #include "gateway/sub_operation_intake.h"
 #include "keystore/keystore.h"
@@ -159,10 +160,28 @@ E_TransferSyntax Session::contextTransferSyntax(T_ASC_PresentationContextID pres
 void Session::handleStore(T_DIMSE_Message& msg, T_ASC_PresentationContextID presId) {
   T_DIMSE_C_StoreRQ& request = msg.msg.CStoreRQ;
   const auto started = std::chrono::steady_clock::now();
-  ReceivedDataSet received = receiveDataSetWithinLimits(
-      assoc_, presId, static_cast<int>(context_.config.gateway.dimseTimeoutSeconds),
-      std::uint64_t{context_.config.limits.maxObjectMb} << 20, memory_);
+  // A modality's large native object is encrypted while it arrives (gateway/large_object_store.h).
+  const bool streams = peer_.isModality && streamsLargeObjects(context_.config, context_.spool != nullptr,
+                                                               contextTransferSyntax(presId), protector());
+  StoreDataSet incoming;
+  if (streams) {
+    incoming = receiveStoreDataSet(assoc_, presId, contextTransferSyntax(presId), largeObjectSettings(context_.config),
+                                   memory_, protector());
+  } else {
+    incoming.received = receiveDataSetWithinLimits(assoc_, presId,
+                                                   static_cast<int>(context_.config.gateway.dimseTimeoutSeconds),
+                                                   std::uint64_t{context_.config.limits.maxObjectMb} << 20, memory_);
+  }
+  ReceivedDataSet& received = incoming.received;
   std::unique_ptr<DcmDataset> dataset = std::move(received.dataset);
+  if (incoming.cryptError) {
+    ++stats_.failed;
+    spdlog::warn("C-STORE {} from {} refused ({}): {}", printable(request.AffectedSOPInstanceUID),
+                 printable(peer_.aeTitle), codecs::toString(*incoming.cryptError), received.reason);
+    sendStoreResponse(presId, request, statusForCryptError(*incoming.cryptError),
+                      codecs::toString(*incoming.cryptError));
+    return;
+  }
   if (received.outcome != ReceivedDataSet::Outcome::Received) {
     ++stats_.failed;
     spdlog::warn("C-STORE {} from {}@{}: data set refused: {}", printable(request.AffectedSOPInstanceUID),
@@ -225,7 +244,14 @@ void Session::handleStore(T_DIMSE_Message& msg, T_ASC_PresentationContextID pres
   }
   ProtectResult protectedInstance;
   try {
-    protectedInstance = protector().protect(*dataset, xfer);
+    if (incoming.sealed) {
+      protectedInstance.encrypted = true;  // while it arrived
+      protectedInstance.transferSyntax = xfer;
+      spdlog::info("C-STORE {} from {}: {:.1f} MB of Pixel Data encrypted as it arrived (large object)",
+                   printable(sopInstance), printable(peer_.aeTitle), static_cast<double>(received.bytes) / 1e6);
+    } else {
+      protectedInstance = protector().protect(*dataset, xfer);
+    }
   } catch (const codecs::CryptError& e) {
     ++stats_.failed;
     spdlog::warn("C-STORE {} from {} refused ({}): {}", sopInstance, peer_.aeTitle, codecs::toString(e.kind()),

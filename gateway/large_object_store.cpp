@@ -1,0 +1,355 @@
+#include "gateway/large_object_store.h"
+
+#include "codecs/dicom_crypt.h"
+#include "keystore/keystore.h"
+
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcistrmb.h>
+#include <dcmtk/dcmdata/dcistrmf.h>
+#include <dcmtk/dcmdata/dcpixel.h>
+#include <dcmtk/dcmnet/dul.h>
+#include <spdlog/spdlog.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
+#include <vector>
+
+namespace pacsgw::gateway {
+
+// Created with mkstemp (mode 0600) and unlinked at once: DCMTK reads it back through /proc/self/fd,
+// so it needs no name, no clean-up and cannot outlive the process.
+class CiphertextFile {
+ public:
+  explicit CiphertextFile(const std::string& directory) {
+    std::error_code ignored;
+    std::filesystem::create_directories(directory, ignored);
+    ::chmod(directory.c_str(), 0700);
+    std::string pattern = directory + "/object-XXXXXX";
+    fd_ = ::mkstemp(pattern.data());
+    if (fd_ < 0) throw std::runtime_error("cannot create a file in " + directory + ": " + std::strerror(errno));
+    ::unlink(pattern.c_str());
+    path_ = "/proc/self/fd/" + std::to_string(fd_);
+  }
+  ~CiphertextFile() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  CiphertextFile(const CiphertextFile&) = delete;
+  CiphertextFile& operator=(const CiphertextFile&) = delete;
+
+  void append(const std::uint8_t* data, std::size_t size) {
+    while (size > 0) {
+      const ssize_t n = ::write(fd_, data, size);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) throw std::runtime_error(std::string("cannot write the ciphertext: ") + std::strerror(errno));
+      data += n;
+      size -= static_cast<std::size_t>(n);
+    }
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  int fd_ = -1;
+  std::string path_;
+};
+
+namespace {
+
+using Outcome = ReceivedDataSet::Outcome;
+
+// A header larger than this without reaching Pixel Data goes the in-memory way.
+constexpr std::size_t kDecisionWindowBytes = std::size_t{16} << 20;
+
+std::uint32_t littleEndian32(const std::uint8_t* p) {
+  return std::uint32_t{p[0]} | std::uint32_t{p[1]} << 8 | std::uint32_t{p[2]} << 16 | std::uint32_t{p[3]} << 24;
+}
+
+// The top-level Pixel Data header that ends at `end` of the bytes read so far, if that is what the parser
+// stopped at: tag (7FE0,0010), in explicit VR "OB"/"OW" with a 32-bit length.
+struct PixelDataHeader {
+  DcmEVR vr = EVR_OW;
+  std::uint32_t length = 0;
+};
+std::optional<PixelDataHeader> pixelDataHeaderBefore(const std::string& bytes, std::size_t end, bool explicitVr) {
+  const std::size_t size = explicitVr ? 12 : 8;
+  if (end < size || end > bytes.size()) return std::nullopt;
+  const auto* p = reinterpret_cast<const std::uint8_t*>(bytes.data()) + (end - size);
+  if (!(p[0] == 0xE0 && p[1] == 0x7F && p[2] == 0x10 && p[3] == 0x00)) return std::nullopt;
+  PixelDataHeader header;
+  if (explicitVr) {
+    if (p[6] != 0 || p[7] != 0 || p[4] != 'O' || (p[5] != 'B' && p[5] != 'W')) return std::nullopt;
+    header.vr = p[5] == 'B' ? EVR_OB : EVR_OW;
+  }
+  header.length = littleEndian32(p + size - 4);
+  return header;
+}
+
+std::string megabytes(std::uint64_t bytes) { return std::to_string(bytes / (1024 * 1024)) + " MiB"; }
+
+bool enoughDiskFor(const std::string& directory, std::uint64_t bytes) {
+  struct statvfs fs {};
+  if (::statvfs(directory.c_str(), &fs) != 0) return true;  // let the write itself fail precisely
+  return std::uint64_t{fs.f_bavail} * fs.f_frsize > bytes + (std::uint64_t{64} << 20);
+}
+
+// One C-STORE data set being read; see receiveStoreDataSet.
+class StoreReader {
+ public:
+  StoreReader(E_TransferSyntax xfer, const LargeObjectSettings& settings, AssociationMemory& memory,
+              InstanceProtector& protector)
+      : xfer_(xfer), settings_(settings), memory_(memory), protector_(protector), headerMemory_(memory) {
+    header_->transferInit();
+  }
+
+  void feed(const std::uint8_t* data, std::uint32_t length, bool last) {
+    switch (phase_) {
+      case Phase::Header: readHeader(data, length, last); break;
+      case Phase::InMemory: parser_->feed(data, length, last); break;
+      case Phase::Pixels: sealPixels(data, length, last); break;
+      case Phase::Trailer: readTrailer(data, length, last); break;
+      case Phase::Refused: break;  // read to the end and dropped
+    }
+  }
+
+  StoreDataSet finish() {
+    if (phase_ == Phase::InMemory) out_.received = parser_->finish();
+    if (phase_ == Phase::Header) {  // cannot happen after a last fragment; kept for safety
+      refuse(Outcome::Malformed, "data set truncated");
+    }
+    return std::move(out_);
+  }
+
+ private:
+  enum class Phase { Header, InMemory, Pixels, Trailer, Refused };
+
+  void refuse(Outcome outcome, const std::string& reason) {
+    phase_ = Phase::Refused;
+    out_.received.outcome = outcome;
+    out_.received.reason = reason;
+    out_.received.dataset.reset();
+    out_.received.reservation.reset();
+    out_.ciphertext.reset();
+    header_.reset();
+    trailer_.reset();
+    sealer_.reset();
+    headerMemory_.reset();
+    std::string().swap(prefix_);
+  }
+
+  void readHeader(const std::uint8_t* data, std::uint32_t length, bool last) {
+    prefix_.append(reinterpret_cast<const char*>(data), length);
+    // The raw bytes and the parsed header are both held until the decision.
+    if (headerMemory_.grow(2 * std::uint64_t{length}) != AssociationMemory::Refusal::None) {
+      return refuse(Outcome::NoMemory, "gateway memory limit reached");
+    }
+    headerStream_.setBuffer(data, static_cast<offile_off_t>(length));
+    if (last) headerStream_.setEos();
+    const OFCondition cond = header_->readUntilTag(headerStream_, xfer_, EGL_noChange, DCM_MaxReadLength, DCM_PixelData);
+    headerStream_.releaseBuffer();
+    if (cond == EC_StreamNotifyClient && !last) {
+      if (prefix_.size() > kDecisionWindowBytes) continueInMemory(last);
+      return;
+    }
+    const std::size_t end = static_cast<std::size_t>(headerStream_.tell());
+    // EC_Normal: the parser stopped at a tag from (7FE0,0010) on, or the data set ended.
+    const bool stopped = cond == EC_Normal && end < prefix_.size() + (last ? 0 : 1);
+    const auto pixelData = stopped ? pixelDataHeaderBefore(prefix_, end, DcmXfer(xfer_).isExplicitVR()) : std::nullopt;
+    if (!pixelData || pixelData->length == DCM_UndefinedLength || pixelData->length <= settings_.streamAboveBytes) {
+      return continueInMemory(last);
+    }
+    // Over the object limit: the in-memory parser refuses it from the bytes that actually arrive (too
+    // large, or truncated when the length lies), holding at most the limit, as for any other object.
+    if (std::uint64_t{end} + pixelData->length > settings_.maxObjectBytes) return continueInMemory(last);
+    startSealing(*pixelData, end, last);
+  }
+
+  // Hands everything read so far to the in-memory parser, which takes it from here.
+  void continueInMemory(bool last) {
+    header_.reset();
+    headerMemory_.reset();
+    parser_ = std::make_unique<DataSetParser>(xfer_, settings_.maxObjectBytes, memory_);
+    phase_ = Phase::InMemory;
+    std::string bytes;
+    bytes.swap(prefix_);
+    parser_->feed(bytes.data(), static_cast<std::uint32_t>(bytes.size()), last);
+  }
+
+  void startSealing(const PixelDataHeader& pixelData, std::size_t end, bool last) {
+    header_->transferEnd();
+    try {
+      sealer_ = protector_.sealerFor(*header_, xfer_, pixelData.length);
+    } catch (const codecs::CryptError& e) {
+      out_.cryptError = e.kind();
+      return refuse(Outcome::Malformed, e.what());
+    } catch (const std::exception& e) {  // keystore
+      out_.cryptError = codecs::CryptErrorKind::BackendFailure;
+      spdlog::error("cannot prepare the encryption of a large object: {}", e.what());
+      return refuse(Outcome::Malformed, "gateway cannot encrypt this object");
+    }
+    if (!enoughDiskFor(settings_.directory, pixelData.length)) {
+      spdlog::error("not enough free space in {} for a {} object", settings_.directory, megabytes(pixelData.length));
+      return refuse(Outcome::NoMemory, "gateway has no room for this object");
+    }
+    try {
+      out_.ciphertext = std::make_shared<CiphertextFile>(settings_.directory);
+    } catch (const std::exception& e) {
+      spdlog::error("large object: {}", e.what());
+      return refuse(Outcome::NoMemory, "gateway has no room for this object");
+    }
+    pixelData_ = pixelData;
+    phase_ = Phase::Pixels;
+    std::string rest = prefix_.substr(end);
+    std::string().swap(prefix_);
+    // What stays in memory is the parsed header; the raw bytes are given back.
+    headerMemory_.reset();
+    if (headerMemory_.grow(header_->getLength(xfer_)) != AssociationMemory::Refusal::None) {
+      return refuse(Outcome::NoMemory, "gateway memory limit reached");
+    }
+    if (!rest.empty() || last) {
+      sealPixels(reinterpret_cast<const std::uint8_t*>(rest.data()), static_cast<std::uint32_t>(rest.size()), last);
+    }
+  }
+
+  void sealPixels(const std::uint8_t* data, std::uint32_t length, bool last) {
+    const std::uint64_t left = pixelData_.length - sealer_->sealed();
+    const std::uint32_t n = static_cast<std::uint32_t>(std::min<std::uint64_t>(left, length));
+    if (n > 0) {
+      buffer_.resize(n);
+      try {
+        sealer_->seal(data, n, buffer_.data());
+        out_.ciphertext->append(buffer_.data(), n);
+      } catch (const codecs::CryptError& e) {
+        out_.cryptError = e.kind();
+        return refuse(Outcome::Malformed, e.what());
+      } catch (const std::exception& e) {
+        spdlog::error("large object: {}", e.what());
+        return refuse(Outcome::NoMemory, "gateway cannot write this object");
+      }
+    }
+    if (sealer_->sealed() == pixelData_.length) {
+      phase_ = Phase::Trailer;
+      trailer_->transferInit();
+      if (length > n || last) readTrailer(data + n, length - n, last);
+      return;
+    }
+    if (last) {
+      refuse(Outcome::Malformed, "data set truncated: Pixel Data ended after " + std::to_string(sealer_->sealed()) +
+                                     " of " + std::to_string(pixelData_.length) + " bytes");
+    }
+  }
+
+  // Elements after Pixel Data (Data Set Trailing Padding, private groups above 7FE0): parsed in memory.
+  void readTrailer(const std::uint8_t* data, std::uint32_t length, bool last) {
+    trailerBytes_ += length;
+    if (trailerBytes_ > kDecisionWindowBytes) return refuse(Outcome::TooLarge, "too many elements after Pixel Data");
+    if (trailerBytes_ == 0) {
+      if (last) complete();  // nothing after Pixel Data, the usual case
+      return;
+    }
+    trailerStream_.setBuffer(data, static_cast<offile_off_t>(length));
+    if (last) trailerStream_.setEos();
+    OFCondition cond = trailer_->read(trailerStream_, xfer_, EGL_noChange);
+    trailerStream_.releaseBuffer();
+    if (cond == EC_EndOfStream) cond = EC_Normal;
+    if (cond != EC_Normal && cond != EC_StreamNotifyClient)
+      return refuse(Outcome::Malformed, std::string("data set not parseable after Pixel Data: ") + cond.text());
+    if (!last) return;
+    if (cond != EC_Normal) return refuse(Outcome::Malformed, "data set truncated after Pixel Data");
+    complete();
+  }
+
+  void complete() {
+    trailer_->transferEnd();
+    while (DcmElement* element = trailer_->remove(0UL)) {
+      if (element->getTag() == DCM_DataSetTrailingPadding) {
+        delete element;
+        continue;
+      }
+      if (element->getTag() <= DCM_PixelData || header_->tagExists(element->getTag())) {
+        delete element;
+        return refuse(Outcome::Malformed, "elements out of order after Pixel Data");
+      }
+      header_->insert(element);
+    }
+    auto* pixels = new DcmPixelData(DcmTag(DCM_PixelData, pixelData_.vr));
+    header_->insert(pixels);
+    const OFCondition linked = pixels->createValueFromTempFile(
+        new DcmInputFileStreamFactory(out_.ciphertext->path().c_str(), 0), pixelData_.length, EBO_LittleEndian);
+    if (linked.bad()) return refuse(Outcome::NoMemory, "gateway cannot read back this object");
+    try {
+      sealer_->finish(*header_);
+    } catch (const codecs::CryptError& e) {
+      out_.cryptError = e.kind();
+      return refuse(Outcome::Malformed, e.what());
+    }
+    out_.sealed = true;
+    out_.received.outcome = Outcome::Received;
+    out_.received.bytes = pixelData_.length;
+    out_.received.reservation = std::move(headerMemory_);
+    out_.received.dataset = std::move(header_);
+  }
+
+  const E_TransferSyntax xfer_;
+  const LargeObjectSettings& settings_;
+  AssociationMemory& memory_;
+  InstanceProtector& protector_;
+  Phase phase_ = Phase::Header;
+  StoreDataSet out_;
+
+  std::string prefix_;  // raw bytes until the decision
+  MemoryReservation headerMemory_;
+  std::unique_ptr<DcmDataset> header_ = std::make_unique<DcmDataset>();
+  DcmInputBufferStream headerStream_;
+  std::unique_ptr<DataSetParser> parser_;
+
+  PixelDataHeader pixelData_;
+  std::unique_ptr<codecs::NativePixelDataSealer> sealer_;
+  std::vector<std::uint8_t> buffer_;
+
+  std::unique_ptr<DcmDataset> trailer_ = std::make_unique<DcmDataset>();
+  DcmInputBufferStream trailerStream_;
+  std::uint64_t trailerBytes_ = 0;
+};
+
+}  // namespace
+
+bool streamableTransferSyntax(E_TransferSyntax xfer) {
+  return xfer == EXS_LittleEndianExplicit || xfer == EXS_LittleEndianImplicit;
+}
+
+LargeObjectSettings largeObjectSettings(const config::Config& config) {
+  LargeObjectSettings settings;
+  settings.streamAboveBytes = std::uint64_t{config.limits.streamAboveMb} << 20;
+  settings.maxObjectBytes = std::uint64_t{config.limits.maxObjectMb} << 20;
+  settings.directory = config.gateway.dataDir + "/large-objects";
+  settings.timeoutSeconds = static_cast<int>(config.gateway.dimseTimeoutSeconds);
+  return settings;
+}
+
+bool streamsLargeObjects(const config::Config& config, bool queued, E_TransferSyntax xfer,
+                         const InstanceProtector& protector) {
+  return config.limits.streamAboveMb > 0 && !queued && streamableTransferSyntax(xfer) &&
+         protector.sealsPixelDataStreaming();
+}
+
+StoreDataSet receiveStoreDataSet(T_ASC_Association* assoc, T_ASC_PresentationContextID presId, E_TransferSyntax xfer,
+                                 const LargeObjectSettings& settings, AssociationMemory& memory,
+                                 InstanceProtector& protector) {
+  StoreReader reader(xfer, settings, memory, protector);
+  for (bool last = false; !last;) {
+    DUL_PDV pdv{};
+    StoreDataSet failed;
+    if (!nextDataSetFragment(assoc, presId, settings.timeoutSeconds, pdv, failed.received)) return failed;
+    last = pdv.lastPDV;
+    reader.feed(reinterpret_cast<const std::uint8_t*>(pdv.data), pdv.fragmentLength, last);
+  }
+  return reader.finish();
+}
+
+}  // namespace pacsgw::gateway
