@@ -113,8 +113,28 @@ def write_multiframe(path: Path, frames: int, transfer_syntax=ExplicitVRLittleEn
     return digest.hexdigest()
 
 
+def pixel_data_span(path: Path) -> tuple:
+    """(offset, length) of the top-level Pixel Data value, the element that runs to the end of the file.
+    Not simply the last (7FE0,0010) in the file, as the shared helper takes: 1 GiB of ciphertext holds
+    those bytes by chance; nor the first: the key-reference block names the tag too (an AT value)."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(1 << 20)
+    tag = struct.pack("<HH", 0x7FE0, 0x0010)
+    at = head.find(tag)
+    while at >= 0:
+        if head[at + 4:at + 6] in (b"OB", b"OW") and head[at + 6:at + 8] == b"\0\0":
+            value, length = at + 12, struct.unpack_from("<I", head, at + 8)[0]
+        else:
+            value, length = at + 8, struct.unpack_from("<I", head, at + 4)[0]
+        if value + length == size:
+            return value, length
+        at = head.find(tag, at + 1)
+    raise AssertionError(f"no Pixel Data running to the end of {path}")
+
+
 def pixel_sha256(path: Path) -> str:
-    offset, length = h.pixel_data_span(path)
+    offset, length = pixel_data_span(path)
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         f.seek(offset)
