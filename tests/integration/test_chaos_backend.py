@@ -124,6 +124,30 @@ class ChaosBackendEndToEnd(h.PacsAndGatewayTestCase):
         self.assertIn("cannot be decoded by the gateway", self.gateway.log())
         self.assertEqual(self.pacs.instance_count(), before)
 
+    def test_compressed_object_decoding_beyond_the_cap_is_refused(self):
+        # A small RLE object whose pixel module claims 2.6 GB once decoded (512 x 512 x 16 bit x 5000
+        # frames): refused before anything is decoded (codecs::kMaxDecodedPixelBytes, 1 GiB), with status
+        # 0110 and the reason in the log; nothing reaches the PACS and the gateway keeps serving.
+        copy = h.fresh_copy(h.test_file("ct_rle.dcm"), self.workdir, "chaos-rle-bomb.dcm")
+        ds = h.read(copy)
+        claimed = int(ds.Rows) * int(ds.Columns) * (int(ds.BitsAllocated) // 8) * 5000
+        self.assertGreater(claimed, 1 << 30)
+        ds.NumberOfFrames = 5000
+        ds.save_as(str(copy), write_like_original=False)
+        self.assertLess(copy.stat().st_size, 1 << 20)
+        before = self.pacs.instance_count()
+        result = h.dcmsend(self.gateway.port, [copy])
+        self.assertEqual(len(result.statuses), 1, result.describe())
+        self.assertEqual(len(result.failures), 1, result.describe())
+        self.assertIn("Unknown Status: 0x110", result.output, result.describe())  # 0110 Processing Failure
+        self.assertIn(f"refused (UnsupportedLayout): compressed object would decode to {claimed} bytes (limit "
+                      f"{1 << 30})", self.gateway.log())
+        self.assertEqual(self.pacs.instance_count(), before)
+        self.assertTrue(self.gateway.alive())
+        # The gateway keeps serving: the next object is encrypted and stored.
+        self.store("ct_le.dcm", "chaos-after-bomb.dcm")
+        self.assertEqual(self.pacs.instance_count(), before + 1)
+
 
 if __name__ == "__main__":
     h.main()
