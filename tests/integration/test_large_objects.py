@@ -249,6 +249,33 @@ class LargeObjects(h.PacsAndGatewayTestCase):
         self.assertTrue(result.all_succeeded(1), result.describe())
         self.roundtrip(source, plain_sha, "after-truncated")
 
+    def test_elements_after_pixel_data_are_kept_and_padding_dropped(self):
+        # A private group above (7FE0) and Data Set Trailing Padding follow the streamed Pixel Data.
+        uid = new_uid()
+        rows, columns = 4096, 2304  # 18 MiB: streamed
+        pixels = os.urandom(rows * columns * 2)
+        trailer = (wire.explicit_element(0x7FE1, 0x0010, "LO", b"ACME TRAILER") +
+                   wire.explicit_element(0x7FE1, 0x1001, "LO", b"kept after pixels") +
+                   wire.explicit_element(0xFFFC, 0xFFFC, "OB", bytes(64)))
+        assoc = wire.Association(self.gateway.port, "GATEWAY", "CT1", transfer_syntax=wire.EXPLICIT_LE)
+        self.assertTrue(assoc.accepted)
+        assoc.send_store_command(uid)
+        assoc.send_dataset([wire.image_header(uid, new_uid(), rows, columns), pixels, trailer])
+        status = assoc.read_store_status()
+        assoc.release()
+        self.assertEqual(status, 0x0000)
+        self.assertIn(uid, self._streamed_lines())
+        pacs_copy = self.pacs.download_by_uid(uid, self.workdir / "trailer.pacs")
+        stored = pydicom.dcmread(str(pacs_copy))
+        self.assertTrue(h.key_reference(stored))
+        self.assertEqual(stored[0x7FE1, 0x1001].value, "kept after pixels")
+        self.assertNotIn((0xFFFC, 0xFFFC), stored)
+        self.assertNotEqual(stored.PixelData, pixels)
+        decrypted = self.workdir / "trailer.decrypted"
+        result = self.gateway.decrypt(pacs_copy, decrypted)
+        self.assertEqual(result.returncode, 0, result.describe())
+        self.assertEqual(pydicom.dcmread(str(decrypted)).PixelData, pixels)
+
     def _streamed_lines(self) -> str:
         return "\n".join(line for line in self.gateway.log().splitlines() if "encrypted as it arrived" in line)
 
