@@ -33,6 +33,18 @@ TEST(ConfigLimits, DefaultsWhenAbsent) {
   EXPECT_EQ(c.limits.maxObjectMb, 1024u);
   EXPECT_EQ(c.limits.maxAssociationMb, 1024u);
   EXPECT_EQ(c.limits.maxInFlightMb, 2048u);
+  EXPECT_EQ(c.limits.streamAboveMb, 64u);
+}
+
+TEST(ConfigLimits, StreamAboveIsReadRoundTripsAndMayBeOff) {
+  const Config c = parseConfig(withLimits("limits: { stream_above_mb: 256 }\n"));
+  EXPECT_EQ(c.limits.streamAboveMb, 256u);
+  EXPECT_EQ(parseConfig(toYaml(c)).limits.streamAboveMb, 256u);
+  EXPECT_EQ(parseConfig(withLimits("limits: { stream_above_mb: 0 }\n")).limits.streamAboveMb, 0u);
+  EXPECT_NE(issuesText(withLimits("limits: { stream_above_mb: -1 }\n")).find("limits.stream_above_mb"),
+            std::string::npos);
+  EXPECT_NE(issuesText(withLimits("limits: { stream_above_mb: 70000 }\n")).find("limits.stream_above_mb"),
+            std::string::npos);
 }
 
 TEST(ConfigLimits, EveryKeyIsReadAndRoundTrips) {
