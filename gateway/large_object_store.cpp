@@ -43,6 +43,14 @@ class CiphertextFile {
   CiphertextFile(const CiphertextFile&) = delete;
   CiphertextFile& operator=(const CiphertextFile&) = delete;
 
+  // Takes the space for the whole ciphertext now, so that objects stored at the same time cannot
+  // count the same free space twice and a full disk refuses the object before any byte is read.
+  // False when the disk cannot hold it; a file system without fallocate is trusted to the writes.
+  bool reserve(std::uint64_t bytes) {
+    const int error = ::posix_fallocate(fd_, 0, static_cast<off_t>(bytes));
+    return error == 0 || error == EOPNOTSUPP || error == EINVAL;
+  }
+
   void append(const std::uint8_t* data, std::size_t size) {
     while (size > 0) {
       const ssize_t n = ::write(fd_, data, size);
@@ -200,6 +208,10 @@ class StoreReader {
       out_.ciphertext = std::make_shared<CiphertextFile>(settings_.directory);
     } catch (const std::exception& e) {
       spdlog::error("large object: {}", e.what());
+      return refuse(Outcome::NoMemory, "gateway has no room for this object");
+    }
+    if (!out_.ciphertext->reserve(pixelData.length)) {
+      spdlog::error("cannot reserve {} in {} for a large object", megabytes(pixelData.length), settings_.directory);
       return refuse(Outcome::NoMemory, "gateway has no room for this object");
     }
     pixelData_ = pixelData;
