@@ -28,6 +28,25 @@ std::string octalMode(mode_t mode) {
 
 std::string uidText() { return "uid " + std::to_string(::geteuid()); }
 
+// A TLS private key may be read by the gateway's user and, at most, by the gateway's own group: a
+// Kubernetes Secret volume with fsGroup gives its files mode 0440 and the pod's group whatever
+// defaultMode says, and that group is the gateway's (runAsGroup = fsGroup). Others, another group,
+// or anyone writing it: not accepted. Empty when the file is fine (or missing: reported elsewhere).
+std::string privateKeyExposure(const std::string& path) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0) return "";
+  const mode_t mode = info.st_mode;
+  if ((mode & 0007) != 0)
+    return path + " has mode " + octalMode(mode) + ", which gives other users the TLS private key; chmod 600 it";
+  if ((mode & 0020) != 0)
+    return path + " has mode " + octalMode(mode) + ", which lets its group replace the TLS private key; chmod 600 it";
+  if ((mode & 0040) != 0 && info.st_gid != ::getegid())
+    return path + " has mode " + octalMode(mode) + " and group " + std::to_string(info.st_gid) +
+           ", which is not the gateway's own group " + std::to_string(::getegid()) +
+           ": that group can read the TLS private key; chmod 600 it (or chgrp it to the gateway's group)";
+  return "";
+}
+
 std::string parentOf(const std::string& path) {
   const std::string parent = fs::path(path).parent_path().string();
   return parent.empty() ? "." : parent;
@@ -226,6 +245,10 @@ static void checkAuditFiles(const Config& config, std::vector<ConfigIssue>& issu
       issues.push_back({key, *file + " is missing or not readable by " + uidText()});
     }
   }
+  if (!config.audit.syslog.privateKey.empty()) {
+    const std::string exposure = privateKeyExposure(config.audit.syslog.privateKey);
+    if (!exposure.empty()) issues.push_back({"audit.syslog.private_key", exposure});
+  }
 }
 
 std::vector<ConfigIssue> checkFiles(const Config& config) {
@@ -255,10 +278,8 @@ std::vector<ConfigIssue> checkFiles(const Config& config) {
     readable(config.gateway.tls.certificate, "certificate");
     readable(config.gateway.tls.privateKey, "private_key");
     readable(config.gateway.tls.caBundle, "ca_bundle");
-    struct stat info {};
-    if (::stat(config.gateway.tls.privateKey.c_str(), &info) == 0 && (info.st_mode & 0077) != 0)
-      issues.push_back({"gateway.tls.private_key", config.gateway.tls.privateKey +
-                                                       " is readable by group or others; chmod 600 it"});
+    const std::string exposure = privateKeyExposure(config.gateway.tls.privateKey);
+    if (!exposure.empty()) issues.push_back({"gateway.tls.private_key", exposure});
   }
   if (!config.keystore.masterKeyFile.empty()) {
     checkMasterKeyFile(config, issues);

@@ -4,7 +4,8 @@
 * deploy/kubernetes/: every object validated against the Kubernetes API JSON schemas (npm
   kubernetes-models, installed by scripts/fetch-test-data.sh) and, for unknown or misspelt fields,
   against the API models of Debian's python3-kubernetes; the ConfigMap's configuration is accepted
-  by `pacsgw config check`; probes and Services point at ports the gateway really listens on.
+  by `pacsgw config check` with test-made TLS files laid out (names, mode, group) as the kubelet
+  mounts the TLS Secrets; probes and Services point at ports the gateway really listens on.
 * deploy/pacsgw.service: `systemd-analyze verify` with no finding.
 * deploy/grafana/: every query parses as PromQL (`promtool check rules`) and names only metrics
   the gateway exports.
@@ -142,33 +143,103 @@ class KubernetesManifests(unittest.TestCase):
             found.setdefault(obj["kind"], []).append(obj)
         return found
 
+    def secret_volume(self) -> tuple:
+        """(mount path, default mode, {file name: (secret, key)}) of the StatefulSet's TLS volume."""
+        statefulset = self.objects_by_kind()["StatefulSet"][0]
+        pod = statefulset["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        volume = next(v for v in pod["volumes"] if v["name"] == "tls")
+        mount = next(m for m in container["volumeMounts"] if m["name"] == "tls")
+        files = {}
+        for source in volume["projected"]["sources"]:
+            for item in source["secret"]["items"]:
+                files[item["path"]] = (source["secret"]["name"], item["key"])
+        return mount["mountPath"], volume["projected"]["defaultMode"], files
+
+    def materialise_secret_volume(self, directory: Path, default_mode: int, files: dict) -> dict:
+        """The TLS volume as the kubelet writes it: test-made certificates under the Secret file names,
+        with the kubelet's mode for a Secret volume of a pod with fsGroup (defaultMode plus group read,
+        group = fsGroup = the gateway's own group; here: this process's)."""
+        import tls_certificates as tc
+        dicom_ca = tc.TestCA(directory / "pki", "dicom-ca")
+        siem_ca = tc.TestCA(directory / "pki", "siem-ca")
+        gateway = dicom_ca.issue("gateway", "gateway.example.internal", server=True)
+        content = {("pacsgw-tls", "tls.crt"): gateway.cert, ("pacsgw-tls", "tls.key"): gateway.key,
+                   ("pacsgw-tls", "ca.crt"): dicom_ca.cert, ("pacsgw-siem-ca", "ca.crt"): siem_ca.cert}
+        directory.mkdir(exist_ok=True)
+        written = {}
+        for name, source in files.items():
+            path = directory / name
+            shutil.copyfile(content[source], path)
+            os.chown(path, -1, os.getegid())
+            path.chmod(default_mode | 0o440)
+            written[name] = path
+        return written
+
+    def config_check(self, config: Path) -> subprocess.CompletedProcess:
+        env = dict(os.environ, PACSGW_MASTER_KEY="ab" * 32)
+        return subprocess.run([str(h.pacsgw_bin()), "config", "check", "--config", str(config)],
+                              capture_output=True, text=True, env=env, timeout=60)
+
     def test_the_configmap_holds_a_configuration_the_gateway_accepts(self):
         configmap = self.objects_by_kind()["ConfigMap"][0]
         text = configmap["data"]["pacsgw.yaml"]
+        parsed = yaml.safe_load(text)
+        mount_path, default_mode, files = self.secret_volume()
+        # The mode the key really gets is the one config check accepts: never readable by others.
+        self.assertEqual(default_mode & 0o007, 0, oct(default_mode))
+        tls = parsed["gateway"]["tls"]
+        for key in ("certificate", "private_key", "ca_bundle"):
+            self.assertEqual(str(Path(tls[key]).parent), mount_path, key)
+            self.assertIn(Path(tls[key]).name, files, key)
+        self.assertEqual(files[Path(tls["private_key"]).name], ("pacsgw-tls", "tls.key"))
+        self.assertIn(Path(parsed["audit"]["syslog"]["ca_bundle"]).name, files)
+        # The Secrets the volume names exist (as examples) with the keys it reads.
+        secrets = {s["metadata"]["name"]: s for s in self.objects_by_kind()["Secret"]}
+        for secret, key in files.values():
+            self.assertIn(key, secrets[secret]["stringData"], secret)
+        self.assertEqual(secrets["pacsgw-tls"]["type"], "kubernetes.io/tls")
         with tempfile.TemporaryDirectory() as tmp:
             # The pod's volume paths, moved into a scratch directory so the file checks can run here.
+            written = self.materialise_secret_volume(Path(tmp) / "tls", default_mode, files)
             config = Path(tmp) / "pacsgw.yaml"
-            config.write_text(text.replace("/var/lib/pacsgw", tmp))
-            env = dict(os.environ, PACSGW_MASTER_KEY="ab" * 32)
-            result = subprocess.run([str(h.pacsgw_bin()), "config", "check", "--config", str(config)],
-                                    capture_output=True, text=True, env=env, timeout=60)
-            self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+            config.write_text(text.replace("/var/lib/pacsgw", tmp).replace(mount_path, str(Path(tmp) / "tls")))
+            result = self.config_check(config)
+            output = result.stdout + result.stderr
+            self.assertEqual(result.returncode, 0, output)
             self.assertIn(": OK", result.stdout)
-        parsed = yaml.safe_load(text)
+            self.assertNotIn("warning", output.lower(), output)  # TLS everywhere, decrypt bound to an identity
+            # The same check refuses the key once others can read it.
+            key = written[Path(tls["private_key"]).name]
+            key.chmod(0o444)
+            result = self.config_check(config)
+            self.assertNotEqual(result.returncode, 0, result.stdout + result.stderr)
+            self.assertIn("gateway.tls.private_key", result.stdout + result.stderr)
+            self.assertIn("gives other users the TLS private key", result.stdout + result.stderr)
         statefulset = self.objects_by_kind()["StatefulSet"][0]
-        container = statefulset["spec"]["template"]["spec"]["containers"][0]
+        pod = statefulset["spec"]["template"]["spec"]
+        container = pod["containers"][0]
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-        self.assertEqual(ports["dicom"], parsed["gateway"]["port"])
-        self.assertEqual(ports["metrics"], parsed["metrics"]["port"])
+        # DICOM over TLS only, on the registered dicom-tls port.
+        self.assertNotIn("port", parsed["gateway"])
+        self.assertEqual(ports, {"dicom-tls": 2762, "metrics": parsed["metrics"]["port"]})
+        self.assertEqual(ports["dicom-tls"], tls["port"])
         self.assertEqual(container["livenessProbe"]["httpGet"], {"path": "/health/live", "port": "metrics"})
         self.assertEqual(container["readinessProbe"]["httpGet"], {"path": "/health/ready", "port": "metrics"})
-        mounts = {m["mountPath"] for m in container["volumeMounts"]}
+        mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
         self.assertIn(parsed["gateway"]["data_dir"], mounts)
+        self.assertTrue(mounts[mount_path]["readOnly"])
         self.assertTrue(parsed["keystore"]["path"].startswith(parsed["gateway"]["data_dir"] + "/"))
+        self.assertTrue(parsed["audit"]["path"].startswith(parsed["gateway"]["data_dir"] + "/"))
         env = {e["name"]: e for e in container["env"]}
         self.assertIn(parsed["keystore"]["master_key_env"], env)
-        self.assertEqual(statefulset["spec"]["template"]["spec"]["securityContext"]["runAsUser"], 10001)
+        security = pod["securityContext"]
+        self.assertEqual(security["runAsUser"], 10001)
+        # The Secret files' group (fsGroup) is the gateway's own group: what config check accepts.
+        self.assertEqual(security["fsGroup"], security["runAsGroup"])
         self.assertTrue(container["securityContext"]["readOnlyRootFilesystem"])
+        dicom_service = next(s for s in self.objects_by_kind()["Service"] if s["metadata"]["name"] == "pacsgw")
+        self.assertEqual([(p["name"], p["port"]) for p in dicom_service["spec"]["ports"]], [("dicom-tls", 2762)])
         for service in self.objects_by_kind()["Service"]:
             for port in service["spec"]["ports"]:
                 self.assertIn(port["targetPort"], ports, service["metadata"]["name"])

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
+#include <unistd.h>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -148,4 +149,36 @@ TEST(ConfigFiles, AllProblemsAreReportedTogether) {
   c.keystore.path = dir.file("missing/keystore.db");
   ::chmod(c.keystore.masterKeyFile.c_str(), 0640);
   EXPECT_EQ(keysOf(checkFiles(c)), "gateway.data_dir,keystore.path,keystore.master_key_file");
+}
+
+// A TLS private key: the gateway's user, and at most its own group, may read it (the mode and group a
+// Kubernetes Secret volume with fsGroup gives its files); others, a foreign group or a writer may not.
+TEST(ConfigFiles, TlsPrivateKeyReadableOnlyByTheGatewayAndItsOwnGroup) {
+  TempDir dir;
+  Config c = configIn(dir);
+  c.gateway.tls.enabled = true;
+  c.gateway.tls.certificate = dir.file("gateway.pem");
+  c.gateway.tls.privateKey = dir.file("gateway.key");
+  c.gateway.tls.caBundle = dir.file("ca.pem");
+  writeFile(c.gateway.tls.certificate, "cert", 0644);
+  writeFile(c.gateway.tls.caBundle, "ca", 0644);
+  writeFile(c.gateway.tls.privateKey, "key", 0600);
+  ASSERT_EQ(::chown(c.gateway.tls.privateKey.c_str(), static_cast<uid_t>(-1), ::getegid()), 0);
+  EXPECT_EQ(keysOf(checkFiles(c)), "");
+  ::chmod(c.gateway.tls.privateKey.c_str(), 0440);  // the Kubernetes Secret file, group = our group
+  EXPECT_EQ(keysOf(checkFiles(c)), "");
+  ::chmod(c.gateway.tls.privateKey.c_str(), 0444);
+  auto issues = checkFiles(c);
+  ASSERT_EQ(keysOf(issues), "gateway.tls.private_key");
+  EXPECT_NE(issues[0].message.find("mode 0444, which gives other users"), std::string::npos) << issues[0].message;
+  ::chmod(c.gateway.tls.privateKey.c_str(), 0460);
+  EXPECT_EQ(keysOf(checkFiles(c)), "gateway.tls.private_key");
+  // Group read by a group that is not the gateway's own.
+  const gid_t foreign = ::getegid() == 0 ? 1 : 0;
+  ::chmod(c.gateway.tls.privateKey.c_str(), 0440);
+  if (::chown(c.gateway.tls.privateKey.c_str(), static_cast<uid_t>(-1), foreign) == 0) {
+    issues = checkFiles(c);
+    ASSERT_EQ(keysOf(issues), "gateway.tls.private_key");
+    EXPECT_NE(issues[0].message.find("not the gateway's own group"), std::string::npos) << issues[0].message;
+  }
 }
