@@ -16,6 +16,7 @@
 
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <filesystem>
 #include <mutex>
@@ -83,6 +84,17 @@ void requireKeyScopeMatches(DcmDataset& dataset, const keystore::DataKey& key) {
     throw codecs::CryptError(codecs::CryptErrorKind::KeyScopeMismatch,
                              std::string("data key ") + key.id + " belongs to another " + keystore::toString(key.scope) +
                                  " than the one the object names");
+  }
+  // The key reference names the kind of key it was encrypted under: a key of another kind was swapped in.
+  if (codecs::hasKeyReference(dataset)) {
+    std::string expected = keystore::toString(key.scope);
+    for (char& c : expected) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    const std::string named = codecs::readKeyReference(dataset).keyScope;
+    if (named != expected) {
+      throw codecs::CryptError(codecs::CryptErrorKind::KeyScopeMismatch,
+                               "the key reference names a " + printable(named) + " key, but data key " + key.id +
+                                   " is a " + expected + " key");
+    }
   }
 }
 
@@ -178,12 +190,12 @@ keystore::DataKey InstanceProtector::dataKeyFor(const std::string& scopeUid) {
     std::lock_guard<std::mutex> lock(keyCreation_);
     if (knownScopes_.count(scopeUid) != 0) return keys_.getOrCreate(scope_, scopeUid);
   }
-  // First use in this process: whether the key exists decides if this call creates it. Serialised so
-  // that two associations storing the same new study record one creation.
+  // First use in this process. "created" is recorded only by the call whose key the keystore stored:
+  // with a shared keystore, a replica that lost the insert race to another one uses the winner's key.
   std::lock_guard<std::mutex> lock(keyCreation_);
-  const bool existed = keys_.hasKeyFor(scope_, scopeUid);
-  keystore::DataKey key = keys_.getOrCreate(scope_, scopeUid);
-  if (!existed) {
+  bool created = false;
+  keystore::DataKey key = keys_.getOrCreate(scope_, scopeUid, &created);
+  if (created) {
     spdlog::info("audit: data key {} created for {} {}", key.id, keystore::toString(scope_), printable(scopeUid));
     audit::keyEvent("created", key.id, scopeUid, true, "");
   }

@@ -842,9 +842,10 @@ namespace {
 void countLookup(bool hit) { metrics::increment("pacsgw_key_cache_lookups_total", {{"result", hit ? "hit" : "miss"}}); }
 }  // namespace
 
-DataKey Keystore::getOrCreate(KeyScope scope, const std::string& scopeUid) {
+DataKey Keystore::getOrCreate(KeyScope scope, const std::string& scopeUid, bool* created) {
+  if (created != nullptr) *created = false;
   validateScopeUid(scopeUid);
-  if (pg_) return pg_->store.getOrCreate(scope, scopeUid);
+  if (pg_) return pg_->store.getOrCreate(scope, scopeUid, created);
   Impl& d = *impl_;
   std::lock_guard<std::mutex> lock(d.mutex);
   d.dropCacheIfChangedElsewhere();
@@ -883,6 +884,8 @@ DataKey Keystore::getOrCreate(KeyScope scope, const std::string& scopeUid) {
                           ": a new data key could not be stored (the master key was rotated by another process? "
                           "restart the gateway with the current master key)");
     }
+    // Our fresh id in the row: our insert is the one stored (not another process's).
+    if (created != nullptr) *created = found->id == id;
   }
   // Durably escrowed before anyone can encrypt with it (idempotent: a small file read when present).
   if (d.escrow) d.escrow->put(d.escrowRecordFor(*found, detail::utcNowIso8601(), storedWrap));

@@ -108,7 +108,9 @@ class Keystore {
   Keystore& operator=(const Keystore&) = delete;
 
   // Returns the data key for (scope, scopeUid), creating and storing it on first use. Thread-safe.
-  DataKey getOrCreate(KeyScope scope, const std::string& scopeUid);
+  // `created` (optional) is set to whether this call's key was the one stored: false when the key
+  // existed, and false when another process (a replica sharing the keystore) stored its key first.
+  DataKey getOrCreate(KeyScope scope, const std::string& scopeUid, bool* created = nullptr);
   // Stores a data key received from elsewhere (a relayed study) under this keystore's master key, with
   // its own id, and escrows it like a key created here. Idempotent: the same key for the same study is
   // accepted again. Throws KeyConflictError when this keystore already holds another key for the scope,

@@ -417,7 +417,8 @@ bool PgKeystore::idShredded(const std::string& keyId) {
   return run("SELECT 1 FROM pacsgw_shredded_keys WHERE id = $1", {keyId}).rows() > 0;
 }
 
-DataKey PgKeystore::getOrCreate(KeyScope scope, const std::string& scopeUid) {
+DataKey PgKeystore::getOrCreate(KeyScope scope, const std::string& scopeUid, bool* created) {
+  if (created != nullptr) *created = false;
   std::lock_guard<std::mutex> lock(mutex_);
   dropCacheIfChangedElsewhere(false);
   if (const DataKey* cached = cache_.findByScope(scope, scopeUid)) return *cached;
@@ -451,6 +452,8 @@ DataKey PgKeystore::getOrCreate(KeyScope scope, const std::string& scopeUid) {
       throw KeystoreError(where_ + ": a new data key could not be stored (the master key was rotated by another "
                                    "process, or the study was shredded meanwhile)");
     }
+    // Our fresh id in the row: our insert won (the replica that lost the race reads the winner's row).
+    if (created != nullptr) *created = found->id == id;
     // Durably escrowed before anyone can encrypt with it; the replica that lost an insert race journals
     // the winner's row too, which is harmless (the same blob).
     escrow(*found, storedWrap);

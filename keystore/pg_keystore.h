@@ -27,7 +27,7 @@ class PgKeystore {
   PgKeystore& operator=(const PgKeystore&) = delete;
 
   const OpenReport& report() const { return report_; }
-  DataKey getOrCreate(KeyScope scope, const std::string& scopeUid);
+  DataKey getOrCreate(KeyScope scope, const std::string& scopeUid, bool* created = nullptr);
   DataKey get(const std::string& keyId);
   DataKey importKey(const DataKey& key);
   bool contains(const std::string& keyId);

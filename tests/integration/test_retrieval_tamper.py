@@ -8,6 +8,7 @@ import json
 import re
 import sys
 import unittest
+import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -20,7 +21,11 @@ import test_retrieve_path as trp  # noqa: E402  (module only: its test classes a
 
 # The DIMSE status the gateway answers the PACS's sub-operation with, per refusal reason
 # (gateway/dimse_status.h, docs/conformance.md section 11).
-REFUSAL_STATUS = {"BoundAttributesChanged": "0xC211", "KeyScopeMismatch": "0xC212", "KeyReferenceRemoved": "0xC213"}
+REFUSAL_STATUS = {"BoundAttributesChanged": "0xC211", "KeyScopeMismatch": "0xC212", "KeyReferenceRemoved": "0xC213",
+                  "UnknownKey": "0xC216", "UnknownBackend": "0xC218"}
+
+# Fields of the key-reference block (codecs/key_reference.h), by element offset.
+KEYREF_BACKEND_ID, KEYREF_KEY_ID, KEYREF_KEY_SCOPE = 0x01, 0x03, 0x04
 
 
 class RetrievalTamperTest(trp.RetrieveTestBase):
@@ -74,6 +79,38 @@ class RetrievalTamperTest(trp.RetrieveTestBase):
         ds = h.read(target)
         self.assertEqual(str(ds.SOPInstanceUID), sop_uid, "Orthanc did not keep the SOP Instance UID")
         return ds
+
+    def rewrite_key_reference(self, sop_uid: str, offset: int, value: str) -> h.pydicom.Dataset:
+        """One field of an object's key-reference block rewritten inside the PACS (downloaded, edited,
+        the original deleted, the edit stored), as whoever controls the PACS could."""
+        instance = self.orthanc.find_instance(sop_uid)
+        target = self.workdir / "rewritten" / f"{sop_uid}-{offset:02x}.dcm"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.orthanc.download(instance, target)
+        ds = h.read(target)
+        ds[h.key_reference(ds)[offset].tag].value = value
+        ds.save_as(str(target))
+        self.orthanc._request(f"/instances/{instance}", method="DELETE")
+        self.orthanc.upload(target)
+        stored = h.read(self.orthanc.download_by_uid(sop_uid, target.with_suffix(".stored.dcm")))
+        self.assertEqual(h.element_text(h.key_reference(stored)[offset]), value, "Orthanc did not keep the edit")
+        return stored
+
+    def key_denied_since(self, audit_offset: int) -> list:
+        """(key id, outcome, description) of every KEY-denied audit record after `audit_offset`."""
+        with open(self.gateway.data_dir / "audit.log", "rb") as f:
+            f.seek(audit_offset)
+            records = [ET.fromstring(line) for line in f.read().decode().splitlines()]
+        denied = []
+        for m in records:
+            ident = m.find("EventIdentification")
+            if [t.get("csd-code") for t in ident.findall("EventTypeCode")] != ["110129", "KEY-denied"]:
+                continue
+            self.assertEqual(ident.find("EventID").get("csd-code"), "110113")  # Security Alert
+            obj = m.find("ParticipantObjectIdentification")
+            denied.append((obj.get("ParticipantObjectID"), ident.get("EventOutcomeIndicator"),
+                           obj.find("ParticipantObjectDescription").text))
+        return denied
 
     def move_and_expect_refusal(self, study: trp.Study, victim: str, code: str, keys: dict = None):
         before = self.gateway.log_size()
@@ -142,6 +179,39 @@ class RetrievalTamperTest(trp.RetrieveTestBase):
         self.assertEqual(denied[0].find("ParticipantObjectIdentification/ParticipantObjectDescription").text,
                          f"scope {source.uid}")
         self.assert_final(result, rh.STATUS_SUBOPS_WITH_FAILURES, completed=2, failed=1)
+
+    def test_unknown_key_id_is_refused_and_the_key_denied(self):
+        study = self.make_study("UNKNOWNKEY", [("ct_le.dcm", "s1")] * 2)
+        victim = study.ordered[0]
+        foreign_key = str(uuid.uuid4())  # a key this keystore never held (another site's, or made up)
+        self.rewrite_key_reference(victim, KEYREF_KEY_ID, foreign_key)
+        audit_before = (self.gateway.data_dir / "audit.log").stat().st_size
+        files, result = self.move_and_expect_refusal(study, victim, "UnknownKey")
+        self.assert_received_decrypted(files, study, {study.ordered[1]})
+        self.assertEqual(self.key_denied_since(audit_before), [(foreign_key, "4", "scope ")])
+        self.assert_final(result, rh.STATUS_SUBOPS_WITH_FAILURES, completed=1, failed=1)
+
+    def test_object_naming_another_backend_is_refused_and_the_key_denied(self):
+        study = self.make_study("OTHERBACKEND", [("ct_le.dcm", "s1")] * 2)
+        victim = study.ordered[0]
+        key_id = h.element_text(h.key_reference(h.read(
+            self.orthanc.download_by_uid(victim, self.workdir / f"{victim}.orig.dcm")))[KEYREF_KEY_ID])
+        self.rewrite_key_reference(victim, KEYREF_BACKEND_ID, "aes-128-cbc")
+        audit_before = (self.gateway.data_dir / "audit.log").stat().st_size
+        files, result = self.move_and_expect_refusal(study, victim, "UnknownBackend")
+        self.assert_received_decrypted(files, study, {study.ordered[1]})
+        # The study's key is not released for an object that names another cipher than its own.
+        self.assertEqual(self.key_denied_since(audit_before), [(key_id, "4", "scope ")])
+
+    def test_key_of_another_scope_is_refused_and_the_key_denied(self):
+        study = self.make_study("OTHERSCOPE", [("ct_le.dcm", "s1")] * 2)
+        victim = study.ordered[0]
+        stored = self.rewrite_key_reference(victim, KEYREF_KEY_SCOPE, "SERIES")
+        key_id = h.element_text(h.key_reference(stored)[KEYREF_KEY_ID])
+        audit_before = (self.gateway.data_dir / "audit.log").stat().st_size
+        files, result = self.move_and_expect_refusal(study, victim, "KeyScopeMismatch")
+        self.assert_received_decrypted(files, study, {study.ordered[1]})
+        self.assertEqual(self.key_denied_since(audit_before), [(key_id, "4", f"scope {study.uid}")])
 
     def test_stripped_key_reference_is_refused_even_with_passthrough(self):
         study = self.make_study("STRIPPED", [("ct_le.dcm", "s1")] * 2)

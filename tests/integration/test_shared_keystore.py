@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Two gateway replicas sharing one PostgreSQL keystore (a real server started by the test) in front of one
-Orthanc: concurrent first stores of the same study through both replicas end with one key, each replica
+Orthanc: concurrent first stores of the same study through both replicas end with one key (audited as created by
+the replica whose insert won, only), each replica
 decrypts the other's objects, and shred / verify / a vanished database behave as with SQLite.
 
 Run alone:  PACSGW_BIN=build/pacsgw python3 tests/integration/test_shared_keystore.py -v
@@ -15,6 +16,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pacsgw_harness as h  # noqa: E402
 import pg_helpers  # noqa: E402
+
+
+def key_created_records(replica) -> list:
+    """The KEY-created audit messages in a replica's local audit log."""
+    path = replica.data_dir / "audit.log"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [line for line in lines if 'csd-code="KEY-created"' in line]
 
 
 class SharedKeystore(h.LogDumpingTestCase):
@@ -109,6 +117,11 @@ class SharedKeystore(h.LogDumpingTestCase):
                     self.assertEqual(result.returncode, 0, result.describe())
                     self.assertEqual(h.pixel_element_bytes(h.read(restored)), h.pixel_element_bytes(h.read(f)))
             self.assertEqual(len(key_ids), 1, f"study {uid} objects use keys {key_ids}")
+            # Only the replica whose insert won audits "key created", naming the key both replicas use.
+            created = [(i, record) for i, replica in enumerate(self.replicas)
+                       for record in key_created_records(replica) if f">scope {uid}<" in record]
+            self.assertEqual(len(created), 1, f"study {uid}: KEY-created records {created}")
+            self.assertIn(f'ParticipantObjectID="{key_ids.pop()}"', created[0][1])
 
     def test_shred_and_verify_on_the_shared_keystore(self):
         work = self.workdir / "shred"

@@ -295,6 +295,7 @@ TEST(Keystore, ConcurrentFirstUseThroughSeparateConnectionsCreatesOneKeyPerStudy
   constexpr int kThreads = 8;
   constexpr int kStudies = 40;
   std::vector<std::vector<std::string>> seen(kThreads, std::vector<std::string>(kStudies));
+  std::vector<std::atomic<int>> creations(kStudies);
   std::atomic<bool> go{false};
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
@@ -303,7 +304,9 @@ TEST(Keystore, ConcurrentFirstUseThroughSeparateConnectionsCreatesOneKeyPerStudy
       while (!go.load()) std::this_thread::yield();
       for (int i = 0; i < kStudies; ++i) {
         const int study = (t % 4 < 2) ? i : kStudies - 1 - i;  // half the threads walk backwards
-        seen[t][study] = store.getOrCreate(KeyScope::Study, "1.2.840.99." + std::to_string(study)).id;
+        bool created = false;
+        seen[t][study] = store.getOrCreate(KeyScope::Study, "1.2.840.99." + std::to_string(study), &created).id;
+        if (created) ++creations[study];
       }
     });
   }
@@ -311,6 +314,8 @@ TEST(Keystore, ConcurrentFirstUseThroughSeparateConnectionsCreatesOneKeyPerStudy
   for (auto& thread : threads) thread.join();
   for (int s = 0; s < kStudies; ++s) {
     for (int t = 1; t < kThreads; ++t) EXPECT_EQ(seen[t][s], seen[0][s]) << "study " << s << " thread " << t;
+    // Exactly one call, in either "process", reports that its key was the one stored.
+    EXPECT_EQ(creations[s].load(), 1) << "study " << s;
   }
   EXPECT_EQ(first->list().size(), static_cast<std::size_t>(kStudies));
 }
