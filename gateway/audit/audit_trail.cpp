@@ -1,5 +1,7 @@
 #include "gateway/audit/audit_trail.h"
 
+#include "gateway/metrics/registry.h"
+
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -85,6 +87,8 @@ void forwardToSyslog(const SyslogSettings& settings) {
   if (t.fd < 0) throw std::runtime_error("the audit log is not open");
   if (t.forwarder) t.forwarder->stop(std::chrono::milliseconds(0));
   t.forwarder = std::make_unique<SyslogForwarder>(t.path, settings);
+  metrics::setGaugeSource("pacsgw_audit_syslog_backlog_records", {},
+                          [backlog = t.forwarder->backlog()] { return static_cast<double>(backlog->records()); });
   t.forwarder->start();
 }
 
@@ -95,7 +99,10 @@ void close() {
     std::lock_guard<std::mutex> lock(t.mutex);
     forwarder = std::move(t.forwarder);
   }
-  if (forwarder) forwarder->stop(std::chrono::seconds(3));  // the last records, if the receiver is there
+  if (forwarder) {
+    forwarder->stop(std::chrono::seconds(3));  // the last records, if the receiver is there
+    metrics::clearGaugeSource("pacsgw_audit_syslog_backlog_records", {});
+  }
   std::lock_guard<std::mutex> lock(t.mutex);
   if (t.fd >= 0) ::close(t.fd);
   t.fd = -1;

@@ -47,7 +47,7 @@ bool writeFileDurably(const std::string& path, const std::string& content) {
 
 SyslogForwarder::SyslogForwarder(std::string journalPath, SyslogSettings settings)
     : journalPath_(std::move(journalPath)), settings_(std::move(settings)), client_(settings_.tls),
-      hostname_(thisHost()) {}
+      hostname_(thisHost()), backlog_(std::make_shared<SyslogBacklog>(journalPath_)) {}
 
 SyslogForwarder::~SyslogForwarder() { stop(0ms); }
 
@@ -153,11 +153,13 @@ bool SyslogForwarder::sendBatch(Position& position, std::uint64_t journalSize) {
   }
   position.offset += consumed;
   persist(position);
+  backlog_->acknowledged(static_cast<std::uint64_t>(std::count(begin, begin + consumed, '\n')));
   return true;
 }
 
 void SyslogForwarder::run() {
   Position position = loadPosition();
+  backlog_->restart(position.inode, position.offset);
   auto backoff = 1s;
   const auto maxBackoff = std::chrono::seconds(std::max(1, settings_.retryMaxSeconds));
   for (;;) {
@@ -182,6 +184,7 @@ void SyslogForwarder::run() {
       position = {inode, 0};
       skippingOversizedRecord_ = false;
       persist(position);
+      backlog_->restart(inode, 0);
     }
     if (position.offset == size) {
       if (stopping) break;

@@ -11,12 +11,14 @@
 // reconnect), and after a broken connection or a crash of the gateway the receiver may see a record
 // twice. Memory stays bounded while the receiver is down: nothing is queued in memory, at most one
 // batch (kMaxBatchBytes) is read at a time.
+#include "gateway/audit/syslog_backlog.h"
 #include "gateway/audit/tls_client.h"
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -46,6 +48,8 @@ class SyslogForwarder {
   void stop(std::chrono::milliseconds drain);
 
   static std::string offsetPath(const std::string& journalPath) { return journalPath + ".syslog-sent"; }
+  // Records written to the local log and not yet acknowledged by the receiver (shared: /metrics reads it).
+  std::shared_ptr<SyslogBacklog> backlog() const { return backlog_; }
 
  private:
   struct Position {
@@ -73,6 +77,7 @@ class SyslogForwarder {
   bool stopping_ = false;
   std::chrono::steady_clock::time_point stopDeadline_;
   bool skippingOversizedRecord_ = false;
+  std::shared_ptr<SyslogBacklog> backlog_;
 };
 
 }  // namespace pacsgw::audit

@@ -52,6 +52,10 @@ const std::vector<Family>& catalog() {
        "Objects relayed by a peer gateway and refused, by reason (RelayCapsuleNotAuthentic, "
        "RelayCapsuleDoesNotMatch, RelayKeyConflict, ...; see docs/relay.md).",
        {}},
+      {"pacsgw_audit_syslog_backlog_records", Kind::Gauge,
+       "Audit records written to the local audit log and not yet acknowledged by the syslog receiver "
+       "(only with audit.syslog).",
+       {}},
       {"pacsgw_build_info", Kind::Gauge, "Always 1; the version label names the running build.", {}},
   };
   return families;

@@ -1,11 +1,14 @@
 """The audit trail reaches a real syslog receiver (rsyslogd, imtcp over TLS with mutual authentication)
 as RFC 5424 messages in RFC 5425 frames; an outage of the receiver loses no record (they are sent, in
-order, when it is back); a receiver whose certificate is not signed by the configured CA gets nothing.
+order, when it is back) and /metrics counts the records waiting for it; a receiver whose certificate
+is not signed by the configured CA gets nothing.
 The local log is written where `audit.path` says.
 """
 
+import re
 import sys
 import time
+import urllib.request
 import unittest
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -48,6 +51,7 @@ class AuditSyslogTest(h.PacsAndGatewayTestCase):
         cls.ca = sr.CertificateAuthority(cls.tls_dir, "hospital")
         cls.impostor_ca = sr.CertificateAuthority(cls.tls_dir, "impostor")
         cls.syslog_port = h.free_port()
+        cls.metrics_port = h.free_port()
         client = cls.ca.issue("pacsgw")
         cls.audit_path = cls.tls_dir / "trail" / "gateway-audit.log"
         cls.audit_path.parent.mkdir()
@@ -63,6 +67,9 @@ class AuditSyslogTest(h.PacsAndGatewayTestCase):
             f"    private_key: {q(client.key)}",
             "    app_name: pacsgw-test",
             "    retry_max_s: 2",
+            "metrics:",
+            "  bind: 127.0.0.1",
+            f"  port: {cls.metrics_port}",
         ]) + "\n"
         cls.receiver = sr.RsyslogReceiver(cls.tls_dir / "receiver", cls.syslog_port, cls.ca.issue("localhost"),
                                           cls.ca.certificate, client_ca=cls.ca.certificate)
@@ -99,6 +106,20 @@ class AuditSyslogTest(h.PacsAndGatewayTestCase):
         while len(self.local_records()) < count and time.monotonic() < deadline:
             time.sleep(0.05)
         return self.local_records()
+
+    def backlog(self) -> int:
+        """pacsgw_audit_syslog_backlog_records from the gateway's /metrics."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10) as response:
+            body = response.read().decode()
+        values = re.findall(r"^pacsgw_audit_syslog_backlog_records (\S+)$", body, re.M)
+        self.assertEqual(len(values), 1, body)
+        return int(float(values[0]))
+
+    def wait_backlog(self, expected: int, timeout: float = 30) -> int:
+        deadline = time.monotonic() + timeout
+        while (value := self.backlog()) != expected and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return value
 
     def assert_receiver_has_everything(self, timeout: float = 30):
         """Every local record arrived, in order, with the RFC 5424 header; duplicates (at-least-once
@@ -148,6 +169,7 @@ class AuditSyslogTest(h.PacsAndGatewayTestCase):
 
     def test_2_outage_of_the_receiver_loses_no_record(self):
         self.assert_receiver_has_everything()
+        self.assertEqual(self.wait_backlog(0), 0, "records left unacknowledged with the receiver up")
         self.assertEqual(self.receiver.stop(), 0)
         arrived = len(self.receiver.messages())
         before = len(self.local_records())
@@ -159,8 +181,13 @@ class AuditSyslogTest(h.PacsAndGatewayTestCase):
         log = self.gateway.log()
         self.assertIn("audit syslog: 127.0.0.1:", log)
         self.assertIn("kept in", log)
+        # /metrics counts exactly the records waiting in the local log for the receiver.
+        waiting = len(self.local_records()) - before
+        self.assertGreaterEqual(waiting, 9)
+        self.assertEqual(self.backlog(), waiting)
         self.receiver.start()
         received = self.assert_receiver_has_everything()
+        self.assertEqual(self.wait_backlog(0), 0, "the backlog did not drain once the receiver was back")
         new = [event(m.record) for m in received[arrived:]]
         self.assertEqual(sum(1 for e in new if e[0] == "110104"), 3, new)   # the three stores
         self.assertEqual(sum(1 for e in new if "KEY-created" in e[2]), 3, new)

@@ -1,9 +1,17 @@
 // Audit records as RFC 5424 messages in RFC 5425 octet-counting frames: the header is fixed, and no
 // value from the wire (AE title, UID) can end a frame early, start another one or add structured data.
 #include "gateway/audit/audit_message.h"
+#include "gateway/audit/syslog_backlog.h"
 #include "gateway/audit/syslog_frame.h"
 
+#include "test_support.h"
+
 #include <gtest/gtest.h>
+
+#include <sys/stat.h>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
 
 #include <string>
 #include <vector>
@@ -88,4 +96,35 @@ TEST(SyslogFrame, TimestampIsTakenOnlyFromAWellFormedEventDateTime) {
   EXPECT_EQ(audit::recordTimestamp(forgedRecord("CT1")), "2025-03-01T14:22:33.512Z");
   EXPECT_EQ(audit::recordTimestamp("<AuditMessage><EventIdentification EventDateTime=\"x y\"/>"), "-");
   EXPECT_EQ(audit::recordTimestamp("no timestamp"), "-");
+}
+
+// The backlog counts complete records between the sent offset and the end of the log: appended ones
+// raise it, acknowledged ones lower it, a rotation starts over; before the forwarder's position is
+// known it is 0.
+TEST(SyslogBacklog, CountsRecordsWrittenAndNotYetAcknowledged) {
+  pacsgw::testing::TempDir dir("pacsgw-backlog");
+  const std::string log = dir.file("audit.log");
+  const auto append = [&](const std::string& text) {
+    std::ofstream out(log, std::ios::app | std::ios::binary);
+    out << text;
+  };
+  append("<r1/>\n<r2/>\n");
+  struct stat st {};
+  ASSERT_EQ(::stat(log.c_str(), &st), 0);
+  audit::SyslogBacklog backlog(log);
+  EXPECT_EQ(backlog.records(), 0u);
+  backlog.restart(st.st_ino, 6);  // "<r1/>\n" was sent before a restart
+  EXPECT_EQ(backlog.records(), 1u);
+  append("<r3/>\n<r4");  // r4 still being written
+  EXPECT_EQ(backlog.records(), 2u);
+  append("/>\n");
+  EXPECT_EQ(backlog.records(), 3u);
+  backlog.acknowledged(2);
+  EXPECT_EQ(backlog.records(), 1u);
+  backlog.acknowledged(5);  // never below 0
+  EXPECT_EQ(backlog.records(), 0u);
+  // Rotated: a new file under the same name is counted from its beginning.
+  std::filesystem::rename(log, log + ".1");
+  append("<n1/>\n<n2/>\n<n3/>\n");
+  EXPECT_EQ(backlog.records(), 3u);
 }
