@@ -3,12 +3,14 @@
 #include "gateway/net_util.h"
 #include "gateway/outgoing_connections.h"
 #include "gateway/tls/certificate_identity.h"
+#include "gateway/tls/tls_layer.h"
 
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmnet/diutil.h>
 #include <dcmtk/dcmnet/dul.h>
 
+#include <chrono>
 #include <cstdio>
 
 namespace pacsgw::gateway {
@@ -53,9 +55,18 @@ std::unique_ptr<PeerAssociation> PeerAssociation::open(const PeerEndpoint& peer,
     id = static_cast<T_ASC_PresentationContextID>(id + 2);
   }
 
+  const auto requested = std::chrono::steady_clock::now();
   cond = ASC_requestAssociation(self->network_, params, &self->assoc_);
   if (cond.bad()) {
     std::string reason = cond.text();
+    // A peer that accepted TCP and then said nothing: name the wait that ran out, not only DCMTK's text.
+    const auto waited = std::chrono::steady_clock::now() - requested;
+    if (waited >= std::chrono::seconds(timeouts.acseSeconds) - std::chrono::milliseconds(250)) {
+      const bool inHandshake = peer.tls && reason.find("TLS") != std::string::npos;
+      reason = std::string(inHandshake ? "TLS handshake" : "association request") + " timed out after " +
+               std::to_string(std::chrono::duration_cast<std::chrono::seconds>(waited).count()) +
+               " s (acse_timeout_s " + std::to_string(timeouts.acseSeconds) + " s): " + reason;
+    }
     if (cond == DUL_ASSOCIATIONREJECTED) {
       T_ASC_RejectParameters rej;
       ASC_getRejectParameters(params, &rej);
@@ -66,6 +77,7 @@ std::unique_ptr<PeerAssociation> PeerAssociation::open(const PeerEndpoint& peer,
     throw PeerUnavailable("cannot associate with " + where + ": " + reason);
   }
   setTcpNoDelay(associationSocket(self->assoc_));
+  if (peer.tls) tls::restoreSocketTimeouts(associationSocket(self->assoc_));  // bounded for the handshake only
   self->shutdownHandle_ = OutgoingConnections::instance().add(associationSocket(self->assoc_));
   if (peer.tls) self->checkPeerIdentity(where);
   if (ASC_countAcceptedPresentationContexts(self->assoc_->params) == 0) {

@@ -1,5 +1,11 @@
 #include "gateway/tls/tls_layer.h"
 
+#include <dcmtk/dcmnet/dcmtrans.h>
+
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -8,6 +14,32 @@
 namespace pacsgw::gateway::tls {
 
 namespace {
+
+void setTimeout(int socket, int option, long seconds) {
+  timeval tv{};
+  tv.tv_sec = seconds;
+  ::setsockopt(socket, SOL_SOCKET, option, &tv, sizeof tv);
+}
+
+// The requestor side: DCMTK runs the TLS handshake of an outgoing connection with blocking reads on a
+// socket whose receive timeout is dcmSocketReceiveTimeout (60 s, process-wide, set when the connection
+// object is constructed). The connection is created just before the handshake, so this is where the
+// handshake gets the configured bound.
+class BoundedHandshakeLayer : public DcmTLSTransportLayer {
+ public:
+  explicit BoundedHandshakeLayer(unsigned timeoutSeconds)
+      : DcmTLSTransportLayer(NET_REQUESTOR, nullptr, OFTrue), timeoutSeconds_(timeoutSeconds) {}
+
+  DcmTransportConnection* createConnection(DcmNativeSocketType openSocket, OFBool useSecureLayer) override {
+    // After the base: constructing the connection sets DCMTK's own socket timeouts.
+    DcmTransportConnection* connection = DcmTLSTransportLayer::createConnection(openSocket, useSecureLayer);
+    if (connection != nullptr && timeoutSeconds_ > 0) setSocketTimeouts(openSocket, timeoutSeconds_);
+    return connection;
+  }
+
+ private:
+  unsigned timeoutSeconds_;
+};
 
 DcmTLSSecurityProfile profileFor(const std::string& name) {
   // bcp195-nd (default): TLS 1.2+ with the BCP 195 ciphersuites and no fallback to weaker ones, the
@@ -23,8 +55,21 @@ void check(const OFCondition& cond, const std::string& what) {
 
 }  // namespace
 
-std::unique_ptr<DcmTLSTransportLayer> makeTransportLayer(const config::TlsSection& tls, T_ASC_NetworkRole role) {
-  auto layer = std::make_unique<DcmTLSTransportLayer>(role, nullptr, OFTrue);
+void setSocketTimeouts(int socket, unsigned seconds) {
+  setTimeout(socket, SO_RCVTIMEO, static_cast<long>(seconds));
+  setTimeout(socket, SO_SNDTIMEO, static_cast<long>(seconds));
+}
+
+void restoreSocketTimeouts(int socket) {
+  // -1 means DCMTK leaves the system default (no timeout); 0 is no timeout as well.
+  setTimeout(socket, SO_RCVTIMEO, std::max<long>(0, dcmSocketReceiveTimeout.get()));
+  setTimeout(socket, SO_SNDTIMEO, std::max<long>(0, dcmSocketSendTimeout.get()));
+}
+
+std::unique_ptr<DcmTLSTransportLayer> makeTransportLayer(const config::TlsSection& tls, T_ASC_NetworkRole role,
+                                                         unsigned handshakeTimeoutSeconds) {
+  auto layer = role == NET_REQUESTOR ? std::make_unique<BoundedHandshakeLayer>(handshakeTimeoutSeconds)
+                                     : std::make_unique<DcmTLSTransportLayer>(role, nullptr, OFTrue);
   if (!*layer) throw std::runtime_error("cannot create a TLS context (OpenSSL)");
   check(layer->setTLSProfile(profileFor(tls.profile)), "gateway.tls.profile " + tls.profile);
   check(layer->activateCipherSuites(), "gateway.tls.profile " + tls.profile);
@@ -46,13 +91,15 @@ std::shared_ptr<const OutgoingTls> outgoingTls(const config::Config& config, con
   if (!config::peerUsesTls(config, peerTls)) return nullptr;
   const config::TlsSection& t = config.gateway.tls;
   static std::mutex mutex;
-  static std::map<std::tuple<std::string, std::string, std::string, std::string>, std::shared_ptr<DcmTLSTransportLayer>>
+  static std::map<std::tuple<std::string, std::string, std::string, std::string, unsigned>,
+                  std::shared_ptr<DcmTLSTransportLayer>>
       layers;
   std::shared_ptr<DcmTLSTransportLayer> layer;
   {
     std::lock_guard<std::mutex> lock(mutex);
-    auto& slot = layers[{t.certificate, t.privateKey, t.caBundle, t.profile}];
-    if (!slot) slot = makeTransportLayer(t, NET_REQUESTOR);
+    const unsigned handshake = config.gateway.acseTimeoutSeconds;
+    auto& slot = layers[{t.certificate, t.privateKey, t.caBundle, t.profile, handshake}];
+    if (!slot) slot = makeTransportLayer(t, NET_REQUESTOR, handshake);
     layer = slot;
   }
   return std::make_shared<const OutgoingTls>(OutgoingTls{layer, expectedIdentity});

@@ -14,8 +14,19 @@
 
 namespace pacsgw::gateway::tls {
 
-// Throws std::runtime_error naming the file or setting that is wrong.
-std::unique_ptr<DcmTLSTransportLayer> makeTransportLayer(const config::TlsSection& tls, T_ASC_NetworkRole role);
+// Throws std::runtime_error naming the file or setting that is wrong. For NET_REQUESTOR,
+// `handshakeTimeoutSeconds` bounds the TLS handshake of every outgoing connection (and the association
+// request that follows): a peer that accepts TCP and then stays silent must not hold a gateway thread
+// for DCMTK's 60 s socket timeout, or longer. PeerAssociation restores DCMTK's socket timeouts once
+// the association is established (restoreSocketTimeouts).
+std::unique_ptr<DcmTLSTransportLayer> makeTransportLayer(const config::TlsSection& tls, T_ASC_NetworkRole role,
+                                                         unsigned handshakeTimeoutSeconds = 0);
+
+// Sets the send and receive timeouts of a socket (seconds; 0: none).
+void setSocketTimeouts(int socket, unsigned seconds);
+// Puts back the socket timeouts DCMTK gives every association socket (dcmSocketSendTimeout /
+// dcmSocketReceiveTimeout) after an outgoing TLS association is established.
+void restoreSocketTimeouts(int socket);
 
 // TLS settings of one outgoing peer (PACS, workstation, peer gateway): the shared requestor layer and
 // the identity the peer's certificate must carry (empty: any certificate the CA bundle accepts).
