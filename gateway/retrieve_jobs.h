@@ -34,6 +34,7 @@ struct RetrieveJob {
   std::uint16_t requesterMessageId = 0;  // Message ID of the requester's C-MOVE / C-GET
   config::Access access = config::Access::Deny;  // what the receiving side may see
   audit::KeyReleases keyReleases;  // data keys this retrieve decrypted with, audited once each
+  std::atomic<std::size_t> passthroughInstances{0};  // delivered unencrypted (passthrough), audited at the end
 
   // C-MOVE: the configured workstation the instances go to. C-GET: the requester's association.
   std::optional<PeerEndpoint> destination;

@@ -708,6 +708,8 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
     audit::instancesTransferred({peer_.aeTitle, peer_.address}, destination, studies, completed + warning, failed,
                                 job->access == config::Access::Decrypt);
     job->keyReleases.record({peer_.aeTitle, peer_.address}, destination);
+    if (const std::size_t unencrypted = job->passthroughInstances.load())
+      audit::passthroughDelivered({peer_.aeTitle, peer_.address}, destination, studies, unencrypted);
   }
   const Counts counts{completed, failed, warning};
   std::unique_lock<std::mutex> io;

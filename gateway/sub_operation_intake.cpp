@@ -95,6 +95,7 @@ IntakeAnswer SubOperationIntake::accept(SubOperation op) {
           }
           spdlog::info("audit: passthrough: retrieve {}: instance {} delivered unencrypted to {}: {}",
                        job->upstreamMessageId, printable(op.sopInstance), job->destinationAeTitle(), pass.reason);
+          ++job->passthroughInstances;
           transcoding = Transcoding::Lossless;
         }
       } else if (job->relayPeer != nullptr) {

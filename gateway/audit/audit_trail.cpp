@@ -210,6 +210,17 @@ void instancesTransferred(const Peer& requester, const Peer& destination, const 
   record(m);
 }
 
+void passthroughDelivered(const Peer& requester, const Peer& destination, const std::string& studyUid,
+                          std::size_t instances) {
+  AuditMessage m = message(kInstancesTransferred, 'R', Outcome::Success);
+  m.eventTypes = {{"PASSTHROUGH", "99PACSGW", "delivered unencrypted: not encrypted by the gateway"}};
+  m.participants = {remote(requester, true, {"110154", "DCM", "Requester"}), self(false, kSource),
+                    remote(destination, false, kDestination)};
+  m.objects.push_back(studyObject(studyUid, std::to_string(instances) +
+                                                " instances delivered unencrypted (cipher.passthrough_unencrypted)"));
+  record(m);
+}
+
 void securityAlert(const std::string& reasonCode, const std::string& description, const Peer& peer,
                    const std::string& sopInstanceUid) {
   AuditMessage m = message(kSecurityAlert, 'E', Outcome::SeriousFailure);

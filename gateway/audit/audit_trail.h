@@ -49,6 +49,10 @@ void query(const Peer& requester, const std::string& level, bool allowed, const 
 // A C-MOVE / C-GET: what reached the destination, and whether its pixels were decrypted.
 void instancesTransferred(const Peer& requester, const Peer& destination, const std::string& studyUid,
                           std::size_t delivered, std::size_t failed, bool decrypted);
+// Instances of a C-MOVE / C-GET delivered without decryption because the gateway cannot have encrypted
+// them (cipher.passthrough_unencrypted): one record per retrieve, besides instancesTransferred.
+void passthroughDelivered(const Peer& requester, const Peer& destination, const std::string& studyUid,
+                          std::size_t instances);
 // An object refused because it was tampered with / relabelled / stripped, or access that was refused.
 void securityAlert(const std::string& reasonCode, const std::string& description, const Peer& peer,
                    const std::string& sopInstanceUid);

@@ -227,6 +227,7 @@ class RetrievalTamperTest(trp.RetrieveTestBase):
             self.orthanc.upload(path)  # straight into the PACS: the gateway never saw this study
             study.ordered.append(sop)
         before = self.gateway.log_size()
+        audit_before = (self.gateway.data_dir / "audit.log").stat().st_size
         with self.destination("WS1") as scp:
             result = self.move("WS1", self.study_keys(study))
             files = scp.files()
@@ -236,6 +237,18 @@ class RetrievalTamperTest(trp.RetrieveTestBase):
         for sop in study.ordered:
             self.assertTrue(any("audit: passthrough" in line and sop in line for line in log.splitlines()),
                             f"passthrough of {sop} not audited\n{log}")
+        # ... and in the audit trail: one PASSTHROUGH record for the retrieve, besides the transfer.
+        with open(self.gateway.data_dir / "audit.log", "rb") as f:
+            f.seek(audit_before)
+            records = [ET.fromstring(line) for line in f.read().decode().splitlines()]
+        passthrough = [m for m in records
+                       if [t.get("csd-code") for t in m.findall("EventIdentification/EventTypeCode")] == ["PASSTHROUGH"]]
+        self.assertEqual(len(passthrough), 1, [ET.tostring(m) for m in records])
+        self.assertEqual(passthrough[0].find("EventIdentification/EventID").get("csd-code"), "110104")
+        self.assertEqual([p.get("UserID") for p in passthrough[0].findall("ActiveParticipant")], ["WS1", "GATEWAY", "WS1"])
+        self.assertEqual(passthrough[0].find("ParticipantObjectIdentification").get("ParticipantObjectID"), study.uid)
+        self.assertEqual(passthrough[0].find("ParticipantObjectIdentification/ParticipantObjectDescription").text,
+                         "2 instances delivered unencrypted (cipher.passthrough_unencrypted)")
 
 
 if __name__ == "__main__":
