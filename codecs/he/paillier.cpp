@@ -66,10 +66,14 @@ BigNum PaillierPublicKey::encrypt(const BigNum& m) const {
     bnCheck(BN_gcd(g.get(), r.get(), n_.get(), ctx.get()), "BN_gcd");
     if (BN_is_one(g.get())) break;
   }
-  return encryptWithRandomness(m, r);
+  return encryptWith(m, r);
 }
 
-BigNum PaillierPublicKey::encryptWithRandomness(const BigNum& m, const BigNum& r) const {
+// A separate function so that the caller-chosen entry point (tests only) is not linked into the service
+// binary (--gc-sections drops it).
+BigNum PaillierPublicKey::encryptWithRandomness(const BigNum& m, const BigNum& r) const { return encryptWith(m, r); }
+
+BigNum PaillierPublicKey::encryptWith(const BigNum& m, const BigNum& r) const {
   if (BN_is_negative(m.get()) || BN_cmp(m.get(), n_.get()) >= 0) throw HeError("paillier: plaintext out of [0, n)");
   if (BN_is_zero(r.get()) || BN_is_negative(r.get()) || BN_cmp(r.get(), n_.get()) >= 0)
     throw HeError("paillier: randomness out of (0, n)");
@@ -187,10 +191,14 @@ BigNum PaillierPrivateKey::encrypt(const BigNum& m) const {
   BnCtx ctx;
   const BigNum sp = randomSeed(p_, ctx.get());
   const BigNum sq = randomSeed(q_, ctx.get());
-  return encryptWithResidueSeeds(m, sp, sq);
+  return encryptWith(m, sp, sq);
 }
 
 BigNum PaillierPrivateKey::encryptWithResidueSeeds(const BigNum& m, const BigNum& sp, const BigNum& sq) const {
+  return encryptWith(m, sp, sq);
+}
+
+BigNum PaillierPrivateKey::encryptWith(const BigNum& m, const BigNum& sp, const BigNum& sq) const {
   const BigNum& n = pub_.n();
   if (BN_is_negative(m.get()) || BN_cmp(m.get(), n.get()) >= 0) throw HeError("paillier: plaintext out of [0, n)");
   for (const auto* pair : {&sp, &sq})

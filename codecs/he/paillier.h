@@ -41,6 +41,7 @@ class PaillierPublicKey {
   void checkCiphertext(const BigNum& c) const;
 
  private:
+  BigNum encryptWith(const BigNum& m, const BigNum& r) const;  // both entry points; the KAT one is a wrapper
   BigNum n_, n2_;
   std::shared_ptr<BN_MONT_CTX> montN2_;  // read-only after construction: shared by threads
 };
@@ -78,6 +79,7 @@ class PaillierPrivateKey {
   Half makeHalf(const BigNum& prime, BN_CTX* ctx) const;
   BigNum halfDecrypt(const Half& half, const BigNum& c, BN_CTX* ctx) const;
   BigNum randomSeed(const Half& half, BN_CTX* ctx) const;
+  BigNum encryptWith(const BigNum& m, const BigNum& sp, const BigNum& sq) const;
 
   PaillierPublicKey pub_;
   Half p_, q_;
