@@ -30,17 +30,21 @@ struct KdfCtxFree {
 }  // namespace
 
 SecretBytes backendSubkey(const SecretBytes& dataKey, const std::string& backendId) {
-  if (dataKey.size() != kKeyBytes || dataKey.data() == nullptr) fail("the data key must be 32 bytes");
   if (backendId.empty()) fail("the backend id is empty");
+  return deriveSubkey(dataKey, kSubkeyLabel, backendId);
+}
+
+SecretBytes deriveSubkey(const SecretBytes& dataKey, const std::string& label, const std::string& context) {
+  if (dataKey.size() != kKeyBytes || dataKey.data() == nullptr) fail("the data key must be 32 bytes");
   static EVP_KDF* hkdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
   if (hkdf == nullptr) fail("HKDF is not available");
   std::unique_ptr<EVP_KDF_CTX, KdfCtxFree> ctx(EVP_KDF_CTX_new(hkdf));
   if (!ctx) fail("cannot allocate an HKDF context");
 
   // The 0x00 separator keeps "label" and "id" apart, whatever characters a future id contains.
-  std::vector<unsigned char> info(kSubkeyLabel, kSubkeyLabel + std::char_traits<char>::length(kSubkeyLabel));
+  std::vector<unsigned char> info(label.begin(), label.end());
   info.push_back(0);
-  info.insert(info.end(), backendId.begin(), backendId.end());
+  info.insert(info.end(), context.begin(), context.end());
   char digest[] = "SHA256";
   const OSSL_PARAM params[] = {
       OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0),

@@ -13,4 +13,9 @@ namespace pacsgw::codecs {
 // info = "pacsgw backend subkey v1" || 0x00 || backend id; 32 bytes out.
 SecretBytes backendSubkey(const SecretBytes& dataKey, const std::string& backendId);
 
+// The same construction with another label: HKDF-SHA-256(IKM = 32-byte key, no salt,
+// info = label || 0x00 || context), 32 bytes. For keys a backend's key owns (e.g. the exact-retrieval
+// envelope key, codecs/exact_retrieval.h); every label is unique to its use.
+SecretBytes deriveSubkey(const SecretBytes& key, const std::string& label, const std::string& context);
+
 }  // namespace pacsgw::codecs

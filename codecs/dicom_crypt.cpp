@@ -5,6 +5,7 @@
 #include "codecs/backend_key.h"
 #include "codecs/backend_table.h"
 #include "codecs/bound_attributes.h"
+#include "codecs/exact_retrieval.h"
 #include "codecs/key_reference.h"
 #include "codecs/pixel_access.h"
 
@@ -13,6 +14,7 @@
 #include <openssl/crypto.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <exception>
 
 namespace pacsgw::codecs {
@@ -129,9 +131,25 @@ KeyReference encryptDataset(DcmDataset& dataset, E_TransferSyntax xfer, PixelCip
   const std::vector<std::uint8_t> aad = buildAad(aadFor(dataset, pixels, ref, std::move(bound)));
   const SecretBytes backendKey = backendKeyFor(ref, dataKey);
 
+  // A lossy backend's decrypt() gives its reconstruction, not these samples: keep them to restore on failure.
+  std::vector<std::vector<std::uint8_t>> original;
+  if (!info.lossless)
+    for (const ByteRange& r : pixels.buffer.segments) original.emplace_back(r.data, r.data + r.size);
+  struct Wipe {
+    std::vector<std::vector<std::uint8_t>>& v;
+    ~Wipe() {
+      for (auto& s : v)
+        if (!s.empty()) OPENSSL_cleanse(s.data(), s.size());
+    }
+  } wipeOriginal{original};
+
   CipherRecord record;
+  std::vector<std::uint8_t> envelope;
   try {
-    record = cipher.encrypt(pixels.buffer, backendKey, aad);
+    ProtectedPixels sealed = protectPixels(cipher, pixels.buffer, backendKey, aad,
+                                           params.allowLossy ? Retrieval::Lossy : Retrieval::Exact);
+    record = std::move(sealed.record);
+    envelope = std::move(sealed.envelope);
   } catch (const UnsupportedLayoutError& e) {
     throw CryptError(CryptErrorKind::UnsupportedLayout, e.what());
   } catch (const std::exception& e) {  // CipherError, or a backend's own runtime failure
@@ -146,10 +164,16 @@ KeyReference encryptDataset(DcmDataset& dataset, E_TransferSyntax xfer, PixelCip
     if (record.backendId != info.id || record.backendVersion != info.version)
       throw CryptError(CryptErrorKind::BackendFailure, "backend " + info.id + " returned a record for another backend");
     ref.record = record;
+    ref.exactEnvelope = std::move(envelope);
     writeKeyReference(dataset, ref);
   } catch (...) {
     try {
-      cipher.decrypt(pixels.buffer, backendKey, aad, record);
+      if (info.lossless) {
+        cipher.decrypt(pixels.buffer, backendKey, aad, record);
+      } else {
+        for (std::size_t i = 0; i < original.size(); ++i)
+          std::copy(original[i].begin(), original[i].end(), pixels.buffer.segments[i].data);
+      }
     } catch (...) {
       // Nothing left to restore with; the caller must discard the dataset, as documented.
     }
@@ -160,12 +184,9 @@ KeyReference encryptDataset(DcmDataset& dataset, E_TransferSyntax xfer, PixelCip
 
 E_TransferSyntax decryptDataset(DcmDataset& dataset, E_TransferSyntax xfer, const KeyLookup& keys,
                                 const CipherOptions& options) {
-  requireLittleEndianHost();
   if (!hasKeyReference(dataset))
     throw CryptError(CryptErrorKind::NotEncrypted, "the object carries no PACSGW KEYREF 1 block");
   const KeyReference ref = readKeyReference(dataset);
-  requireUsableTransferSyntax(xfer);
-
   if (findBackend(ref.record.backendId) == nullptr)
     throw CryptError(CryptErrorKind::UnknownBackend, "cipher backend '" + ref.record.backendId +
                                                          "' named by the key reference is not available in this build");
@@ -175,6 +196,19 @@ E_TransferSyntax decryptDataset(DcmDataset& dataset, E_TransferSyntax xfer, cons
   } catch (const std::exception& e) {
     throw CryptError(CryptErrorKind::BackendFailure, e.what());
   }
+  return decryptDataset(dataset, xfer, keys, *cipher);
+}
+
+E_TransferSyntax decryptDataset(DcmDataset& dataset, E_TransferSyntax xfer, const KeyLookup& keys, PixelCipher& cipherRef) {
+  requireLittleEndianHost();
+  if (!hasKeyReference(dataset))
+    throw CryptError(CryptErrorKind::NotEncrypted, "the object carries no PACSGW KEYREF 1 block");
+  const KeyReference ref = readKeyReference(dataset);
+  requireUsableTransferSyntax(xfer);
+  PixelCipher* cipher = &cipherRef;
+  if (cipher->info().id != ref.record.backendId)
+    throw CryptError(CryptErrorKind::UnknownBackend, "the key reference names backend '" + ref.record.backendId +
+                                                         "', not " + cipher->info().id);
   if (cipher->info().version != ref.record.backendVersion)
     throw CryptError(CryptErrorKind::UnknownBackend, "cipher backend '" + ref.record.backendId + "' version " +
                                                          ref.record.backendVersion + " is not supported (this build has " +
@@ -221,8 +255,9 @@ E_TransferSyntax decryptDataset(DcmDataset& dataset, E_TransferSyntax xfer, cons
   const std::vector<std::uint8_t> aad = buildAad(aadFor(dataset, pixels, ref, std::move(bound)));
   const SecretBytes backendKey = backendKeyFor(ref, dataKey);
 
+  Retrieval retrieved = Retrieval::Exact;
   try {
-    cipher->decrypt(pixels.buffer, backendKey, aad, ref.record);
+    retrieved = recoverPixels(*cipher, pixels.buffer, backendKey, aad, ref.record, ref.exactEnvelope);
   } catch (const AuthenticationError& e) {
     throw CryptError(CryptErrorKind::AuthenticationFailed, e.what());
   } catch (const UnsupportedLayoutError& e) {
@@ -231,7 +266,33 @@ E_TransferSyntax decryptDataset(DcmDataset& dataset, E_TransferSyntax xfer, cons
     throw CryptError(CryptErrorKind::BackendFailure, e.what());
   }
   removeKeyReference(dataset);
+  if (retrieved == Retrieval::Lossy) {
+    std::uint64_t originalBytes = 0;
+    for (const std::uint32_t n : ref.protectedLengths) originalBytes += n;
+    const std::size_t carried = std::max<std::size_t>(ref.record.payload.size(), 1);
+    const BackendInfo& info = cipher->info();
+    markLossy(dataset, info.lossyMethod.empty() ? std::string("PACSGW") : info.lossyMethod,
+              static_cast<double>(originalBytes) / static_cast<double>(carried));
+  }
   return original.getXfer();
+}
+
+void markLossy(DcmItem& dataset, const std::string& method, double ratio) {
+  // Earlier lossy steps keep their values; ours is appended (PS3.3 C.7.6.1.1.5).
+  auto append = [&dataset](const DcmTagKey& key, const std::string& value) {
+    OFString existing;
+    std::string joined = value;
+    if (dataset.findAndGetOFStringArray(key, existing, OFFalse).good() && !existing.empty())
+      joined = std::string(existing.c_str()) + "\\" + value;
+    if (dataset.putAndInsertString(key, joined.c_str()).bad())
+      throw CryptError(CryptErrorKind::MalformedObject, "cannot write the lossy compression attributes");
+  };
+  char ratioText[32];
+  std::snprintf(ratioText, sizeof ratioText, "%.2f", ratio);
+  if (dataset.putAndInsertString(DCM_LossyImageCompression, "01").bad())
+    throw CryptError(CryptErrorKind::MalformedObject, "cannot write Lossy Image Compression");
+  append(DCM_LossyImageCompressionRatio, ratioText);
+  append(DCM_LossyImageCompressionMethod, method);
 }
 
 }  // namespace pacsgw::codecs

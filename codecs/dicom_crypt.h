@@ -33,6 +33,9 @@ struct KeyReference {
   // its own subkey of the data key (backendSubkey) instead of the data key itself.
   int formatVersion = 3;
   std::vector<std::uint8_t> boundAttributesDigest;  // formats 2 and 3: SHA-256 of the bound attributes
+  // Lossy backends: the exact-retrieval envelope (codecs/exact_retrieval.h), (0077,xx0F); empty when the
+  // object was encrypted with allowLossy. The backend payload is record.payload, (0077,xx0E).
+  std::vector<std::uint8_t> exactEnvelope;
 };
 
 enum class CryptErrorKind {
@@ -75,6 +78,9 @@ struct EncryptParams {
   std::string keyId;
   std::string keyScope;  // STUDY | SERIES | INSTANCE
   int formatVersion = 3;  // 1 or 2 only to produce objects as older releases did (tests)
+  // Lossy backends only: omit the exact-retrieval envelope (cipher.allow_lossy). Retrieval then returns
+  // the backend's reconstruction, marked Lossy Image Compression = 01.
+  bool allowLossy = false;
 };
 
 // Encrypts every pixel data element in place and writes the key-reference block. `xfer` is the
@@ -88,5 +94,12 @@ using KeyLookup = std::function<SecretBytes(const std::string& keyId)>;  // thro
 // object was originally encoded in. Throws CryptError; on error the dataset must be discarded.
 E_TransferSyntax decryptDataset(DcmDataset& dataset, E_TransferSyntax xfer, const KeyLookup& keys,
                                 const CipherOptions& options = {});
+// The same with a cipher the caller already holds (a neural backend with its model loaded); it must be
+// the backend the key reference names, else CryptError(UnknownBackend).
+E_TransferSyntax decryptDataset(DcmDataset& dataset, E_TransferSyntax xfer, const KeyLookup& keys, PixelCipher& cipher);
+
+// Written on an object whose lossy backend's reconstruction was returned without an envelope:
+// Lossy Image Compression (0028,2110) = 01, Method (0028,2114) and Ratio (0028,2112) appended.
+void markLossy(DcmItem& dataset, const std::string& method, double ratio);
 
 }  // namespace pacsgw::codecs

@@ -36,7 +36,7 @@ struct FieldSpec {
   int vmMax;            // 1, or DcmVariableVM
 };
 
-constexpr std::array<FieldSpec, 13> kFields{{
+constexpr std::array<FieldSpec, 15> kFields{{
     {kKeyRefBackendId, EVR_LO, "Backend ID", "PacsgwBackendID", 1},
     {kKeyRefBackendVersion, EVR_LO, "Backend Version", "PacsgwBackendVersion", 1},
     {kKeyRefKeyId, EVR_LO, "Key ID", "PacsgwKeyID", 1},
@@ -50,6 +50,8 @@ constexpr std::array<FieldSpec, 13> kFields{{
     {kKeyRefEncryptedAt, EVR_DT, "Encrypted DateTime", "PacsgwEncryptedDateTime", 1},
     {kKeyRefFormatVersionElement, EVR_LO, "Key Reference Format Version", "PacsgwKeyReferenceFormatVersion", 1},
     {kKeyRefBoundDigest, EVR_OB, "Bound Attributes Digest", "PacsgwBoundAttributesDigest", 1},
+    {kKeyRefPayload, EVR_OB, "Backend Payload", "PacsgwBackendPayload", 1},
+    {kKeyRefEnvelope, EVR_OB, "Exact Retrieval Envelope", "PacsgwExactRetrievalEnvelope", 1},
 }};
 
 const FieldSpec* findSpec(std::uint8_t offset) {
@@ -302,6 +304,9 @@ void validateValues(const KeyReference& ref, const std::string& where) {
   if (r.nonce.size() > kMaxNonceBytes) bad(where + "Nonce is longer than 64 bytes");
   if (r.tag.size() > kMaxTagBytes) bad(where + "Authentication Tag is longer than 64 bytes");
   if (r.params.size() > kMaxParamsBytes) bad(where + "Backend Parameters exceed 1 MiB");
+  const std::size_t sideCap = maxSideDataBytes(ref.protectedLengths);
+  if (r.payload.size() > sideCap) bad(where + "Backend Payload exceeds " + std::to_string(sideCap) + " bytes");
+  if (ref.exactEnvelope.size() > sideCap) bad(where + "Exact Retrieval Envelope exceeds " + std::to_string(sideCap) + " bytes");
   if (ref.encryptedAt.size() > 26 || !isDateTime(ref.encryptedAt))
     bad(where + "Encrypted DateTime is not a valid DT value");
   if (ref.formatVersion < 1 || ref.formatVersion > 3) bad(where + "Key Reference Format Version must be 1, 2 or 3");
@@ -332,6 +337,12 @@ std::unique_ptr<DcmElement> bytesElement(std::uint8_t block, std::uint8_t offset
 // ---- detail helpers ---------------------------------------------------------------------------------
 
 namespace detail {
+
+std::size_t maxSideDataBytes(const std::vector<std::uint32_t>& protectedLengths) {
+  std::uint64_t total = 0;
+  for (const std::uint32_t n : protectedLengths) total += n;
+  return static_cast<std::size_t>(std::min<std::uint64_t>(2 * total + (std::uint64_t{1} << 20), std::uint64_t{1} << 30));
+}
 
 std::vector<std::uint8_t> findKeyReferenceBlocks(DcmItem& dataset) {
   std::vector<std::uint8_t> blocks;
@@ -421,6 +432,9 @@ KeyReference readKeyReference(DcmItem& dataset) {
   ref.record.nonce = in.bytes(kKeyRefNonce, kMaxNonceBytes);
   ref.record.tag = in.bytes(kKeyRefTag, kMaxTagBytes);
   ref.record.params = in.bytes(kKeyRefParams, kMaxParamsBytes);
+  const std::size_t sideCap = maxSideDataBytes(ref.protectedLengths);
+  if (in.has(kKeyRefPayload)) ref.record.payload = in.bytes(kKeyRefPayload, sideCap);
+  if (in.has(kKeyRefEnvelope)) ref.exactEnvelope = in.bytes(kKeyRefEnvelope, sideCap);
   ref.encryptedAt = in.text(kKeyRefEncryptedAt, 26);
   validateValues(ref, "");
   return ref;
@@ -431,8 +445,9 @@ void writeKeyReference(DcmItem& dataset, const KeyReference& ref) {
     throw CryptError(CryptErrorKind::AlreadyEncrypted, "the object already carries a PACSGW KEYREF 1 block");
   validateValues(ref, "cannot write: ");
   // DICOM pads odd values to even length, which would change the bytes a backend reads back.
-  if (ref.record.nonce.size() % 2 || ref.record.tag.size() % 2 || ref.record.params.size() % 2)
-    bad("cannot write: Nonce, Authentication Tag and Backend Parameters must have even lengths");
+  if (ref.record.nonce.size() % 2 || ref.record.tag.size() % 2 || ref.record.params.size() % 2 ||
+      ref.record.payload.size() % 2 || ref.exactEnvelope.size() % 2)
+    bad("cannot write: Nonce, Authentication Tag, Backend Parameters, Payload and Envelope must have even lengths");
 
   std::uint8_t block = 0;
   for (unsigned b = 0x10; b <= 0xFF && block == 0; ++b)
@@ -465,6 +480,8 @@ void writeKeyReference(DcmItem& dataset, const KeyReference& ref) {
   elements.push_back(textElement<DcmLongString>(keyRefTag(block, kKeyRefFormatVersionElement), EVR_LO,
                                                 std::to_string(ref.formatVersion)));
   if (ref.formatVersion >= 2) elements.push_back(bytesElement(block, kKeyRefBoundDigest, ref.boundAttributesDigest));
+  if (!ref.record.payload.empty()) elements.push_back(bytesElement(block, kKeyRefPayload, ref.record.payload));
+  if (!ref.exactEnvelope.empty()) elements.push_back(bytesElement(block, kKeyRefEnvelope, ref.exactEnvelope));
 
   for (auto& e : elements) {
     if (dataset.insert(e.get(), OFFalse).bad()) {

@@ -22,6 +22,8 @@ enum KeyRefElement : std::uint8_t {
   kKeyRefEncryptedAt = 0x0B,       // DT, UTC
   kKeyRefFormatVersionElement = 0x0C, // LO, "1" or "2"
   kKeyRefBoundDigest = 0x0D,       // OB, 32 bytes; formats 2 and 3
+  kKeyRefPayload = 0x0E,           // OB, optional: the backend payload (CipherRecord::payload)
+  kKeyRefEnvelope = 0x0F,          // OB, optional: the exact-retrieval envelope of a lossy backend
 };
 
 // Format written by this build; format 1 and 2 objects are still read and decrypted.
@@ -31,6 +33,9 @@ constexpr std::size_t kBoundDigestBytes = 32;
 constexpr std::size_t kMaxNonceBytes = 64;
 constexpr std::size_t kMaxTagBytes = 64;
 constexpr std::size_t kMaxParamsBytes = std::size_t{1} << 20;
+// Backend payload and envelope: each at most twice the protected pixel bytes plus 1 MiB, and never more
+// than 1 GiB, so a forged length cannot make a reader allocate without bound.
+std::size_t maxSideDataBytes(const std::vector<std::uint32_t>& protectedLengths);
 
 // Block bytes (0x10-0xFF) whose private creator (0077,00bb) reads "PACSGW KEYREF 1".
 std::vector<std::uint8_t> findKeyReferenceBlocks(DcmItem& dataset);

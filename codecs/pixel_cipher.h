@@ -53,6 +53,10 @@ struct CipherRecord {
   std::vector<std::uint8_t> nonce;   // aes-256-gcm: 12 random bytes
   std::vector<std::uint8_t> tag;     // authentication tag; aes-256-gcm: 16 bytes
   std::vector<std::uint8_t> params;  // backend-specific public parameters, may be empty
+  // Backend payload: what a backend whose output is not a same-size transform of the pixels carries
+  // besides its cipher image (a neural backend's encrypted latent, say). Stored in (0077,xx0E); even
+  // length; the backend authenticates it (tampering -> AuthenticationError). Empty for most backends.
+  std::vector<std::uint8_t> payload;
 };
 
 enum class Device { Cpu, Cuda };
@@ -62,16 +66,23 @@ struct BackendInfo {
   std::string version;
   bool lossless = true;
   // Declared loss: the largest difference between an original and a decrypted sample value (0 when lossless).
+  // A lossy backend's decrypt() returns its reconstruction; the codecs layer adds the exact-retrieval
+  // envelope (codecs/exact_retrieval.h) so that authorised retrieval is still bit-exact.
   std::uint32_t maxSampleError = 0;
   bool authenticated = true;
   bool supportsEncapsulated = false;  // can protect compressed fragments as opaque bytes
   bool supportsFloat = false;         // Float / Double Float Pixel Data
   std::string layouts;                // human-readable list of supported pixel layouts
   std::string summary;                // one line for `pacsgw` help and logs
+  // Lossy backends: Lossy Image Compression Method (0028,2114) written on an object decrypted without
+  // its envelope (CS: upper case, digits, '_', at most 16 characters).
+  std::string lossyMethod;
 };
 
 struct CipherOptions {
   std::string device = "cpu";  // cpu | cuda | auto
+  // Neural backends: the model file to use instead of the shipped one (codecs/neural/model_store.h).
+  std::string model;
 };
 
 class CipherError : public std::runtime_error {

@@ -509,7 +509,7 @@ class Validator {
   }
 
   void cipher(const Fields& top, CipherSection& out) {
-    const auto f = section(top, "cipher", {"backend", "key_scope", "device", "passthrough_unencrypted", "passthrough_before"}, false);
+    const auto f = section(top, "cipher", {"backend", "key_scope", "device", "passthrough_unencrypted", "passthrough_before", "model", "allow_lossy"}, false);
     if (!f) return;
     const auto backend = text(*f, "backend", false);
     if (backend && hostProblem(*backend)) {  // same rule: one word, no spaces or control characters
@@ -521,6 +521,8 @@ class Validator {
     assign(out.keyScope, oneOf(*f, "key_scope", false, {"study", "series", "instance"}));
     assign(out.device, oneOf(*f, "device", false, {"cpu", "cuda", "auto"}));
     assign(out.passthroughUnencrypted, boolean(*f, "passthrough_unencrypted"));
+    assign(out.model, text(*f, "model", false));
+    assign(out.allowLossy, boolean(*f, "allow_lossy"));
     if (const auto before = text(*f, "passthrough_before", false)) {
       if (!isCalendarDate(*before)) {
         add("cipher.passthrough_before",

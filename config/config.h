@@ -86,6 +86,11 @@ struct CipherSection {
   bool passthroughUnencrypted = false;  // retrieval: hand out objects that were never encrypted
   // With passthrough: only objects whose Study Date (YYYYMMDD) is before this day; empty = no date limit.
   std::string passthroughBefore;
+  // Neural backends: a model file instead of the shipped one; empty = the backend's shipped model.
+  std::string model;
+  // Lossy backends: leave out the exact-retrieval envelope (retrieval then returns the model's
+  // reconstruction, marked Lossy Image Compression = 01). Off: retrieval is bit-exact.
+  bool allowLossy = false;
 };
 
 // The HTTP listener for /metrics and /health/*; absent section = no listener.

@@ -144,6 +144,8 @@ std::string toYaml(const Config& c) {
   field("device", scalar(c.cipher.device));
   field("passthrough_unencrypted", c.cipher.passthroughUnencrypted ? "true" : "false");
   if (!c.cipher.passthroughBefore.empty()) field("passthrough_before", scalar(c.cipher.passthroughBefore));
+  if (!c.cipher.model.empty()) field("model", scalar(c.cipher.model));
+  if (c.cipher.allowLossy) field("allow_lossy", "true");
 
   if (c.metrics.enabled) {
     line("");

@@ -69,6 +69,8 @@ commands:
   spool retry --config FILE [NAME..] send quarantined instances (all, or NAME..) again
   eval --config FILE --backend NAME --json OUT [--report OUT.html] INPUT...
                                      measure cipher backends with the papers' metrics
+  train BACKEND --data DIR --out MODEL [--steps N] [--device cpu|cuda|auto] [--resume CKPT] [--seed S]
+                                     train a neural backend's model on DICOM CT/MR images
   version                            print the version
 )";
 
@@ -167,7 +169,7 @@ int cmdServe(const Options& o) {
   setupLogging(o.logLevel.value_or(cfg.gateway.logLevel), cfg.gateway.logFormat);
   std::vector<config::ConfigIssue> problems = config::checkFiles(cfg);
   if (!problems.empty()) throw config::ConfigError::inFile(problems, cfg.sourcePath);
-  codecs::makeCipher(cfg.cipher.backend, codecs::CipherOptions{cfg.cipher.device});  // fail fast on a bad backend
+  codecs::makeCipher(cfg.cipher.backend, codecs::CipherOptions{cfg.cipher.device, cfg.cipher.model});  // fail fast on a bad backend
   for (const auto& w : config::securityWarnings(cfg)) spdlog::warn("configuration: {}: {}", w.key, w.message);
   std::unique_ptr<keystore::Keystore> keys = openKeystoreForServe(cfg, o.acceptNewKeystore);
   audit::open(config::auditLogPath(cfg), cfg.gateway.aeTitle);
@@ -333,6 +335,7 @@ int runCli(const std::vector<std::string>& args) {
       return 0;
     }
     if (command == "eval") return runEvalProgram(std::vector<std::string>(args.begin() + 1, args.end()));
+    if (command == "train") return runEvalProgram(args);  // pacsgw-eval train ...
     if (command == "migrate") return runMigrateCommand(std::vector<std::string>(args.begin() + 1, args.end()));
     if (command == "keys") return runKeysCommand(args);
     if (command == "config") return cmdConfig(args);

@@ -101,6 +101,8 @@ void requireKeyScopeMatches(DcmDataset& dataset, const keystore::DataKey& key) {
 InstanceProtector::InstanceProtector(keystore::Keystore& keys, const config::CipherSection& cipher)
     : keys_(keys), scope_(keystore::keyScopeFromString(cipher.keyScope)) {
   options_.device = cipher.device;
+  options_.model = cipher.model;
+  allowLossy_ = cipher.allowLossy;
   cipher_ = codecs::makeCipher(cipher.backend, options_);
 }
 
@@ -140,6 +142,7 @@ ProtectResult InstanceProtector::protect(DcmDataset& dataset, E_TransferSyntax x
   }
   codecs::EncryptParams params;
   params.keyId = key.id;
+  params.allowLossy = allowLossy_;
   params.keyScope = scope_ == keystore::KeyScope::Study    ? "STUDY"
                     : scope_ == keystore::KeyScope::Series ? "SERIES"
                                                            : "INSTANCE";

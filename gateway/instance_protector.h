@@ -59,6 +59,7 @@ class InstanceProtector {
   keystore::Keystore& keys_;
   keystore::KeyScope scope_;
   codecs::CipherOptions options_;
+  bool allowLossy_ = false;
   std::unique_ptr<codecs::PixelCipher> cipher_;
   std::mutex keyCreation_;                  // first use of a scope UID: check, create, record
   std::unordered_set<std::string> knownScopes_;  // scope UIDs whose key is known to exist (bounded)

@@ -2,6 +2,7 @@
 // contains the research hooks (chosen nonces, unverified decryption) the measurements need.
 #include "codecs/dicom_crypt.h"
 #include "codecs/eval/eval_command.h"
+#include "codecs/neural/training.h"
 
 #include <exception>
 #include <iostream>
@@ -13,6 +14,10 @@ int main(int argc, char** argv) {
   if (!args.empty() && args[0] == "eval") args.erase(args.begin());
   try {
     pacsgw::codecs::registerKeyReferenceDictionary();
+    if (!args.empty() && args[0] == "train") {
+      args.erase(args.begin());
+      return pacsgw::codecs::neural::runTrainCommand(args);
+    }
     return pacsgw::eval::runEvalCommand(args);
   } catch (const std::exception& e) {
     std::cerr << "pacsgw eval: " << e.what() << "\n";

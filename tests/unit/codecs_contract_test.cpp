@@ -4,6 +4,7 @@
 // A backend joins the table with one line (codecs/CMakeLists.txt) and is tested here automatically.
 #include "codecs/backend_key.h"
 #include "codecs/backend_table.h"
+#include "codecs/exact_retrieval.h"
 #include "codecs/pixel_cipher.h"
 
 #include <gtest/gtest.h>
@@ -223,6 +224,74 @@ TEST_P(BackendContract, TamperedRecordIsRefused) {
   altered.push_back(other);
   for (const CipherRecord& r : altered) EXPECT_THROW(cipher_->decrypt(view, key, aad, r), CipherError);
   EXPECT_NO_THROW(cipher_->decrypt(view, key, aad, rec));
+}
+
+// Backends with a payload (CipherRecord::payload, stored in its own element) authenticate it.
+TEST_P(BackendContract, TamperedPayloadIsRefused) {
+  Sample s = supported().front();
+  const SecretBytes key = randomKey();
+  const Bytes aad = randomBytes(12);
+  PixelBuffer view = s.view();
+  const CipherRecord rec = cipher_->encrypt(view, key, aad);
+  if (rec.payload.empty()) GTEST_SKIP() << "backend carries no payload";
+  EXPECT_EQ(rec.payload.size() % 2, 0u) << "payloads are stored in DICOM elements: even length";
+  const auto cipherImage = s.segments;
+  for (std::size_t pos : {std::size_t{0}, rec.payload.size() / 2, rec.payload.size() - 1}) {
+    CipherRecord r = rec;
+    r.payload[pos] ^= 0x20;
+    EXPECT_THROW(cipher_->decrypt(view, key, aad, r), AuthenticationError) << "payload byte " << pos;
+    EXPECT_EQ(s.segments, cipherImage) << "a refused payload changed the pixels";
+  }
+  CipherRecord shorter = rec;
+  shorter.payload.resize(rec.payload.size() - 2);
+  EXPECT_THROW(cipher_->decrypt(view, key, aad, shorter), CipherError);
+  CipherRecord none = rec;
+  none.payload.clear();
+  EXPECT_THROW(cipher_->decrypt(view, key, aad, none), CipherError);
+  // Another object's payload (same key, same size) does not fit this cipher image.
+  Sample t = supported().front();
+  PixelBuffer other = t.view();
+  CipherRecord swapped = rec;
+  swapped.payload = cipher_->encrypt(other, key, aad).payload;
+  EXPECT_THROW(cipher_->decrypt(view, key, aad, swapped), AuthenticationError);
+  EXPECT_NO_THROW(cipher_->decrypt(view, key, aad, rec));
+}
+
+// Through the codecs layer's exact-retrieval envelope every backend is bit-exact; a lossy backend
+// without the envelope returns its reconstruction (reported as lossy), and removing or altering the
+// envelope, or a wrong key, is refused.
+TEST_P(BackendContract, ExactRetrievalEnvelopeIsBitExact) {
+  for (Sample& s : supported()) {
+    const Sample original = s;
+    const SecretBytes key = randomKey();
+    const Bytes aad = randomBytes(30);
+    PixelBuffer view = s.view();
+    const ProtectedPixels sealed = protectPixels(*cipher_, view, key, aad, Retrieval::Exact);
+    EXPECT_EQ(sealed.envelope.empty(), info().lossless) << s.name;
+    EXPECT_EQ(sealed.envelope.size() % 2, 0u);
+    if (!info().lossless) {
+      const auto cipherImage = s.segments;
+      Bytes altered = sealed.envelope;
+      altered[altered.size() / 2] ^= 0x01;
+      EXPECT_THROW(recoverPixels(*cipher_, view, key, aad, sealed.record, altered), AuthenticationError) << s.name;
+      EXPECT_THROW(recoverPixels(*cipher_, view, key, aad, sealed.record, {}), AuthenticationError)
+          << s.name << ": envelope removed";
+      EXPECT_THROW(recoverPixels(*cipher_, view, randomKey(), aad, sealed.record, sealed.envelope), AuthenticationError);
+      EXPECT_EQ(s.segments, cipherImage) << s.name << ": a refused retrieval changed the pixels";
+    }
+    EXPECT_EQ(recoverPixels(*cipher_, view, key, aad, sealed.record, sealed.envelope), Retrieval::Exact);
+    EXPECT_EQ(s.segments, original.segments) << s.name << ": not bit-exact through the envelope";
+  }
+  if (info().lossless) return;
+  Sample s = supported().front();
+  const Sample original = s;
+  const SecretBytes key = randomKey();
+  const Bytes aad = randomBytes(30);
+  PixelBuffer view = s.view();
+  const ProtectedPixels lossy = protectPixels(*cipher_, view, key, aad, Retrieval::Lossy);
+  EXPECT_TRUE(lossy.envelope.empty());
+  EXPECT_EQ(recoverPixels(*cipher_, view, key, aad, lossy.record, {}), Retrieval::Lossy);
+  expectWithinDeclaredLoss(original, s);
 }
 
 TEST_P(BackendContract, WrongKeyIsRefused) {

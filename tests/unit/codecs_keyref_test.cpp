@@ -316,7 +316,7 @@ std::vector<Malformation> malformations() {
                  replace(ds, e);
                },
                "has VR US"});
-  m.push_back({"unknown element", putText(0x0F, EVR_LO, "surprise"), "unknown element (0077,100F)"});
+  m.push_back({"unknown element", putText(0x1F, EVR_LO, "surprise"), "unknown element (0077,101F)"});
   m.push_back({"second block",
                [](DcmDataset& ds) { ds.putAndInsertString(DcmTag(0x0077, 0x0020, EVR_LO), "PACSGW KEYREF 1"); },
                "more than one block"});
