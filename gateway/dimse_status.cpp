@@ -34,15 +34,20 @@ std::string describeStatus(std::uint16_t s) {
   if (s == status::kSopClassNotSupported) return "Refused: SOP Class not supported";
   if (s == status::kNotAuthorised) return "Refused: Not authorised";
   if (s == status::kMoveDestinationUnknown) return "Refused: Move Destination unknown";
-  if ((s & 0xFF00) == 0xA700) return "Refused: Out of Resources";
-  if ((s & 0xFF00) == 0xA900) return "Error: Data Set does not match SOP Class";
+  if (status::isOutOfResources(s)) return "Refused: Out of Resources";
+  if (status::isDataSetMismatch(s)) return "Error: Data Set does not match SOP Class";
   if (s == status::kNoAcceptableTransferSyntax) return "Failure: no acceptable transfer syntax";
-  if (s >= status::kRefusedAuthenticationFailed && s <= status::kRefusedMalformedKeyReference)
-    return "Error: Cannot understand (object refused: not trustworthy)";
-  if ((s & 0xF000) == 0xC000) return "Error: Cannot understand";
+  if (status::isTrustRefusal(s)) return "Error: Cannot understand (object refused: not trustworthy)";
+  if (status::isCannotUnderstand(s)) return "Error: Cannot understand";
   if (status::isWarning(s)) return "Warning";
   char text[48];
   std::snprintf(text, sizeof(text), "Status 0x%04X", s);
+  return text;
+}
+
+std::string statusLabel(std::uint16_t s) {
+  char text[8];
+  std::snprintf(text, sizeof(text), "%04x", s);
   return text;
 }
 

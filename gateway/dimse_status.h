@@ -9,6 +9,8 @@ namespace pacsgw::gateway {
 namespace status {
 constexpr std::uint16_t kSuccess = 0x0000;
 constexpr std::uint16_t kProcessingFailure = 0x0110;
+// Some archives answer this for an instance they already hold (a re-sent one): it is there.
+constexpr std::uint16_t kDuplicateSopInstance = 0x0111;
 constexpr std::uint16_t kSopClassNotSupported = 0x0122;
 constexpr std::uint16_t kNotAuthorised = 0x0124;
 constexpr std::uint16_t kOutOfResources = 0xA700;
@@ -47,6 +49,19 @@ constexpr bool isCancel(std::uint16_t s) { return s == kCancel; }
 constexpr bool isStored(std::uint16_t s) { return isSuccess(s) || isWarning(s); }
 // Neither success, warning, pending nor cancel.
 constexpr bool isFailure(std::uint16_t s) { return !isSuccess(s) && !isWarning(s) && !isPending(s) && !isCancel(s); }
+// A7xx "Refused: Out of Resources": the peer may recover, so the same request may succeed later.
+constexpr bool isOutOfResources(std::uint16_t s) { return (s & 0xFF00) == 0xA700; }
+constexpr bool isTransient(std::uint16_t s) { return isOutOfResources(s); }
+// A8xx: C-MOVE "Refused: Move Destination unknown".
+constexpr bool isMoveDestinationUnknown(std::uint16_t s) { return (s & 0xFF00) == 0xA800; }
+// A9xx: "Error: Data Set does not match SOP Class".
+constexpr bool isDataSetMismatch(std::uint16_t s) { return (s & 0xFF00) == 0xA900; }
+// Cxxx: "Error: Cannot understand" (the C2xx codes below are the gateway's own refusals).
+constexpr bool isCannotUnderstand(std::uint16_t s) { return (s & 0xF000) == 0xC000; }
+// One of the gateway's C210-C219 refusals of an object that cannot be trusted.
+constexpr bool isTrustRefusal(std::uint16_t s) {
+  return s >= kRefusedAuthenticationFailed && s <= kRefusedMalformedKeyReference;
+}
 }  // namespace status
 
 // The status a refused retrieve sub-operation is answered with, from the refusal's reason (a
@@ -55,5 +70,8 @@ std::uint16_t refusalStatus(const std::string& reason);
 
 // Short text for a DIMSE status, for logs ("Success", "Refused: Out of Resources", ...).
 std::string describeStatus(std::uint16_t status);
+
+// "0000", "a700", ...: the status as four lower-case hex digits (metrics labels, log lines).
+std::string statusLabel(std::uint16_t status);
 
 }  // namespace pacsgw::gateway

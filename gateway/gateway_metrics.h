@@ -1,6 +1,7 @@
 #pragma once
 // Label values the gateway uses with the metrics registry: closed sets, never text from the wire.
 #include "gateway/access_policy.h"
+#include "gateway/dimse_status.h"
 #include "gateway/metrics/registry.h"
 #include "gateway/peer_association.h"
 
@@ -17,14 +18,6 @@ inline const char* peerRole(const PeerIdentity& peer) {
   return "unknown";
 }
 
-// "0000", "a700", ...: the DIMSE status as Prometheus users grep for it.
-inline std::string statusLabel(std::uint16_t status) {
-  char text[8];
-  std::snprintf(text, sizeof text, "%04x", status);
-  return text;
-}
-
-inline bool isStoreSuccess(std::uint16_t status) { return status == 0x0000 || (status & 0xF000) == 0xB000; }
 
 enum class Delivery { ToPacs, ToWorkstation };
 
@@ -32,7 +25,7 @@ enum class Delivery { ToPacs, ToWorkstation };
 // and its bytes when the peer took it, an upstream error when the PACS did not.
 inline void countDelivery(Delivery where, const StoreOutcome& outcome, DcmDataset& dataset, E_TransferSyntax xfer) {
   const bool toPacs = where == Delivery::ToPacs;
-  if (!outcome.delivered || !isStoreSuccess(outcome.status)) {
+  if (!outcome.delivered || !status::isStored(outcome.status)) {
     if (toPacs) metrics::increment("pacsgw_upstream_errors_total", {{"kind", "store"}});
     return;
   }

@@ -10,6 +10,7 @@
 
 #include "codecs/dicom_crypt.h"
 #include "config/config.h"
+#include "gateway/dimse_status.h"
 #include "gateway/instance_protector.h"
 #include "gateway/logging.h"
 #include "gateway/pacs_client.h"
@@ -233,7 +234,7 @@ std::string migrateInstance(const InstanceRef& ref, PacsClient& reader, PacsClie
   ProtectResult result = protector.protect(*dataset, xfer);
   if (!result.encrypted) return "no-pixel-data";
   const std::uint16_t status = writer->store(*dataset, result.transferSyntax, ref.sopClass);
-  if (status != 0x0000 && (status & 0xF000) != 0xB000) {
+  if (!status::isStored(status)) {
     char text[64];
     std::snprintf(text, sizeof text, "the PACS refused the encrypted copy (status 0x%04x)", status);
     throw std::runtime_error(text);

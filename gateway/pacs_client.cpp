@@ -1,5 +1,7 @@
 #include "gateway/pacs_client.h"
 
+#include "gateway/dimse_status.h"
+
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmnet/scu.h>
@@ -43,7 +45,7 @@ class PacsClient::Scu : public DcmSCU {
                                  Uint16& status) override {
     received.reset(incoming);  // we own it from here
     continueSession = OFTrue;
-    status = STATUS_Success;
+    status = status::kSuccess;
     return EC_Normal;
   }
 };
@@ -103,7 +105,7 @@ std::vector<std::unique_ptr<DcmDataset>> PacsClient::find(DcmDataset& query) {
   std::vector<std::unique_ptr<DcmDataset>> results;
   std::uint16_t finalStatus = 0xFFFF;
   for (QRResponse* r : responses) {
-    if (r->m_dataset != nullptr && (r->m_status == STATUS_Pending || r->m_status == STATUS_FIND_Pending_WarningUnsupportedOptionalKeys)) {
+    if (r->m_dataset != nullptr && status::isPending(r->m_status)) {
       results.emplace_back(r->m_dataset);
       r->m_dataset = nullptr;
     }
@@ -111,7 +113,7 @@ std::vector<std::unique_ptr<DcmDataset>> PacsClient::find(DcmDataset& query) {
     delete r;
   }
   if (cond.bad()) throw std::runtime_error(std::string("C-FIND failed: ") + cond.text());
-  if (finalStatus != STATUS_Success) {
+  if (!status::isSuccess(finalStatus)) {
     throw std::runtime_error("C-FIND ended with status 0x" + [&] {
       char text[8];
       std::snprintf(text, sizeof text, "%04x", finalStatus);

@@ -20,9 +20,9 @@ void RetrieveJob::record(const std::string& sopInstance, const StoreOutcome& out
   std::lock_guard<std::mutex> lock(mutex);
   // Release the slot first: whatever happens below, waiters for `drained` must not hang.
   if (--inFlight == 0) drained.notify_all();
-  if (outcome.delivered && outcome.status == status::kSuccess) {
+  if (outcome.delivered && status::isSuccess(outcome.status)) {
     ++completed;
-  } else if (outcome.delivered && (outcome.status & 0xF000) == 0xB000) {
+  } else if (outcome.delivered && status::isWarning(outcome.status)) {
     ++warning;
   } else {
     ++failed;

@@ -20,7 +20,7 @@ FinalRetrieveResponse finalRetrieveResponse(bool isGet, const PacsRetrieveEnd& p
   } else if (status::isFailure(pacs.status) && ours.completed == 0 && ours.failed == 0) {
     out.status = pacs.status;  // e.g. the PACS refused the query: relay its reason
     // A C-MOVE-only status (such as A801 Move Destination unknown) means nothing to a C-GET requester.
-    if (isGet && (out.status & 0xFF00) == 0xA800) out.status = status::kUnableToProcess;
+    if (isGet && status::isMoveDestinationUnknown(out.status)) out.status = status::kUnableToProcess;
   } else {
     // Sub-operations the PACS failed before they ever reached us count as failures too (ours were
     // answered with a failure status, so the PACS counted them already).

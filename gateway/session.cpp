@@ -133,7 +133,7 @@ void Session::run() {
 }
 
 void Session::handleEcho(T_DIMSE_Message& msg, T_ASC_PresentationContextID presId) {
-  OFCondition cond = DIMSE_sendEchoResponse(assoc_, presId, &msg.msg.CEchoRQ, STATUS_Success, nullptr);
+  OFCondition cond = DIMSE_sendEchoResponse(assoc_, presId, &msg.msg.CEchoRQ, status::kSuccess, nullptr);
   if (cond.bad()) broken_ = true;
 }
 
@@ -276,7 +276,7 @@ void Session::handleStore(T_DIMSE_Message& msg, T_ASC_PresentationContextID pres
     return std::chrono::duration<double, std::milli>(to - from).count();
   };
   const auto forwardedAt = std::chrono::steady_clock::now();
-  if (outcome.delivered && (outcome.status == status::kSuccess || (outcome.status & 0xF000) == 0xB000)) {
+  if (outcome.delivered && status::isStored(outcome.status)) {
     ++stats_.stored;
     tallyStudy(*dataset, true);
     stats_.bytes += dataset->getLength(xfer);
@@ -380,7 +380,7 @@ void Session::sendStoreResponse(T_ASC_PresentationContextID presId, const T_DIMS
     detailPtr = &detail;
   }
   metrics::increment("pacsgw_instances_total", {{"path", peer_.isModality ? "store" : "retrieve"},
-                                               {"outcome", !isStoreSuccess(statusCode) ? "refused" : peer_.isModality ? "stored" : "received"},
+                                               {"outcome", !status::isStored(statusCode) ? "refused" : peer_.isModality ? "stored" : "received"},
                                                {"status", statusLabel(statusCode)}});
   OFCondition cond = DIMSE_sendStoreResponse(assoc_, presId, &request, &response, detailPtr);
   if (cond.bad()) {

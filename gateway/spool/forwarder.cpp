@@ -25,7 +25,6 @@ std::string escaped(const std::string& text, std::size_t maxLength = 300) {
   return text.size() > maxLength ? out + "..." : out;
 }
 
-constexpr std::uint16_t kDuplicateSopInstance = 0x0111;  // some archives answer this for a re-sent instance
 
 }  // namespace
 
@@ -46,8 +45,8 @@ Verdict classify(const SendResult& result, unsigned attempts, unsigned processin
   }
   const std::uint16_t s = result.status;
   // Re-delivering an instance the PACS already holds is what makes queued delivery idempotent.
-  if (s == status::kSuccess || (s & 0xF000) == 0xB000 || s == kDuplicateSopInstance) return Verdict::Delivered;
-  if ((s & 0xFF00) == 0xA700) return Verdict::RetryLater;  // Out of Resources: the PACS may recover
+  if (status::isStored(s) || s == status::kDuplicateSopInstance) return Verdict::Delivered;
+  if (status::isTransient(s)) return Verdict::RetryLater;  // Out of Resources: the PACS may recover
   if (s == status::kProcessingFailure) {
     return attempts + 1 < processingFailureAttempts ? Verdict::RetryLater : Verdict::Quarantine;
   }
