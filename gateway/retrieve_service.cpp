@@ -138,16 +138,15 @@ void fillRetrieveResponse(Response& rsp, std::uint16_t messageId, const char* so
   rsp.NumberOfWarningSubOperations = static_cast<DIC_US>(counts.warning);
 }
 
-// Sends a C-MOVE-RSP or C-GET-RSP with our own sub-operation counts. The caller must not hold the
-// job's state mutex (it is taken here to read the counts).
+// Sends a C-MOVE-RSP or C-GET-RSP with our own sub-operation counts (the job's, unless given).
 bool sendRetrieveResponse(RetrieveRelay& r, std::uint16_t statusCode, unsigned remaining, DcmDataset* identifiers,
                           const Counts* snapshot = nullptr) {
   Counts counts;
   if (snapshot != nullptr) {
     counts = *snapshot;
   } else {
-    std::lock_guard<std::mutex> lock(r.job->mutex);
-    counts = {r.job->completed, r.job->failed, r.job->warning};
+    const DeliveredCounts now = r.job->counts();
+    counts = {now.completed, now.failed, now.warning};
   }
   // Remaining is only meaningful while the operation runs, or in the response to a cancel.
   const bool withRemaining = statusCode == status::kPending || statusCode == status::kCancel;
@@ -172,42 +171,34 @@ void relayMoveProgress(void* data, T_DIMSE_C_MoveRQ*, int, T_DIMSE_C_MoveRSP* re
   auto* r = static_cast<RetrieveRelay*>(data);
   if (r->broken) return;
   // C-GET deliveries use the requester's association from other threads: take turns with them.
-  std::unique_lock<std::mutex> io;
-  if (r->isGet) io = std::unique_lock<std::mutex>(r->job->deliveryMutex);
+  std::optional<RetrieveJob::ChannelLock> io;
+  if (r->isGet) io.emplace(r->job->channel());
   // A cancel may also have been seen by the C-GET delivery thread (inside a C-STORE exchange).
-  if (!r->cancelRelayed && r->job->requesterBroken.load()) {
+  if (!r->cancelRelayed && r->job->requesterBroken()) {
     // The requester's association failed mid-exchange: nothing more can reach it, so stop the PACS.
     // Not a cancel: the requester never asked for one.
     r->cancelRelayed = true;
     r->broken = true;
-    DIMSE_sendCancelRequest(r->upstream, r->upstreamPresId, r->job->upstreamMessageId);
-    spdlog::warn("retrieve {}: the association to {} failed; PACS told to stop", r->job->upstreamMessageId,
-                 r->job->requesterAeTitle);
+    DIMSE_sendCancelRequest(r->upstream, r->upstreamPresId, r->job->upstreamMessageId());
+    spdlog::warn("retrieve {}: the association to {} failed; PACS told to stop", r->job->upstreamMessageId(),
+                 r->job->request().requesterAeTitle);
     return;
   }
   if (!r->cancelRelayed &&
-      (r->job->cancelled.load() ||
+      (r->job->cancelled() ||
        DIMSE_checkForCancelRQ(r->requester, r->requesterPresId, requestMessageId(*r)).good())) {
-    r->job->cancelled.store(true);
+    r->job->cancel();
     r->cancelRelayed = true;
-    DIMSE_sendCancelRequest(r->upstream, r->upstreamPresId, r->job->upstreamMessageId);
-    spdlog::info("retrieve {} cancelled by {}; cancel relayed to the PACS", r->job->upstreamMessageId,
-                 r->job->requesterAeTitle);
+    DIMSE_sendCancelRequest(r->upstream, r->upstreamPresId, r->job->upstreamMessageId());
+    spdlog::info("retrieve {} cancelled by {}; cancel relayed to the PACS", r->job->upstreamMessageId(),
+                 r->job->request().requesterAeTitle);
   }
   if (status::isPending(response->DimseStatus)) {
-    const unsigned announced = response->NumberOfRemainingSubOperations + response->NumberOfCompletedSubOperations +
-                               response->NumberOfFailedSubOperations + response->NumberOfWarningSubOperations;
-    // Our counts trail the PACS's while instances wait for delivery: those are still "remaining".
-    unsigned remaining = response->NumberOfRemainingSubOperations;
-    Counts counts;
-    {
-      std::lock_guard<std::mutex> lock(r->job->mutex);
-      r->job->announcedByPacs = std::max(r->job->announcedByPacs, announced);
-      counts = {r->job->completed, r->job->failed, r->job->warning};
-      const unsigned done = counts.completed + counts.failed + counts.warning;
-      if (r->job->announcedByPacs > done) remaining = std::max(remaining, r->job->announcedByPacs - done);
-    }
-    if (!sendRetrieveResponse(*r, status::kPending, remaining, nullptr, &counts)) r->broken = true;
+    const RetrieveJob::Progress progress =
+        r->job->noteProgress(response->NumberOfRemainingSubOperations, response->NumberOfCompletedSubOperations,
+                             response->NumberOfFailedSubOperations, response->NumberOfWarningSubOperations);
+    const Counts counts{progress.completed, progress.failed, progress.warning};
+    if (!sendRetrieveResponse(*r, status::kPending, progress.remaining, nullptr, &counts)) r->broken = true;
   }
 }
 
@@ -254,18 +245,18 @@ std::vector<std::string> instancesOf(GatewayContext& ctx, const std::string& mov
 
 StoreOutcome deliver(GatewayContext& context, RetrieveJob& job, DcmDataset& dataset, E_TransferSyntax xfer,
                      Transcoding transcoding, const std::string& sopClass, const std::string& sopInstance) {
-  std::lock_guard<std::mutex> io(job.deliveryMutex);
-  if (job.requesterAssociation != nullptr) {
+  RetrieveJob::ChannelLock channel = job.channel();
+  if (channel->requester != nullptr) {
     // C-GET: the requester's own association, where it plays the Storage SCP.
     StoreOutcome outcome;
-    if (job.requesterBroken) {
+    if (job.requesterBroken()) {
       outcome.errorComment = "an earlier C-STORE to the requester failed";
       return outcome;
     }
-    const DeliveryContext pc = chooseDeliveryContext(job.requesterAssociation, sopClass, xfer, transcoding);
+    const DeliveryContext pc = chooseDeliveryContext(channel->requester, sopClass, xfer, transcoding);
     if (pc.id == 0) {
       // Fails this sub-operation alone: nothing was sent, the association is as good as before.
-      const bool classAccepted = !acceptedContexts(job.requesterAssociation, sopClass).empty();
+      const bool classAccepted = !acceptedContexts(channel->requester, sopClass).empty();
       outcome.status = classAccepted ? status::kNoAcceptableTransferSyntax : status::kSopClassNotSupported;
       outcome.errorComment = classAccepted ? std::string("requester accepted no transfer syntax this object (") +
                                                  DcmXfer(xfer).getXferName() + ") can be converted to"
@@ -279,7 +270,7 @@ StoreOutcome deliver(GatewayContext& context, RetrieveJob& job, DcmDataset& data
       return outcome;
     }
     T_DIMSE_C_StoreRQ request{};
-    request.MessageID = ++job.nextStoreMessageId;
+    request.MessageID = ++channel->nextStoreMessageId;
     OFStandard::strlcpy(request.AffectedSOPClassUID, sopClass.c_str(), sizeof(request.AffectedSOPClassUID));
     OFStandard::strlcpy(request.AffectedSOPInstanceUID, sopInstance.c_str(), sizeof(request.AffectedSOPInstanceUID));
     request.DataSetType = DIMSE_DATASET_PRESENT;
@@ -287,14 +278,14 @@ StoreOutcome deliver(GatewayContext& context, RetrieveJob& job, DcmDataset& data
     T_DIMSE_C_StoreRSP response{};
     DcmDataset* detail = nullptr;
     T_DIMSE_DetectedCancelParameters cancel{};
-    OFCondition cond = DIMSE_storeUser(job.requesterAssociation, pc.id, &request, nullptr, &dataset, nullptr, nullptr,
+    OFCondition cond = DIMSE_storeUser(channel->requester, pc.id, &request, nullptr, &dataset, nullptr, nullptr,
                                        DIMSE_NONBLOCKING, context.timeouts.dimseSeconds, &response, &detail, &cancel);
     delete detail;
-    if (cancel.cancelEncountered) job.cancelled.store(true);  // honoured at the next progress relay
+    if (cancel.cancelEncountered) job.cancel();  // honoured at the next progress relay
     if (cond.bad()) {
       // A late response would now be read as the answer to the next request: stop using the
       // association (the PACS is told to stop too). This is not a cancel by the requester.
-      job.requesterBroken = true;
+      job.markRequesterBroken();
       outcome.errorComment = std::string("C-STORE to requester failed: ") + cond.text();
       return outcome;
     }
@@ -302,36 +293,37 @@ StoreOutcome deliver(GatewayContext& context, RetrieveJob& job, DcmDataset& data
     outcome.status = response.DimseStatus;
     return outcome;
   }
-  if (!job.destination) return StoreOutcome{};  // the retrieve has ended
+  const RetrieveRequest& request = job.request();
+  if (!request.destination) return StoreOutcome{};
   // C-MOVE: an association to the destination workstation, re-opened when a new kind of object
   // needs a presentation context it does not have yet.
   // Propose what this instance can go out in: its stored syntax and, when the gateway can convert
   // it, uncompressed syntaxes in a context of their own.
   bool added = false;
   for (auto& syntaxes : proposalsFor(xfer, transcoding)) {
-    const bool known = std::any_of(job.destinationContexts.begin(), job.destinationContexts.end(),
+    const bool known = std::any_of(channel->proposed.begin(), channel->proposed.end(),
                                    [&](const ProposedContext& c) {
                                      return c.abstractSyntax == sopClass && c.transferSyntaxes == syntaxes;
                                    });
-    if (!known && job.destinationContexts.size() < 128) {
-      job.destinationContexts.push_back(ProposedContext{sopClass, std::move(syntaxes)});
+    if (!known && channel->proposed.size() < 128) {
+      channel->proposed.push_back(ProposedContext{sopClass, std::move(syntaxes)});
       added = true;
     }
   }
-  if (added) job.destinationAssociation.reset();
-  MoveOriginator originator{job.requesterAeTitle, job.requesterMessageId};
+  if (added) channel->destination.reset();
+  MoveOriginator originator{request.requesterAeTitle, request.requesterMessageId};
   for (int attempt = 0; attempt < 2; ++attempt) {
-    if (!job.destinationAssociation || !job.destinationAssociation->usable()) {
-      if (job.destinationDown) {  // one unreachable destination costs one timeout, not one per instance
+    if (!channel->destination || !channel->destination->usable()) {
+      if (channel->destinationDown) {  // one unreachable destination costs one timeout, not one per instance
         StoreOutcome outcome;
         outcome.status = status::kUnableToPerformSubOperations;
-        outcome.errorComment = "destination " + job.destination->aeTitle + " unreachable";
+        outcome.errorComment = "destination " + request.destination->aeTitle + " unreachable";
         return outcome;
       }
       try {
-        job.destinationAssociation = PeerAssociation::open(*job.destination, context.config.gateway.aeTitle,
-                                                           job.destinationContexts, context.timeouts,
-                                                           context.config.gateway.maxPduBytes);
+        channel->destination = PeerAssociation::open(*request.destination, context.config.gateway.aeTitle,
+                                                     channel->proposed, context.timeouts,
+                                                     context.config.gateway.maxPduBytes);
       } catch (const NoAcceptedContext& e) {
         // The destination is up; it just takes none of the kinds of objects proposed so far.
         StoreOutcome outcome;
@@ -339,7 +331,7 @@ StoreOutcome deliver(GatewayContext& context, RetrieveJob& job, DcmDataset& data
         outcome.errorComment = e.what();
         return outcome;
       } catch (const PeerUnavailable& e) {
-        job.destinationDown = true;
+        channel->destinationDown = true;
         StoreOutcome outcome;
         outcome.status = status::kUnableToPerformSubOperations;
         outcome.errorComment = e.what();
@@ -347,9 +339,9 @@ StoreOutcome deliver(GatewayContext& context, RetrieveJob& job, DcmDataset& data
       }
     }
     StoreOutcome outcome =
-        job.destinationAssociation->store(dataset, xfer, sopClass, sopInstance, &originator, transcoding);
+        channel->destination->store(dataset, xfer, sopClass, sopInstance, &originator, transcoding);
     // Only a broken association is worth a second try; a refusal would just repeat.
-    if (outcome.delivered || job.destinationAssociation->usable() || attempt == 1) return outcome;
+    if (outcome.delivered || channel->destination->usable() || attempt == 1) return outcome;
   }
   return StoreOutcome{};
 }
@@ -357,9 +349,9 @@ StoreOutcome deliver(GatewayContext& context, RetrieveJob& job, DcmDataset& data
 // The job's delivery thread: sends verified instances to the destination in arrival order.
 void deliveryLoop(GatewayContext& context, RetrieveJob& job) {
   for (;;) {
-    RetrieveJob::PendingDelivery item;
+    PendingDelivery item;
     if (!job.nextDelivery(item)) return;
-    if (job.cancelled.load()) {
+    if (job.cancelled()) {
       job.discard();  // cancelled: what is still queued stays "remaining"
       continue;
     }
@@ -373,16 +365,17 @@ void deliveryLoop(GatewayContext& context, RetrieveJob& job) {
     }
     try {
       if (!(outcome.delivered && status::isStored(outcome.status))) {
-        spdlog::warn("retrieve {}: instance {} not accepted by {}: {} ({})", job.upstreamMessageId,
-                     printable(item.sopInstance), job.destinationAeTitle(), describeStatus(outcome.status),
+        spdlog::warn("retrieve {}: instance {} not accepted by {}: {} ({})", job.upstreamMessageId(),
+                     printable(item.sopInstance), job.request().destinationAeTitle(), describeStatus(outcome.status),
                      outcome.errorComment);
       } else {
-        spdlog::debug("retrieve {}: instance {} delivered to {} ({} access)", job.upstreamMessageId,
-                      printable(item.sopInstance), job.destinationAeTitle(), config::toString(job.access));
+        spdlog::debug("retrieve {}: instance {} delivered to {} ({} access)", job.upstreamMessageId(),
+                      printable(item.sopInstance), job.request().destinationAeTitle(),
+                      config::toString(job.request().access));
       }
       job.record(item.sopInstance, outcome);
     } catch (const std::exception& e) {
-      spdlog::error("retrieve {}: cannot record an outcome: {}", job.upstreamMessageId, e.what());
+      spdlog::error("retrieve {}: cannot record an outcome: {}", job.upstreamMessageId(), e.what());
       job.discard();
     }
   }
@@ -490,12 +483,13 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
   ReceivedDataSet received = receiveIdentifier(presId);
   std::unique_ptr<DcmDataset> identifier = std::move(received.dataset);
 
-  auto job = std::make_shared<RetrieveJob>();
-  job->requesterAeTitle = peer_.aeTitle;
-  job->requesterMessageId = isGet ? msg.msg.CGetRQ.MessageID : msg.msg.CMoveRQ.MessageID;
-  RetrieveRelay relay{isGet, assoc_, presId, &msg, nullptr, 0, job.get()};
+  RetrieveRequest request;
+  request.requesterAeTitle = peer_.aeTitle;
+  request.requesterMessageId = isGet ? msg.msg.CGetRQ.MessageID : msg.msg.CMoveRQ.MessageID;
+  RetrieveRelay relay{isGet, assoc_, presId, &msg, nullptr, 0, nullptr};
   auto refuse = [&](std::uint16_t statusCode) {
-    if (!sendRetrieveResponse(relay, statusCode, 0, nullptr)) broken_ = true;
+    const Counts none;
+    if (!sendRetrieveResponse(relay, statusCode, 0, nullptr, &none)) broken_ = true;
   };
   if (received.outcome != ReceivedDataSet::Outcome::Received) {
     if (identifierBreaksAssociation(received)) return;
@@ -517,8 +511,7 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
     return;
   }
   if (isGet) {
-    job->access = peer_.workstation->access;
-    job->requesterAssociation = assoc_;
+    request.access = peer_.workstation->access;
   } else {
     const std::string destinationAe = msg.msg.CMoveRQ.MoveDestination;
     const config::Workstation* destination = context_.policy.workstationByAeTitle(destinationAe);
@@ -534,9 +527,9 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
         return;
       }
       // The peer gateway gets the ciphertext as the PACS holds it, plus a key capsule for it alone.
-      job->access = config::Access::Ciphertext;
-      job->relayPeer = relayPeer;
-      job->destination = relayPeerEndpoint(context_.config, *relayPeer);
+      request.access = config::Access::Ciphertext;
+      request.relayPeer = relayPeer;
+      request.destination = relayPeerEndpoint(context_.config, *relayPeer);
     } else if (destination == nullptr || destination->access == config::Access::Deny) {
       spdlog::warn("audit: C-MOVE from {}@{} refused: move destination '{}' is {}", printable(peer_.aeTitle),
                    peer_.address, printable(destinationAe), destination == nullptr ? "not configured" : "denied");
@@ -556,14 +549,14 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
     }
     // What the destination may see decides decryption: the images land there, not at the caller.
     if (relayPeer == nullptr) {
-      job->access = destination->access;
-      job->destination = workstationEndpoint(context_.config, *destination);
+      request.access = destination->access;
+      request.destination = workstationEndpoint(context_.config, *destination);
     }
   }
-  job->requestedPatientIds = uniqueKeyValues(*identifier, DCM_PatientID);
-  job->requestedStudyUids = uniqueKeyValues(*identifier, DCM_StudyInstanceUID);
-  job->requestedSeriesUids = uniqueKeyValues(*identifier, DCM_SeriesInstanceUID);
-  job->requestedInstanceUids = uniqueKeyValues(*identifier, DCM_SOPInstanceUID);
+  request.patientIds = uniqueKeyValues(*identifier, DCM_PatientID);
+  request.studyUids = uniqueKeyValues(*identifier, DCM_StudyInstanceUID);
+  request.seriesUids = uniqueKeyValues(*identifier, DCM_SeriesInstanceUID);
+  request.instanceUids = uniqueKeyValues(*identifier, DCM_SOPInstanceUID);
 
   std::unique_ptr<PeerAssociation> upstream;
   const std::string moveModel = moveModelFor(sopClass);
@@ -580,6 +573,9 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
     refuse(status::kSopClassNotSupported);
     return;
   }
+  auto job = std::make_shared<RetrieveJob>(std::move(request));
+  relay.job = job.get();
+  if (isGet) job->deliverToRequester(assoc_);
   // However this ends, the job must leave the registry, deliver what it accepted, and no delivery
   // may touch it afterwards.
   struct Closer {
@@ -594,11 +590,11 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
   Closer closer{context_, *job};
   context_.retrieves.add(job);
   spdlog::info("audit: {} from {}@{} accepted: {} access, destination {}, PACS move id {}", verb,
-               printable(peer_.aeTitle), peer_.address, config::toString(job->access), job->destinationAeTitle(),
-               job->upstreamMessageId);
+               printable(peer_.aeTitle), peer_.address, config::toString(job->request().access),
+               job->request().destinationAeTitle(), job->upstreamMessageId());
 
   T_DIMSE_C_MoveRQ forwarded{};
-  forwarded.MessageID = job->upstreamMessageId;
+  forwarded.MessageID = job->upstreamMessageId();
   OFStandard::strlcpy(forwarded.AffectedSOPClassUID, moveModel.c_str(), sizeof(forwarded.AffectedSOPClassUID));
   forwarded.Priority = isGet ? msg.msg.CGetRQ.Priority : msg.msg.CMoveRQ.Priority;
   forwarded.DataSetType = DIMSE_DATASET_PRESENT;
@@ -629,7 +625,7 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
   // Some PACS (Orthanc >= 1.6) abort the whole C-MOVE with a failure status as soon as one
   // sub-operation is answered with a failure. Ask again for the instances it never offered, so a
   // bad instance fails only its own sub-operation.
-  for (unsigned failedBefore = 0; cond.good() && !job->cancelled.load() && !job->requesterBroken.load() &&
+  for (unsigned failedBefore = 0; cond.good() && !job->cancelled() && !job->requesterBroken() &&
                                   status::isFailure(finalResponse.DimseStatus);) {
     std::vector<std::string> rest;
     // Only our own refusals make a PACS stop early; without a new one it stopped for its own reasons.
@@ -648,7 +644,7 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
                  printable(peer_.aeTitle), rest.size());
     // UI values are limited to 64 KiB: ask in batches.
     constexpr std::size_t kBatch = 400;
-    for (std::size_t first = 0; first < rest.size() && cond.good() && !job->cancelled.load(); first += kBatch) {
+    for (std::size_t first = 0; first < rest.size() && cond.good() && !job->cancelled(); first += kBatch) {
       std::string list;
       for (std::size_t i = first; i < std::min(rest.size(), first + kBatch); ++i) list += (list.empty() ? "" : "\\") + rest[i];
       DcmDataset resume;
@@ -665,7 +661,7 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
   // destination (or failed) before counting. Each delivery is bounded by the DIMSE timeout and the
   // queue is short, so this wait is bounded too.
   job->close(context_.retrieves);
-  if (relay.broken || job->requesterBroken.load()) {
+  if (relay.broken || job->requesterBroken()) {
     broken_ = true;  // aborted: a C-GET association that failed mid-exchange cannot carry a final response
     return;
   }
@@ -679,12 +675,7 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
   if (pacsFailedIds && pacsFailedIds->findAndGetOFStringArray(DCM_FailedSOPInstanceUIDList, pacsList).good()) {
     pacsEnd.failedSopInstanceUids = splitValues(pacsList.c_str());
   }
-  DeliveredCounts delivered;
-  {
-    std::lock_guard<std::mutex> lock(job->mutex);
-    delivered = {job->completed, job->failed, job->warning, job->announcedByPacs, job->cancelled.load(),
-                 job->failedSopInstanceUids};
-  }
+  const DeliveredCounts delivered = job->counts();
   const FinalRetrieveResponse response = finalRetrieveResponse(isGet, pacsEnd, delivered);
   if (response.announcedButNotDelivered > 0) {
     spdlog::warn("{} from {}: the PACS announced {} sub-operations but delivered {}", verb, printable(peer_.aeTitle),
@@ -703,17 +694,18 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
                completed, failed, warning, describeStatus(finalStatus));
   {
     std::string studies;
-    for (const auto& uid : job->requestedStudyUids) studies += (studies.empty() ? "" : "\\") + uid;
-    audit::Peer destination{job->destinationAeTitle(), job->destination ? job->destination->host : peer_.address};
+    const RetrieveRequest& asked = job->request();
+    for (const auto& uid : asked.studyUids) studies += (studies.empty() ? "" : "\\") + uid;
+    audit::Peer destination{asked.destinationAeTitle(), asked.destination ? asked.destination->host : peer_.address};
     audit::instancesTransferred({peer_.aeTitle, peer_.address}, destination, studies, completed + warning, failed,
-                                job->access == config::Access::Decrypt);
-    job->keyReleases.record({peer_.aeTitle, peer_.address}, destination);
-    if (const std::size_t unencrypted = job->passthroughInstances.load())
+                                asked.access == config::Access::Decrypt);
+    job->keyReleases().record({peer_.aeTitle, peer_.address}, destination);
+    if (const std::size_t unencrypted = job->passthroughCount())
       audit::passthroughDelivered({peer_.aeTitle, peer_.address}, destination, studies, unencrypted);
   }
   const Counts counts{completed, failed, warning};
-  std::unique_lock<std::mutex> io;
-  if (isGet) io = std::unique_lock<std::mutex>(job->deliveryMutex);
+  std::optional<RetrieveJob::ChannelLock> io;
+  if (isGet) io.emplace(job->channel());
   if (!sendRetrieveResponse(relay, finalStatus, response.remaining, failedIdentifiers, &counts)) broken_ = true;
 }
 

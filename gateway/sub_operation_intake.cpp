@@ -68,9 +68,9 @@ IntakeAnswer SubOperationIntake::accept(SubOperation op) {
   };
   try {
     DcmDataset& dataset = *op.dataset;
-    if (!job->matchesRequest(dataset)) {
+    if (!job->request().matches(dataset)) {
       spdlog::warn("audit: retrieve {}: instance {} from PACS {} is not part of what {} asked for; refused",
-                   job->upstreamMessageId, printable(op.sopInstance), printable(pacsAeTitle_), job->requesterAeTitle);
+                   job->upstreamMessageId(), printable(op.sopInstance), printable(pacsAeTitle_), job->request().requesterAeTitle);
       return fail("not part of this retrieve");
     }
     E_TransferSyntax xfer = op.xfer;
@@ -88,25 +88,25 @@ IntakeAnswer SubOperationIntake::accept(SubOperation op) {
           const PassthroughDecision pass = verifier_.passthrough(dataset);
           if (!pass.allowed) {
             spdlog::warn("audit: security alert: retrieve {}: instance {} from PACS {} not delivered to {} ({}): {}",
-                         job->upstreamMessageId, printable(op.sopInstance), printable(pacsAeTitle_),
-                         job->destinationAeTitle(), pass.code, pass.reason);
+                         job->upstreamMessageId(), printable(op.sopInstance), printable(pacsAeTitle_),
+                         job->request().destinationAeTitle(), pass.code, pass.reason);
             audit::securityAlert(pass.code, pass.reason, {pacsAeTitle_, pacsAddress_}, op.sopInstance);
             return fail(pass.code);
           }
           spdlog::info("audit: passthrough: retrieve {}: instance {} delivered unencrypted to {}: {}",
-                       job->upstreamMessageId, printable(op.sopInstance), job->destinationAeTitle(), pass.reason);
-          ++job->passthroughInstances;
+                       job->upstreamMessageId(), printable(op.sopInstance), job->request().destinationAeTitle(), pass.reason);
+          job->countPassthrough();
           transcoding = Transcoding::Lossless;
         }
-      } else if (job->relayPeer != nullptr) {
-        verifier_.attachRelayCapsule(dataset, *job->relayPeer);
-      } else if (job->access == config::Access::Decrypt) {
-        xfer = verifier_.restore(dataset, xfer, job->keyReleases);
+      } else if (job->request().relayPeer != nullptr) {
+        verifier_.attachRelayCapsule(dataset, *job->request().relayPeer);
+      } else if (job->request().access == config::Access::Decrypt) {
+        xfer = verifier_.restore(dataset, xfer, job->keyReleases());
         transcoding = Transcoding::Lossless;
       }
     } catch (const codecs::CryptError& e) {
       spdlog::warn("audit: security alert: retrieve {}: instance {} not delivered to {} ({}): {}",
-                   job->upstreamMessageId, printable(op.sopInstance), job->destinationAeTitle(),
+                   job->upstreamMessageId(), printable(op.sopInstance), job->request().destinationAeTitle(),
                    codecs::toString(e.kind()), e.what());
       audit::securityAlert(codecs::toString(e.kind()), e.what(), {pacsAeTitle_, pacsAddress_}, op.sopInstance);
       return fail(codecs::toString(e.kind()));
@@ -121,7 +121,7 @@ IntakeAnswer SubOperationIntake::accept(SubOperation op) {
     counted = true;
     return {status::kSuccess, ""};
   } catch (const std::exception& e) {
-    spdlog::error("retrieve {}: instance {} failed: {}", job->upstreamMessageId, printable(op.sopInstance), e.what());
+    spdlog::error("retrieve {}: instance {} failed: {}", job->upstreamMessageId(), printable(op.sopInstance), e.what());
     if (!counted) return fail("gateway error");
     return {status::kProcessingFailure, "gateway error"};
   }

@@ -69,11 +69,11 @@ TEST(RetrieveRegistry, ConcurrentJobsGetDistinctMessageIds) {
   for (auto& th : threads) th.join();
   std::set<std::uint16_t> ids;
   for (const auto& j : jobs) {
-    EXPECT_NE(j->upstreamMessageId, 0);
-    ids.insert(j->upstreamMessageId);
+    EXPECT_NE(j->upstreamMessageId(), 0);
+    ids.insert(j->upstreamMessageId());
   }
   EXPECT_EQ(ids.size(), jobs.size());
-  EXPECT_EQ(registry.find(jobs[17]->upstreamMessageId), jobs[17]);
+  EXPECT_EQ(registry.find(jobs[17]->upstreamMessageId()), jobs[17]);
 }
 
 TEST(RetrieveRegistry, FallbackWithoutOriginatorOnlyWhenUnambiguous) {
@@ -85,9 +85,9 @@ TEST(RetrieveRegistry, FallbackWithoutOriginatorOnlyWhenUnambiguous) {
   auto b = std::make_shared<gateway::RetrieveJob>();
   registry.add(b);
   EXPECT_EQ(registry.find(std::nullopt), nullptr);  // two outstanding: refuse rather than guess
-  EXPECT_EQ(registry.find(b->upstreamMessageId), b);
-  registry.remove(a->upstreamMessageId);
-  EXPECT_EQ(registry.find(a->upstreamMessageId), nullptr);
+  EXPECT_EQ(registry.find(b->upstreamMessageId()), b);
+  registry.remove(a->upstreamMessageId());
+  EXPECT_EQ(registry.find(a->upstreamMessageId()), nullptr);
   EXPECT_EQ(registry.find(std::nullopt), b);
 }
 
@@ -98,28 +98,28 @@ TEST(RetrieveRegistry, MessageIdsWrapAroundSkippingZeroAndBusyIds) {
   for (int i = 0; i < 70000; ++i) {
     auto j = std::make_shared<gateway::RetrieveJob>();
     registry.add(j);
-    ASSERT_NE(j->upstreamMessageId, 0);
-    ASSERT_NE(j->upstreamMessageId, held->upstreamMessageId);
-    registry.remove(j->upstreamMessageId);
+    ASSERT_NE(j->upstreamMessageId(), 0);
+    ASSERT_NE(j->upstreamMessageId(), held->upstreamMessageId());
+    registry.remove(j->upstreamMessageId());
   }
 }
 
 TEST(RetrieveJob, SubOperationsMustMatchWhatWasRequested) {
-  gateway::RetrieveJob job;
-  job.requestedStudyUids = {"1.2.3"};
+  gateway::RetrieveRequest request;
+  request.studyUids = {"1.2.3"};
   DcmDataset inStudy;
   inStudy.putAndInsertString(DCM_StudyInstanceUID, "1.2.3");
   inStudy.putAndInsertString(DCM_SOPInstanceUID, "1.2.3.4");
   DcmDataset otherStudy;
   otherStudy.putAndInsertString(DCM_StudyInstanceUID, "9.9.9");
   DcmDataset noStudy;
-  EXPECT_TRUE(job.matchesRequest(inStudy));
-  EXPECT_FALSE(job.matchesRequest(otherStudy));
-  EXPECT_FALSE(job.matchesRequest(noStudy));
-  job.requestedInstanceUids = {"1.2.3.5", "1.2.3.6"};
-  EXPECT_FALSE(job.matchesRequest(inStudy));  // right study, instance not asked for
-  job.requestedInstanceUids.push_back("1.2.3.4");
-  EXPECT_TRUE(job.matchesRequest(inStudy));
+  EXPECT_TRUE(request.matches(inStudy));
+  EXPECT_FALSE(request.matches(otherStudy));
+  EXPECT_FALSE(request.matches(noStudy));
+  request.instanceUids = {"1.2.3.5", "1.2.3.6"};
+  EXPECT_FALSE(request.matches(inStudy));  // right study, instance not asked for
+  request.instanceUids.push_back("1.2.3.4");
+  EXPECT_TRUE(request.matches(inStudy));
 }
 
 TEST(NetUtil, PrintableNeutralisesControlCharactersAndLength) {

@@ -10,12 +10,13 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 
 namespace pacsgw::gateway {
 namespace {
 
-RetrieveJob::PendingDelivery item(const std::string& uid) {
-  RetrieveJob::PendingDelivery d;
+PendingDelivery item(const std::string& uid) {
+  PendingDelivery d;
   d.dataset = std::make_unique<DcmDataset>();
   d.dataset->putAndInsertString(DCM_SOPInstanceUID, uid.c_str());
   d.sopInstance = uid;
@@ -35,7 +36,7 @@ TEST(RetrieveJob, EverythingAdmittedIsCountedBeforeCloseReturnsAndLateOnesAreRef
   registry.add(job);
   std::atomic<int> seen{0};
   job->startDeliveries([&] {
-    RetrieveJob::PendingDelivery next;
+    PendingDelivery next;
     while (job->nextDelivery(next)) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));  // a slow destination
       ++seen;
@@ -54,20 +55,19 @@ TEST(RetrieveJob, EverythingAdmittedIsCountedBeforeCloseReturnsAndLateOnesAreRef
   job->close(registry);
   // close() returned: every admitted instance has been delivered or counted.
   {
-    std::lock_guard<std::mutex> lock(job->mutex);
-    EXPECT_EQ(job->completed, 2u);
-    EXPECT_EQ(job->warning, 1u);
-    EXPECT_EQ(job->failed, 1u);
-    EXPECT_EQ(job->failedSopInstanceUids, std::vector<std::string>{"1.4"});
-    EXPECT_EQ(job->inFlight, 0u);
+    const DeliveredCounts counts = job->counts();
+    EXPECT_EQ(counts.completed, 2u);
+    EXPECT_EQ(counts.warning, 1u);
+    EXPECT_EQ(counts.failed, 1u);
+    EXPECT_EQ(counts.failedSopInstanceUids, std::vector<std::string>{"1.4"});
+    EXPECT_FALSE(counts.cancelled);
   }
   EXPECT_EQ(job->refusedByGatewayCount(), 1u);
   EXPECT_TRUE(job->wasOffered("1.3"));
   EXPECT_FALSE(job->wasOffered("9.9"));
   EXPECT_FALSE(job->admit("1.5")) << "a sub-operation arriving after close was admitted";
-  EXPECT_EQ(registry.find(job->upstreamMessageId), nullptr) << "closed job still in the registry";
+  EXPECT_EQ(registry.find(job->upstreamMessageId()), nullptr) << "closed job still in the registry";
   job->stopDeliveries();
-  EXPECT_FALSE(job->deliverer.joinable());
   job->stopDeliveries();  // idempotent
   EXPECT_EQ(seen.load(), 3);
 }
@@ -87,14 +87,13 @@ TEST(RetrieveJob, FullQueueMakesTheIntakeWaitBoundedly) {
   job->recordRefusal("2.x", StoreOutcome{});
   // Draining frees the slots; close then returns.
   job->startDeliveries([&] {
-    RetrieveJob::PendingDelivery next;
+    PendingDelivery next;
     while (job->nextDelivery(next)) job->record(next.sopInstance, delivered(0x0000));
   });
   job->close(registry);
   job->stopDeliveries();
-  std::lock_guard<std::mutex> lock(job->mutex);
-  EXPECT_EQ(job->completed, RetrieveJob::kMaxQueued);
-  EXPECT_EQ(job->failed, 1u);
+  EXPECT_EQ(job->counts().completed, RetrieveJob::kMaxQueued);
+  EXPECT_EQ(job->counts().failed, 1u);
 }
 
 TEST(RetrieveJob, RegistryCorrelatesByOriginatorIdAndRefusesGuessing) {
@@ -104,8 +103,8 @@ TEST(RetrieveJob, RegistryCorrelatesByOriginatorIdAndRefusesGuessing) {
   registry.add(a);
   EXPECT_EQ(registry.find(std::nullopt), a) << "a single outstanding job is found without an originator id";
   registry.add(b);
-  EXPECT_NE(a->upstreamMessageId, b->upstreamMessageId);
-  EXPECT_EQ(registry.find(b->upstreamMessageId), b);
+  EXPECT_NE(a->upstreamMessageId(), b->upstreamMessageId());
+  EXPECT_EQ(registry.find(b->upstreamMessageId()), b);
   EXPECT_EQ(registry.find(std::nullopt), nullptr) << "two jobs: a sub-operation without originator must not be guessed";
 }
 
@@ -134,13 +133,106 @@ TEST(RetrieveJob, QueuedInstancesCountAgainstTheTotalMemoryUntilDelivered) {
   }
   // The association is gone; the queued instances still hold their bytes until delivered.
   EXPECT_EQ(total.inUse(), 2 * kMiB);
-  RetrieveJob::PendingDelivery next;
+  PendingDelivery next;
   ASSERT_TRUE(job.nextDelivery(next));
-  next = RetrieveJob::PendingDelivery{};  // delivered and dropped
+  next = PendingDelivery{};  // delivered and dropped
   EXPECT_EQ(total.inUse(), kMiB);
   ASSERT_TRUE(job.nextDelivery(next));
-  next = RetrieveJob::PendingDelivery{};
+  next = PendingDelivery{};
   EXPECT_EQ(total.inUse(), 0u);
+}
+
+
+TEST(RetrieveJob, ProgressCountsQueuedInstancesAsRemainingSoTheCountsAddUp) {
+  RetrieveJob job;
+  for (const char* uid : {"3.1", "3.2", "3.3"}) {
+    ASSERT_TRUE(job.admit(uid));
+    ASSERT_TRUE(job.enqueue(item(uid), std::chrono::seconds(1)));
+  }
+  // The PACS already counts all three as completed (it handed them to the gateway); none reached the
+  // destination yet, so the requester must still see three remaining.
+  RetrieveJob::Progress p = job.noteProgress(0, 3, 0, 0);
+  EXPECT_EQ(p.completed + p.failed + p.warning, 0u);
+  EXPECT_EQ(p.remaining, 3u);
+  PendingDelivery next;
+  ASSERT_TRUE(job.nextDelivery(next));
+  job.record(next.sopInstance, delivered(0x0000));
+  ASSERT_TRUE(job.nextDelivery(next));
+  job.record(next.sopInstance, StoreOutcome{});  // the destination refused it
+  p = job.noteProgress(0, 3, 0, 0);
+  EXPECT_EQ(p.completed, 1u);
+  EXPECT_EQ(p.failed, 1u);
+  EXPECT_EQ(p.remaining, 1u);
+  EXPECT_EQ(p.completed + p.failed + p.warning + p.remaining, 3u);
+  // A later, smaller announcement never shrinks the total.
+  p = job.noteProgress(0, 1, 0, 0);
+  EXPECT_EQ(p.remaining, 1u);
+  EXPECT_EQ(job.counts().announcedByPacs, 3u);
+}
+
+TEST(RetrieveJob, CancelledOnlyWhenTheRequesterAsks) {
+  RetrieveJob job;
+  ASSERT_TRUE(job.admit("4.1"));
+  job.recordRefusal("4.1", StoreOutcome{});
+  job.markRequesterBroken();  // a failed exchange is not a cancel
+  EXPECT_FALSE(job.cancelled());
+  EXPECT_FALSE(job.counts().cancelled);
+  job.cancel();
+  EXPECT_TRUE(job.cancelled());
+  EXPECT_TRUE(job.counts().cancelled);
+}
+
+TEST(RetrieveJob, ACancelledRetrieveLeavesDroppedInstancesRemainingAndStillCloses) {
+  RetrieveRegistry registry;
+  auto job = std::make_shared<RetrieveJob>();
+  registry.add(job);
+  for (const char* uid : {"5.1", "5.2"}) {
+    ASSERT_TRUE(job->admit(uid));
+    ASSERT_TRUE(job->enqueue(item(uid), std::chrono::seconds(1)));
+  }
+  job->cancel();
+  job->startDeliveries([&] {
+    PendingDelivery next;
+    while (job->nextDelivery(next)) job->discard();  // what the delivery loop does once cancelled
+  });
+  job->close(registry);  // returns: discarded instances released their slots
+  job->stopDeliveries();
+  const DeliveredCounts counts = job->counts();
+  EXPECT_EQ(counts.completed + counts.failed + counts.warning, 0u);
+  EXPECT_TRUE(counts.cancelled);
+}
+
+TEST(RetrieveJob, DeliveryChannelIsUsedByOneExchangeAtATime) {
+  RetrieveJob job;
+  std::atomic<int> inside{0};
+  std::atomic<int> overlaps{0};
+  auto exchange = [&] {
+    for (int i = 0; i < 200; ++i) {
+      RetrieveJob::ChannelLock channel = job.channel();
+      if (++inside > 1) ++overlaps;
+      ++channel->nextStoreMessageId;
+      --inside;
+    }
+  };
+  std::thread a(exchange), b(exchange);
+  a.join();
+  b.join();
+  EXPECT_EQ(overlaps.load(), 0);
+  EXPECT_EQ(job.channel()->nextStoreMessageId, 400);
+}
+
+TEST(RetrieveJob, DestroyingAJobStopsItsDeliveryThread) {
+  auto job = std::make_shared<RetrieveJob>();
+  RetrieveJob* raw = job.get();
+  std::atomic<bool> exited{false};
+  job->startDeliveries([raw, &exited] {
+    PendingDelivery next;
+    while (raw->nextDelivery(next)) {
+    }
+    exited = true;
+  });
+  job.reset();  // the owner never called close(): the destructor must not hang or leak the thread
+  EXPECT_TRUE(exited.load());
 }
 
 }  // namespace

@@ -67,45 +67,50 @@ struct SubOperationIntakeTest : ::testing::Test {
   RetrieveRegistry registry;
   FakeVerifier verifier;
   SubOperationIntake intake{registry, verifier, std::chrono::seconds(0), "PACS", "127.0.0.1"};
-  std::shared_ptr<RetrieveJob> job = std::make_shared<RetrieveJob>();
+  std::shared_ptr<RetrieveJob> job;
 
-  void SetUp() override {
-    job->access = config::Access::Decrypt;
-    job->requestedStudyUids = {kStudy};
+  void SetUp() override { start(config::Access::Decrypt); }
+  // Makes the outstanding retrieve one whose destination has `access` (nothing admitted yet).
+  void start(config::Access access, const config::RelayPeer* relayPeer = nullptr) {
+    if (job) registry.remove(job->upstreamMessageId());
+    RetrieveRequest request;
+    request.access = access;
+    request.relayPeer = relayPeer;
+    request.studyUids = {kStudy};
+    job = std::make_shared<RetrieveJob>(std::move(request));
     registry.add(job);
   }
-  unsigned failed() {
-    std::lock_guard<std::mutex> lock(job->mutex);
-    return job->failed;
-  }
-  std::size_t queued() {
-    std::lock_guard<std::mutex> lock(job->mutex);
-    return job->queue.size();
+  unsigned failed() { return job->counts().failed; }
+  std::size_t queued() { return job->queued(); }
+  // The first instance waiting for delivery (there must be one).
+  PendingDelivery firstQueued() {
+    PendingDelivery next;
+    EXPECT_TRUE(job->nextDelivery(next));
+    return next;
   }
 };
 
 TEST_F(SubOperationIntakeTest, EncryptedInstanceForADecryptDestinationIsRestoredAndQueued) {
-  const IntakeAnswer answer = intake.accept(operation("9.1", image(kStudy, true), job->upstreamMessageId));
+  const IntakeAnswer answer = intake.accept(operation("9.1", image(kStudy, true), job->upstreamMessageId()));
   EXPECT_EQ(answer.status, status::kSuccess) << answer.errorComment;
   EXPECT_EQ(verifier.restored, 1);
   ASSERT_EQ(queued(), 1u);
-  std::lock_guard<std::mutex> lock(job->mutex);
-  EXPECT_EQ(job->queue.front().transcoding, Transcoding::Lossless) << "clear pixels may be converted losslessly";
-  EXPECT_EQ(job->queue.front().sopInstance, "9.1");
+  const PendingDelivery next = firstQueued();
+  EXPECT_EQ(next.transcoding, Transcoding::Lossless) << "clear pixels may be converted losslessly";
+  EXPECT_EQ(next.sopInstance, "9.1");
 }
 
 TEST_F(SubOperationIntakeTest, CiphertextDestinationGetsTheInstanceAsStored) {
-  job->access = config::Access::Ciphertext;
+  start(config::Access::Ciphertext);
   EXPECT_EQ(intake.accept(operation("9.2", image(kStudy, true))).status, status::kSuccess);
   EXPECT_EQ(verifier.restored, 0);
-  std::lock_guard<std::mutex> lock(job->mutex);
-  EXPECT_EQ(job->queue.front().transcoding, Transcoding::NativeOnly) << "ciphertext is never re-encoded";
+  ASSERT_EQ(queued(), 1u);
+  EXPECT_EQ(firstQueued().transcoding, Transcoding::NativeOnly) << "ciphertext is never re-encoded";
 }
 
 TEST_F(SubOperationIntakeTest, RelayPeerGetsCiphertextWithACapsuleNeverPlaintext) {
   config::RelayPeer peer;
-  job->relayPeer = &peer;
-  job->access = config::Access::Ciphertext;
+  start(config::Access::Ciphertext, &peer);
   EXPECT_EQ(intake.accept(operation("9.12", image(kStudy, true))).status, status::kSuccess);
   EXPECT_EQ(verifier.capsules, 1);
   EXPECT_EQ(verifier.restored, 0);
@@ -145,10 +150,10 @@ TEST_F(SubOperationIntakeTest, InstanceOfAnotherStudyIsNeverHandedToThisRequeste
 }
 
 TEST_F(SubOperationIntakeTest, NoOutstandingRetrieveAndLateSubOperationsAreRefusedUncounted) {
-  EXPECT_EQ(intake.accept(operation("9.8", image(kStudy, true), job->upstreamMessageId + 1)).status,
+  EXPECT_EQ(intake.accept(operation("9.8", image(kStudy, true), job->upstreamMessageId() + 1)).status,
             status::kProcessingFailure);
   job->close(registry);
-  const IntakeAnswer late = intake.accept(operation("9.9", image(kStudy, true), job->upstreamMessageId));
+  const IntakeAnswer late = intake.accept(operation("9.9", image(kStudy, true), job->upstreamMessageId()));
   EXPECT_EQ(late.errorComment, "no outstanding retrieve for this instance");
   EXPECT_EQ(failed(), 0u);
 }
@@ -166,8 +171,7 @@ TEST_F(SubOperationIntakeTest, DataSetRefusedWhileReadCountsAsAFailedSubOperatio
   const IntakeAnswer answer = intake.refuse("9.10", std::nullopt, status::kOutOfResources, "memory limit reached");
   EXPECT_EQ(answer.status, status::kOutOfResources);
   EXPECT_EQ(failed(), 1u);
-  std::lock_guard<std::mutex> lock(job->mutex);
-  EXPECT_EQ(job->failedSopInstanceUids, std::vector<std::string>{"9.10"});
+  EXPECT_EQ(job->counts().failedSopInstanceUids, std::vector<std::string>{"9.10"});
 }
 
 TEST_F(SubOperationIntakeTest, QueuedInstanceKeepsItsBytesInTheBudget) {
@@ -179,9 +183,9 @@ TEST_F(SubOperationIntakeTest, QueuedInstanceKeepsItsBytesInTheBudget) {
   ASSERT_EQ(intake.accept(std::move(op)).status, status::kSuccess);
   EXPECT_EQ(pacs.held(), 0u);
   EXPECT_EQ(total.inUse(), 4096u);
-  RetrieveJob::PendingDelivery next;
+  PendingDelivery next;
   ASSERT_TRUE(job->nextDelivery(next));
-  next = RetrieveJob::PendingDelivery{};
+  next = PendingDelivery{};
   EXPECT_EQ(total.inUse(), 0u);
 }
 
