@@ -8,7 +8,9 @@
 #include "gateway/instance_protector.h"
 #include "gateway/large_object_store.h"
 #include "gateway/net_util.h"
+#include "gateway/store_forwarding.h"
 #include "gateway/sub_operation_intake.h"
+#include "gateway/upstream_store.h"
 #include "keystore/keystore.h"
 
 #include <dcmtk/dcmdata/dcdeftag.h>
@@ -26,30 +28,13 @@ namespace {
 
 constexpr int kPollSeconds = 1;  // how often an idle association checks for shutdown
 
-std::string stringOf(DcmDataset& dataset, const DcmTagKey& tag) {
-  OFString value;
-  dataset.findAndGetOFString(tag, value);
-  return value.c_str();
-}
-
-std::uint16_t statusForCryptError(codecs::CryptErrorKind kind) {
-  switch (kind) {
-    case codecs::CryptErrorKind::NoPixelData:
-    case codecs::CryptErrorKind::MalformedObject:
-    case codecs::CryptErrorKind::AlreadyEncrypted:
-    case codecs::CryptErrorKind::MalformedKeyReference:
-      return status::kCannotUnderstand;
-    default:
-      return status::kProcessingFailure;
-  }
-}
-
 }  // namespace
 
 Session::Session(GatewayContext& context, T_ASC_Association* assoc, PeerIdentity peer)
     : context_(context),
       assoc_(assoc),
       peer_(std::move(peer)),
+      tally_(peer_.aeTitle, peer_.address),
       memory_(context.memory, std::uint64_t{context.config.limits.maxAssociationMb} << 20) {
   // The PACS's retrieve sub-operations wait for room in the total (earlier instances free it as they
   // reach their destination) instead of failing at once: a slow destination slows the PACS down. The
@@ -59,14 +44,7 @@ Session::Session(GatewayContext& context, T_ASC_Association* assoc, PeerIdentity
   }
 }
 
-Session::~Session() {
-  for (const auto& [studyUid, tally] : storedStudies_)
-    audit::instancesStored({peer_.aeTitle, peer_.address}, studyUid, tally.patientId, tally.stored, tally.failed);
-  if (stats_.stored + stats_.failed > 0) {
-    spdlog::info("association from {}@{} ended: {} instances forwarded, {} refused, {:.1f} MB", peer_.aeTitle,
-                 peer_.address, stats_.stored, stats_.failed, static_cast<double>(stats_.bytes) / 1e6);
-  }
-}
+Session::~Session() = default;  // the tally writes the association's audit records and summary
 
 void Session::run() {
   int idleSeconds = 0;
@@ -175,7 +153,7 @@ void Session::handleStore(T_DIMSE_Message& msg, T_ASC_PresentationContextID pres
   ReceivedDataSet& received = incoming.received;
   std::unique_ptr<DcmDataset> dataset = std::move(received.dataset);
   if (incoming.cryptError) {
-    ++stats_.failed;
+    tally_.refused();
     spdlog::warn("C-STORE {} from {} refused ({}): {}", printable(request.AffectedSOPInstanceUID),
                  printable(peer_.aeTitle), codecs::toString(*incoming.cryptError), received.reason);
     sendStoreResponse(presId, request, statusForCryptError(*incoming.cryptError),
@@ -183,7 +161,7 @@ void Session::handleStore(T_DIMSE_Message& msg, T_ASC_PresentationContextID pres
     return;
   }
   if (received.outcome != ReceivedDataSet::Outcome::Received) {
-    ++stats_.failed;
+    tally_.refused();
     spdlog::warn("C-STORE {} from {}@{}: data set refused: {}", printable(request.AffectedSOPInstanceUID),
                  printable(peer_.aeTitle), peer_.address, received.reason);
     const char* reason = received.outcome == ReceivedDataSet::Outcome::TooLarge   ? "too_large"
@@ -209,7 +187,7 @@ void Session::handleStore(T_DIMSE_Message& msg, T_ASC_PresentationContextID pres
     }
   }
   if (!requestMatchesContext(presId, request.AffectedSOPClassUID)) {
-    ++stats_.failed;
+    tally_.refused();
     sendStoreResponse(presId, request, status::kSopClassNotSupported, "SOP class not negotiated on this context");
     return;
   }
@@ -219,147 +197,31 @@ void Session::handleStore(T_DIMSE_Message& msg, T_ASC_PresentationContextID pres
     handleSubOperation(request, presId, std::move(dataset), std::move(received.reservation));
     return;
   }
-  if (peer_.relayPeer != nullptr && !peer_.isModality && context_.relay != nullptr) {
-    handleRelayedStore(request, presId, std::move(dataset));
-    return;
-  }
-  if (refuseCapsuleFromNonPeer(request, presId, *dataset)) return;
-  if (!peer_.isModality) {
-    ++stats_.failed;
-    spdlog::warn("audit: C-STORE from {}@{} refused: not a configured modality", peer_.aeTitle, peer_.address);
-    sendStoreResponse(presId, request, status::kNotAuthorised, "not authorised to store");
-    return;
-  }
-  const auto receivedAt = std::chrono::steady_clock::now();
-  const E_TransferSyntax xfer = contextTransferSyntax(presId);
-  const std::string sopClass = stringOf(*dataset, DCM_SOPClassUID);
-  const std::string sopInstance = stringOf(*dataset, DCM_SOPInstanceUID);
-  if (sopClass != request.AffectedSOPClassUID || sopInstance != request.AffectedSOPInstanceUID) {
-    ++stats_.failed;
-    spdlog::warn("C-STORE {} from {}: SOP Class / Instance UID in the data set do not match the request; refused",
-                 request.AffectedSOPInstanceUID, peer_.aeTitle);
-    sendStoreResponse(presId, request, status::kDataSetDoesNotMatchSopClass,
-                      "SOP UIDs in data set differ from request");
-    return;
-  }
-  ProtectResult protectedInstance;
-  try {
-    if (incoming.sealed) {
-      protectedInstance.encrypted = true;  // while it arrived
-      protectedInstance.transferSyntax = xfer;
-      spdlog::info("C-STORE {} from {}: {:.1f} MB of Pixel Data encrypted as it arrived (large object)",
-                   printable(sopInstance), printable(peer_.aeTitle), static_cast<double>(received.bytes) / 1e6);
+  StoreRequest store{request.AffectedSOPClassUID, request.AffectedSOPInstanceUID, contextTransferSyntax(presId)};
+  store.encryptedOnArrival = incoming.sealed;
+  store.receivedBytes = received.bytes;
+  const bool fromRelayPeer = peer_.relayPeer != nullptr && !peer_.isModality && context_.relay != nullptr;
+  const StoreAnswer answer = fromRelayPeer ? storeForwarding().storeFromRelayPeer(store, *dataset, *peer_.relayPeer)
+                                           : storeForwarding().storeFromModality(store, *dataset);
+  sendStoreResponse(presId, request, answer.status, answer.errorComment);
+}
+
+StoreForwarding& Session::storeForwarding() {
+  if (!storeForwarding_) {
+    if (context_.spool != nullptr) {
+      upstream_ = std::make_unique<SpoolUpstream>(*context_.spool, peer_.aeTitle);
     } else {
-      protectedInstance = protector().protect(*dataset, xfer);
+      // One upstream association per inbound association, proposing what the sender negotiated.
+      upstream_ = std::make_unique<DirectUpstream>(context_.config, context_.timeouts, [this] {
+        return upstreamContextsFor(assoc_->params, protector().decodesCompressed());
+      });
     }
-  } catch (const codecs::CryptError& e) {
-    ++stats_.failed;
-    spdlog::warn("C-STORE {} from {} refused ({}): {}", sopInstance, peer_.aeTitle, codecs::toString(e.kind()),
-                 e.what());
-    sendStoreResponse(presId, request, statusForCryptError(e.kind()), codecs::toString(e.kind()));
-    return;
-  } catch (const std::exception& e) {
-    ++stats_.failed;
-    spdlog::error("C-STORE {} from {}: cannot encrypt: {}", sopInstance, peer_.aeTitle, e.what());
-    sendStoreResponse(presId, request, status::kProcessingFailure, "gateway cannot encrypt this object");
-    return;
+    storeForwarding_ = std::make_unique<StoreForwarding>(
+        StoreSender{peer_.aeTitle, peer_.address, peer_.isModality},
+        [this]() -> InstanceProtector& { return protector(); }, *upstream_, tally_, context_.config.upstream.aeTitle,
+        context_.relay, context_.keys);
   }
-  if (!protectedInstance.encrypted) {
-    spdlog::info("C-STORE {} from {}: no pixel data, forwarded unchanged", sopInstance, peer_.aeTitle);
-  }
-  const auto encryptedAt = std::chrono::steady_clock::now();
-  StoreOutcome outcome =
-      context_.spool != nullptr
-          ? spoolInstance(*dataset, protectedInstance.transferSyntax, sopClass, sopInstance)
-          : forwardToUpstream(*dataset, protectedInstance.transferSyntax, sopClass, sopInstance);
-  const auto msSince = [](std::chrono::steady_clock::time_point from, std::chrono::steady_clock::time_point to) {
-    return std::chrono::duration<double, std::milli>(to - from).count();
-  };
-  const auto forwardedAt = std::chrono::steady_clock::now();
-  if (outcome.delivered && status::isStored(outcome.status)) {
-    ++stats_.stored;
-    tallyStudy(*dataset, true);
-    stats_.bytes += dataset->getLength(xfer);
-    spdlog::debug("C-STORE {} from {} -> {}: {} (receive {:.2f} ms, encrypt {:.2f} ms, forward {:.2f} ms)",
-                  sopInstance, peer_.aeTitle, context_.config.upstream.aeTitle, describeStatus(outcome.status),
-                  msSince(started, receivedAt), msSince(receivedAt, encryptedAt), msSince(encryptedAt, forwardedAt));
-  } else {
-    ++stats_.failed;
-    tallyStudy(*dataset, false);
-    spdlog::warn("C-STORE {} from {} -> {}: {} ({})", sopInstance, peer_.aeTitle, context_.config.upstream.aeTitle,
-                 describeStatus(outcome.status), outcome.errorComment);
-  }
-  sendStoreResponse(presId, request, outcome.status, outcome.errorComment);
-}
-
-void Session::tallyStudy(DcmDataset& dataset, bool stored) {
-  OFString study, patient;
-  dataset.findAndGetOFString(DCM_StudyInstanceUID, study);
-  dataset.findAndGetOFString(DCM_PatientID, patient);
-  StudyTally& tally = storedStudies_[study.c_str()];
-  tally.patientId = patient.c_str();
-  ++(stored ? tally.stored : tally.failed);
-}
-
-StoreOutcome Session::forwardToUpstream(DcmDataset& dataset, E_TransferSyntax xfer, const std::string& sopClass,
-                                        const std::string& sopInstance) {
-  // One upstream association per inbound association, proposing what the modality negotiated.
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    const bool reused = upstream_ && upstream_->usable();
-    if (!reused) {
-      upstream_.reset();
-      std::vector<ProposedContext> contexts;
-      std::set<std::pair<std::string, std::string>> seen;
-      const int count = ASC_countPresentationContexts(assoc_->params);
-      for (int i = 0; i < count; ++i) {
-        T_ASC_PresentationContext pc;
-        if (ASC_getPresentationContext(assoc_->params, i, &pc).bad()) continue;
-        if (pc.resultReason != ASC_P_ACCEPTANCE) continue;
-        if (std::string(pc.abstractSyntax) == UID_VerificationSOPClass) continue;
-        const std::string ts = pc.acceptedTransferSyntax;
-        if (!seen.insert({pc.abstractSyntax, ts}).second) continue;
-        ProposedContext ctx{pc.abstractSyntax, {ts}};
-        const bool native = isNativeTransferSyntax(DcmXfer(ts.c_str()).getXfer());
-        if (native) {
-          for (const char* alt : {UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax}) {
-            if (ts != alt) ctx.transferSyntaxes.push_back(alt);
-          }
-        }
-        contexts.push_back(ctx);
-        // Compressed objects leave decoded when the backend needs pixel values: offer native too.
-        if (!native && protector().decodesCompressed() && seen.insert({pc.abstractSyntax, "native"}).second &&
-            contexts.size() < 128) {
-          contexts.push_back(ProposedContext{pc.abstractSyntax, {UID_LittleEndianExplicitTransferSyntax,
-                                                                 UID_LittleEndianImplicitTransferSyntax}});
-        }
-        if (contexts.size() == 128) break;
-      }
-      try {
-        upstream_ = PeerAssociation::open(upstreamEndpoint(context_.config), context_.config.gateway.aeTitle,
-                                          contexts, context_.timeouts, context_.config.gateway.maxPduBytes);
-      } catch (const PeerUnavailable& e) {
-        spdlog::error("upstream PACS unavailable: {}", e.what());
-        metrics::increment("pacsgw_upstream_errors_total", {{"kind", "connect"}});
-        StoreOutcome outcome;
-        outcome.status = status::kOutOfResources;
-        outcome.errorComment = "upstream PACS unavailable";
-        return outcome;
-      }
-    }
-    StoreOutcome outcome = upstream_->store(dataset, xfer, sopClass, sopInstance);
-    countDelivery(Delivery::ToPacs, outcome, dataset, xfer);
-    // A reused association may have been closed by the PACS while idle: retry once on a fresh one.
-    if (outcome.delivered || !reused) {
-      if (!outcome.delivered) {
-        outcome.status = status::kOutOfResources;
-      }
-      return outcome;
-    }
-  }
-  StoreOutcome failed;
-  failed.status = status::kOutOfResources;
-  failed.errorComment = "upstream PACS unavailable";
-  return failed;
+  return *storeForwarding_;
 }
 
 void Session::sendStoreResponse(T_ASC_PresentationContextID presId, const T_DIMSE_C_StoreRQ& request,

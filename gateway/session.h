@@ -6,6 +6,7 @@
 #include "gateway/memory_budget.h"
 #include "gateway/peer_association.h"
 #include "gateway/retrieve_jobs.h"
+#include "gateway/store_tally.h"
 
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmnet/assoc.h>
@@ -30,8 +31,10 @@ class RelayService;
 namespace pacsgw::gateway {
 
 class InstanceProtector;
+class StoreForwarding;
 class SubOperationIntake;
 class SubOperationVerifier;
+class UpstreamStore;
 
 // Shared by every association: read-only after start, or internally synchronised.
 struct GatewayContext {
@@ -44,12 +47,6 @@ struct GatewayContext {
   MemoryBudget& memory;  // data sets held by all associations together (limits.max_in_flight_mb)
   spool::Spool* spool = nullptr;  // set with upstream.forward: queued
   const relay::RelayService* relay = nullptr;  // set with a relay: section
-};
-
-struct SessionStats {
-  std::uint64_t stored = 0;
-  std::uint64_t failed = 0;
-  std::uint64_t bytes = 0;
 };
 
 class Session {
@@ -77,18 +74,10 @@ class Session {
                           const std::string& reason);
   SubOperationIntake& intake();
   InstanceProtector& protector();
+  // The store path (modalities and relay peers): the PACS directly, or the spool in queued mode.
+  StoreForwarding& storeForwarding();
   void sendStoreResponse(T_ASC_PresentationContextID presId, const T_DIMSE_C_StoreRQ& request,
                          std::uint16_t status, const std::string& comment);
-  StoreOutcome forwardToUpstream(DcmDataset& dataset, E_TransferSyntax xfer, const std::string& sopClass,
-                                 const std::string& sopInstance);
-  // Queued mode (session_spool.cpp): Success only once the encrypted instance is durably spooled.
-  StoreOutcome spoolInstance(DcmDataset& dataset, E_TransferSyntax xfer, const std::string& sopClass,
-                             const std::string& sopInstance);
-  // Relay (session_relay.cpp): a C-STORE from a peer gateway, checked and forwarded to the PACS.
-  void handleRelayedStore(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationContextID presId,
-                          std::unique_ptr<DcmDataset> dataset);
-  // A capsule on an object from anyone but a relay peer: refused and audited; true when it was.
-  bool refuseCapsuleFromNonPeer(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationContextID presId, DcmDataset& dataset);
   E_TransferSyntax contextTransferSyntax(T_ASC_PresentationContextID presId) const;
   // DCMTK does not check that a command's SOP class is the one its presentation context negotiated.
   bool requestMatchesContext(T_ASC_PresentationContextID presId, const std::string& sopClassUid) const;
@@ -96,18 +85,12 @@ class Session {
   GatewayContext& context_;
   T_ASC_Association* assoc_;
   PeerIdentity peer_;
+  StoreTally tally_;  // outlives the services below, which count into it
   std::unique_ptr<InstanceProtector> protector_;
-  std::unique_ptr<PeerAssociation> upstream_;
+  std::unique_ptr<UpstreamStore> upstream_;
+  std::unique_ptr<StoreForwarding> storeForwarding_;
   std::unique_ptr<SubOperationVerifier> verifier_;  // for intake_: sub-operations when the peer is the PACS
   std::unique_ptr<SubOperationIntake> intake_;
-  SessionStats stats_;
-  // Per study: patient ID, instances stored, instances refused (one audit record each at the end).
-  struct StudyTally {
-    std::string patientId;
-    std::size_t stored = 0, failed = 0;
-  };
-  std::map<std::string, StudyTally> storedStudies_;
-  void tallyStudy(DcmDataset& dataset, bool stored);
   AssociationMemory memory_;  // this association's share of context_.memory
   bool broken_ = false;
 };
