@@ -3,6 +3,7 @@
 // access) and delivered to the real destination.
 #include "gateway/audit/audit_trail.h"
 #include "gateway/dataset_receiver.h"
+#include "gateway/find_relay_dimse.h"
 #include "gateway/peer_endpoints.h"
 #include "gateway/instance_protector.h"
 #include "gateway/gateway_metrics.h"
@@ -68,39 +69,6 @@ std::vector<std::string> uniqueKeyValues(DcmDataset& identifier, const DcmTagKey
     if (v.find_first_of("*?") != std::string::npos) return {};
   }
   return values;
-}
-
-// ---- C-FIND -------------------------------------------------------------------------------
-
-struct FindRelay {
-  T_ASC_Association* requester;
-  T_ASC_PresentationContextID requesterPresId;
-  T_DIMSE_C_FindRQ* request;
-  T_ASC_Association* upstream;
-  T_ASC_PresentationContextID upstreamPresId;
-  std::uint16_t upstreamMessageId;
-  bool cancelled = false;
-  bool broken = false;
-  unsigned matches = 0;
-};
-
-void relayFindResponse(void* data, T_DIMSE_C_FindRQ*, int, T_DIMSE_C_FindRSP* response, DcmDataset* identifiers) {
-  auto* relay = static_cast<FindRelay*>(data);
-  if (relay->broken) return;
-  if (!relay->cancelled &&
-      DIMSE_checkForCancelRQ(relay->requester, relay->requesterPresId, relay->request->MessageID).good()) {
-    relay->cancelled = true;
-    DIMSE_sendCancelRequest(relay->upstream, relay->upstreamPresId, relay->upstreamMessageId);
-    spdlog::info("C-FIND cancelled by the requester; cancel relayed to the PACS");
-  }
-  T_DIMSE_C_FindRSP out = *response;
-  out.MessageIDBeingRespondedTo = relay->request->MessageID;
-  OFStandard::strlcpy(out.AffectedSOPClassUID, relay->request->AffectedSOPClassUID, sizeof(out.AffectedSOPClassUID));
-  out.opts = O_FIND_AFFECTEDSOPCLASSUID;
-  ++relay->matches;
-  if (DIMSE_sendFindResponse(relay->requester, relay->requesterPresId, relay->request, &out, identifiers, nullptr).bad()) {
-    relay->broken = true;
-  }
 }
 
 // ---- C-MOVE / C-GET -----------------------------------------------------------------------
@@ -408,14 +376,9 @@ void Session::handleFind(T_DIMSE_Message& msg, T_ASC_PresentationContextID presI
   T_DIMSE_C_FindRQ& request = msg.msg.CFindRQ;
   ReceivedDataSet received = receiveIdentifier(presId);
   std::unique_ptr<DcmDataset> identifier = std::move(received.dataset);
+  AssociationFindRequester requester(assoc_, presId, request);
   auto reply = [&](std::uint16_t statusCode) {
-    T_DIMSE_C_FindRSP rsp{};
-    rsp.MessageIDBeingRespondedTo = request.MessageID;
-    OFStandard::strlcpy(rsp.AffectedSOPClassUID, request.AffectedSOPClassUID, sizeof(rsp.AffectedSOPClassUID));
-    rsp.DimseStatus = statusCode;
-    rsp.DataSetType = DIMSE_DATASET_NULL;
-    rsp.opts = O_FIND_AFFECTEDSOPCLASSUID;
-    if (DIMSE_sendFindResponse(assoc_, presId, &request, &rsp, nullptr, nullptr).bad()) broken_ = true;
+    if (!requester.sendFinal(statusCode)) broken_ = true;
   };
   if (received.outcome != ReceivedDataSet::Outcome::Received) {
     if (identifierBreaksAssociation(received)) return;
@@ -434,9 +397,9 @@ void Session::handleFind(T_DIMSE_Message& msg, T_ASC_PresentationContextID presI
     reply(status::kNotAuthorised);
     return;
   }
-  std::unique_ptr<PeerAssociation> upstream;
+  std::unique_ptr<PeerAssociation> pacs;
   try {
-    upstream = openUpstream(context_, request.AffectedSOPClassUID);
+    pacs = openUpstream(context_, request.AffectedSOPClassUID);
   } catch (const PeerUnavailable& e) {
     spdlog::error("C-FIND from {}: upstream PACS unavailable: {}", peer_.aeTitle, e.what());
     reply(status::kOutOfResources);
@@ -447,34 +410,27 @@ void Session::handleFind(T_DIMSE_Message& msg, T_ASC_PresentationContextID presI
     identifier->findAndGetOFString(DCM_QueryRetrieveLevel, level);
     audit::query({peer_.aeTitle, peer_.address}, level.c_str(), true, "");
   }
-  FindRelay relay{assoc_, presId, &request, upstream->raw(),
-                  ASC_findAcceptedPresentationContextID(upstream->raw(), request.AffectedSOPClassUID), 0};
-  if (relay.upstreamPresId == 0) {
+  const T_ASC_PresentationContextID pacsPresId =
+      ASC_findAcceptedPresentationContextID(pacs->raw(), request.AffectedSOPClassUID);
+  if (pacsPresId == 0) {
     reply(status::kSopClassNotSupported);
     return;
   }
-  T_DIMSE_C_FindRQ forwarded = request;
-  forwarded.MessageID = upstream->nextMessageId();
-  relay.upstreamMessageId = forwarded.MessageID;
-  T_DIMSE_C_FindRSP finalResponse{};
-  DcmDataset* statusDetail = nullptr;
-  int responseCount = 0;
-  OFCondition cond = DIMSE_findUser(upstream->raw(), relay.upstreamPresId, &forwarded, identifier.get(), responseCount,
-                                    relayFindResponse, &relay, DIMSE_NONBLOCKING, upstream->dimseTimeout(),
-                                    &finalResponse, &statusDetail);
-  delete statusDetail;
-  if (relay.broken) {
-    broken_ = true;
-    return;
+  AssociationFindUpstream upstream(*pacs, pacsPresId, request);
+  const FindRelayResult result = relayFind(*identifier, requester, upstream);
+  switch (result.end) {
+    case FindRelayResult::End::RequesterBroken:
+      broken_ = true;
+      return;
+    case FindRelayResult::End::PacsFailed:
+      spdlog::error("C-FIND from {}: PACS query failed: {}", peer_.aeTitle, result.error);
+      break;
+    case FindRelayResult::End::Answered:
+      spdlog::info("C-FIND from {}: {} matches relayed, final {}", peer_.aeTitle, result.matches,
+                   describeStatus(result.status));
+      break;
   }
-  if (cond.bad()) {
-    spdlog::error("C-FIND from {}: PACS query failed: {}", peer_.aeTitle, cond.text());
-    reply(status::kUnableToProcess);
-    return;
-  }
-  spdlog::info("C-FIND from {}: {} matches relayed, final {}", peer_.aeTitle, relay.matches,
-               describeStatus(finalResponse.DimseStatus));
-  reply(finalResponse.DimseStatus);
+  reply(result.status);
 }
 
 void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID presId) {
