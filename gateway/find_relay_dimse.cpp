@@ -1,5 +1,9 @@
 #include "gateway/find_relay_dimse.h"
 
+#include "gateway/peer_endpoints.h"
+
+#include <dcmtk/dcmdata/dcuid.h>
+
 namespace pacsgw::gateway {
 
 namespace {
@@ -9,6 +13,13 @@ void matchReceived(void* data, T_DIMSE_C_FindRQ*, int, T_DIMSE_C_FindRSP* respon
 }
 
 }  // namespace
+
+std::unique_ptr<PeerAssociation> openQueryAssociation(const GatewayContext& context, const std::string& sopClass) {
+  return PeerAssociation::open(
+      upstreamEndpoint(context.config), context.config.gateway.aeTitle,
+      {ProposedContext{sopClass, {UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax}}},
+      context.timeouts, context.config.gateway.maxPduBytes);
+}
 
 bool AssociationFindRequester::cancelRequested() {
   return DIMSE_checkForCancelRQ(assoc_, presId_, request_.MessageID).good();

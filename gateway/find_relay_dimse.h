@@ -1,6 +1,7 @@
 #pragma once
 // The two ends of a C-FIND relay over DIMSE: the requester's association and an association to the PACS.
 #include "gateway/find_relay.h"
+#include "gateway/gateway_context.h"
 #include "gateway/peer_association.h"
 
 #include <dcmtk/config/osconfig.h>
@@ -8,6 +9,9 @@
 #include <dcmtk/dcmnet/dimse.h>
 
 namespace pacsgw::gateway {
+
+// An association to the PACS for one query/retrieve SOP class (uncompressed little endian).
+std::unique_ptr<PeerAssociation> openQueryAssociation(const GatewayContext& context, const std::string& sopClass);
 
 class AssociationFindRequester : public FindRequester {
  public:

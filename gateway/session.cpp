@@ -8,6 +8,9 @@
 #include "gateway/instance_protector.h"
 #include "gateway/large_object_store.h"
 #include "gateway/net_util.h"
+#include "gateway/find_relay_dimse.h"
+#include "gateway/keystore_verifier.h"
+#include "gateway/retrieve_proxy.h"
 #include "gateway/store_forwarding.h"
 #include "gateway/sub_operation_intake.h"
 #include "gateway/upstream_store.h"
@@ -27,6 +30,10 @@ namespace pacsgw::gateway {
 namespace {
 
 constexpr int kPollSeconds = 1;  // how often an idle association checks for shutdown
+
+// C-FIND / C-MOVE / C-GET identifiers are keys and UID lists: a few KiB, a long UID list some hundred.
+// A larger one is refused while it is read, before it is held whole.
+constexpr std::uint64_t kMaxIdentifierBytes = std::uint64_t{1} << 20;
 
 }  // namespace
 
@@ -249,6 +256,157 @@ void Session::sendStoreResponse(T_ASC_PresentationContextID presId, const T_DIMS
     spdlog::warn("cannot send C-STORE response to {}: {}", peer_.aeTitle, cond.text());
     broken_ = true;
   }
+}
+
+
+// ---- query / retrieve ----------------------------------------------------------------------
+
+ReceivedDataSet Session::receiveIdentifier(T_ASC_PresentationContextID presId) {
+  return receiveDataSetWithinLimits(assoc_, presId, static_cast<int>(context_.config.gateway.dimseTimeoutSeconds),
+                                    kMaxIdentifierBytes, memory_);
+}
+
+bool Session::identifierBreaksAssociation(const ReceivedDataSet& received) {
+  using Outcome = ReceivedDataSet::Outcome;
+  if (received.outcome != Outcome::NetworkError && received.outcome != Outcome::ProtocolError) return false;
+  spdlog::warn("{}@{}: identifier not received: {}", printable(peer_.aeTitle), peer_.address, received.reason);
+  if (received.outcome == Outcome::ProtocolError) ASC_abortAssociation(assoc_);
+  broken_ = true;
+  return true;
+}
+
+std::uint16_t Session::identifierRefusalStatus(const ReceivedDataSet& received, std::uint16_t outOfResources) {
+  const bool tooBig = received.outcome == ReceivedDataSet::Outcome::TooLarge ||
+                      received.outcome == ReceivedDataSet::Outcome::NoMemory;
+  metrics::increment("pacsgw_data_sets_refused_total", {{"reason", tooBig ? "too_large" : "malformed"}});
+  return tooBig ? outOfResources : status::kCannotUnderstand;
+}
+
+void Session::handleFind(T_DIMSE_Message& msg, T_ASC_PresentationContextID presId) {
+  T_DIMSE_C_FindRQ& request = msg.msg.CFindRQ;
+  ReceivedDataSet received = receiveIdentifier(presId);
+  std::unique_ptr<DcmDataset> identifier = std::move(received.dataset);
+  AssociationFindRequester requester(assoc_, presId, request);
+  auto reply = [&](std::uint16_t statusCode) {
+    if (!requester.sendFinal(statusCode)) broken_ = true;
+  };
+  if (received.outcome != ReceivedDataSet::Outcome::Received) {
+    if (identifierBreaksAssociation(received)) return;
+    spdlog::warn("C-FIND from {}@{}: identifier refused: {}", printable(peer_.aeTitle), peer_.address, received.reason);
+    reply(identifierRefusalStatus(received, status::kOutOfResources));
+    return;
+  }
+  if (!requestMatchesContext(presId, request.AffectedSOPClassUID)) {
+    reply(status::kSopClassNotSupported);
+    return;
+  }
+  if (peer_.workstation == nullptr || peer_.workstation->access == config::Access::Deny) {
+    spdlog::warn("audit: C-FIND from {}@{} refused: not an authorised workstation", printable(peer_.aeTitle),
+                 peer_.address);
+    audit::query({peer_.aeTitle, peer_.address}, "C-FIND", false, "not an authorised workstation");
+    reply(status::kNotAuthorised);
+    return;
+  }
+  std::unique_ptr<PeerAssociation> pacs;
+  try {
+    pacs = openQueryAssociation(context_, request.AffectedSOPClassUID);
+  } catch (const PeerUnavailable& e) {
+    spdlog::error("C-FIND from {}: upstream PACS unavailable: {}", peer_.aeTitle, e.what());
+    reply(status::kOutOfResources);
+    return;
+  }
+  {
+    OFString level;
+    identifier->findAndGetOFString(DCM_QueryRetrieveLevel, level);
+    audit::query({peer_.aeTitle, peer_.address}, level.c_str(), true, "");
+  }
+  const T_ASC_PresentationContextID pacsPresId =
+      ASC_findAcceptedPresentationContextID(pacs->raw(), request.AffectedSOPClassUID);
+  if (pacsPresId == 0) {
+    reply(status::kSopClassNotSupported);
+    return;
+  }
+  AssociationFindUpstream upstream(*pacs, pacsPresId, request);
+  const FindRelayResult result = relayFind(*identifier, requester, upstream);
+  switch (result.end) {
+    case FindRelayResult::End::RequesterBroken:
+      broken_ = true;
+      return;
+    case FindRelayResult::End::PacsFailed:
+      spdlog::error("C-FIND from {}: PACS query failed: {}", peer_.aeTitle, result.error);
+      break;
+    case FindRelayResult::End::Answered:
+      spdlog::info("C-FIND from {}: {} matches relayed, final {}", peer_.aeTitle, result.matches,
+                   describeStatus(result.status));
+      break;
+  }
+  reply(result.status);
+}
+
+void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID presId) {
+  const bool isGet = msg.CommandField == DIMSE_C_GET_RQ;
+  ReceivedDataSet received = receiveIdentifier(presId);
+  if (received.outcome != ReceivedDataSet::Outcome::Received) {
+    if (identifierBreaksAssociation(received)) return;
+    spdlog::warn("{} from {}@{}: identifier refused: {}", isGet ? "C-GET" : "C-MOVE", printable(peer_.aeTitle),
+                 peer_.address, received.reason);
+    if (!refuseRetrieve(assoc_, presId, msg, identifierRefusalStatus(received, status::kUnableToCalculateMatches)))
+      broken_ = true;
+    return;
+  }
+  const std::string sopClass = isGet ? msg.msg.CGetRQ.AffectedSOPClassUID : msg.msg.CMoveRQ.AffectedSOPClassUID;
+  if (!requestMatchesContext(presId, sopClass)) {
+    if (!refuseRetrieve(assoc_, presId, msg, status::kSopClassNotSupported)) broken_ = true;
+    return;
+  }
+  RetrieveProxy proxy(context_, peer_, assoc_);
+  if (!proxy.serve(msg, presId, *received.dataset)) broken_ = true;
+}
+
+// ---- the PACS's sub-operations ----------------------------------------------------------------
+
+namespace {
+
+// The PACS's Move Originator Message ID, when it names the gateway as the move originator.
+std::optional<std::uint16_t> moveOriginatorOf(const T_DIMSE_C_StoreRQ& request, const std::string& gatewayAeTitle) {
+  if ((request.opts & O_STORE_MOVEORIGINATORID) != 0 && gatewayAeTitle == request.MoveOriginatorApplicationEntityTitle) {
+    return request.MoveOriginatorID;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+SubOperationIntake& Session::intake() {
+  if (!intake_) {
+    verifier_ = std::make_unique<KeystoreVerifier>(context_, [this]() -> InstanceProtector& { return protector(); });
+    // Answer the PACS well within its own timeout, even when the destination is slow.
+    intake_ = std::make_unique<SubOperationIntake>(context_.retrieves, *verifier_,
+                                                   std::chrono::seconds(std::max(1, context_.timeouts.dimseSeconds / 2)),
+                                                   peer_.aeTitle, peer_.address);
+  }
+  return *intake_;
+}
+
+void Session::refuseSubOperation(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationContextID presId,
+                                 std::uint16_t statusCode, const std::string& reason) {
+  const IntakeAnswer answer = intake().refuse(request.AffectedSOPInstanceUID,
+                                              moveOriginatorOf(request, context_.config.gateway.aeTitle), statusCode,
+                                              reason);
+  sendStoreResponse(presId, request, answer.status, answer.errorComment);
+}
+
+void Session::handleSubOperation(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationContextID presId,
+                                 std::unique_ptr<DcmDataset> dataset, MemoryReservation memory) {
+  SubOperation operation;
+  operation.sopClass = request.AffectedSOPClassUID;
+  operation.sopInstance = request.AffectedSOPInstanceUID;
+  operation.originatorMessageId = moveOriginatorOf(request, context_.config.gateway.aeTitle);
+  operation.dataset = std::move(dataset);
+  operation.xfer = contextTransferSyntax(presId);
+  operation.memory = std::move(memory);
+  const IntakeAnswer answer = intake().accept(std::move(operation));
+  sendStoreResponse(presId, request, answer.status, answer.errorComment);
 }
 
 }  // namespace pacsgw::gateway

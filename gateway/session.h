@@ -1,8 +1,8 @@
 #pragma once
 // One inbound association: who the peer is, what was negotiated, and the services it may use.
-#include "config/config.h"
 #include "gateway/access_policy.h"
 #include "gateway/dataset_receiver.h"
+#include "gateway/gateway_context.h"
 #include "gateway/memory_budget.h"
 #include "gateway/peer_association.h"
 #include "gateway/retrieve_jobs.h"
@@ -18,15 +18,6 @@
 #include <memory>
 #include <string>
 
-namespace pacsgw::keystore {
-class Keystore;
-}
-namespace pacsgw::gateway::spool {
-class Spool;
-}
-namespace pacsgw::gateway::relay {
-class RelayService;
-}
 
 namespace pacsgw::gateway {
 
@@ -35,19 +26,6 @@ class StoreForwarding;
 class SubOperationIntake;
 class SubOperationVerifier;
 class UpstreamStore;
-
-// Shared by every association: read-only after start, or internally synchronised.
-struct GatewayContext {
-  const config::Config& config;
-  keystore::Keystore& keys;
-  const AccessPolicy& policy;
-  std::atomic<bool>& stopping;
-  NetworkTimeouts timeouts;
-  RetrieveRegistry& retrieves;
-  MemoryBudget& memory;  // data sets held by all associations together (limits.max_in_flight_mb)
-  spool::Spool* spool = nullptr;  // set with upstream.forward: queued
-  const relay::RelayService* relay = nullptr;  // set with a relay: section
-};
 
 class Session {
  public:
@@ -59,7 +37,7 @@ class Session {
  private:
   void handleEcho(T_DIMSE_Message& msg, T_ASC_PresentationContextID presId);
   void handleStore(T_DIMSE_Message& msg, T_ASC_PresentationContextID presId);
-  // Retrieval path (retrieve_service.cpp).
+  // Query / retrieve: the identifier is received here, the work done by relayFind and RetrieveProxy.
   void handleFind(T_DIMSE_Message& msg, T_ASC_PresentationContextID presId);
   void handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID presId);  // C-MOVE and C-GET
   // The identifier of a C-FIND / C-MOVE / C-GET, refused while read when larger than a sane bound.

@@ -1,39 +1,24 @@
-// The retrieval path: C-FIND relayed to the PACS, C-MOVE / C-GET re-issued to the PACS with the
-// gateway as destination, and the PACS's C-STORE sub-operations decrypted (per the destination's
-// access) and delivered to the real destination.
+// C-MOVE and C-GET from a workstation, proxied: see retrieve_proxy.h.
+#include "gateway/retrieve_proxy.h"
+
 #include "gateway/audit/audit_trail.h"
-#include "gateway/dataset_receiver.h"
 #include "gateway/find_relay_dimse.h"
-#include "gateway/peer_endpoints.h"
-#include "gateway/instance_protector.h"
-#include "gateway/gateway_metrics.h"
 #include "gateway/net_util.h"
-#include "gateway/passthrough_policy.h"
+#include "gateway/peer_endpoints.h"
 #include "gateway/relay/relay_service.h"
+#include "gateway/retrieve_delivery.h"
 #include "gateway/retrieve_outcome.h"
-#include "gateway/session.h"
-#include "gateway/sub_operation_intake.h"
 
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcuid.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <functional>
-#include <chrono>
-#include <thread>
+#include <optional>
 
 namespace pacsgw::gateway {
 
 namespace {
-
-// C-FIND / C-MOVE / C-GET identifiers are keys and UID lists: a few KiB, a long UID list some hundred.
-// A larger one is refused while it is read, before it is held whole.
-constexpr std::uint64_t kMaxIdentifierBytes = std::uint64_t{1} << 20;
-
-std::vector<std::string> queryTransferSyntaxes() {
-  return {UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax};
-}
 
 // The C-MOVE information model matching a C-GET one (the PACS is always asked to move to us).
 std::string moveModelFor(const std::string& sopClass) {
@@ -43,9 +28,7 @@ std::string moveModelFor(const std::string& sopClass) {
 }
 
 std::unique_ptr<PeerAssociation> openUpstream(GatewayContext& ctx, const std::string& sopClass) {
-  return PeerAssociation::open(upstreamEndpoint(ctx.config), ctx.config.gateway.aeTitle,
-                               {ProposedContext{sopClass, queryTransferSyntaxes()}}, ctx.timeouts,
-                               ctx.config.gateway.maxPduBytes);
+  return openQueryAssociation(ctx, sopClass);
 }
 
 std::vector<std::string> splitValues(const std::string& all) {
@@ -211,233 +194,22 @@ std::vector<std::string> instancesOf(GatewayContext& ctx, const std::string& mov
   return uids;
 }
 
-StoreOutcome deliver(GatewayContext& context, RetrieveJob& job, DcmDataset& dataset, E_TransferSyntax xfer,
-                     Transcoding transcoding, const std::string& sopClass, const std::string& sopInstance) {
-  RetrieveJob::ChannelLock channel = job.channel();
-  if (channel->requester != nullptr) {
-    // C-GET: the requester's own association, where it plays the Storage SCP.
-    StoreOutcome outcome;
-    if (job.requesterBroken()) {
-      outcome.errorComment = "an earlier C-STORE to the requester failed";
-      return outcome;
-    }
-    const DeliveryContext pc = chooseDeliveryContext(channel->requester, sopClass, xfer, transcoding);
-    if (pc.id == 0) {
-      // Fails this sub-operation alone: nothing was sent, the association is as good as before.
-      const bool classAccepted = !acceptedContexts(channel->requester, sopClass).empty();
-      outcome.status = classAccepted ? status::kNoAcceptableTransferSyntax : status::kSopClassNotSupported;
-      outcome.errorComment = classAccepted ? std::string("requester accepted no transfer syntax this object (") +
-                                                 DcmXfer(xfer).getXferName() + ") can be converted to"
-                                           : "requester negotiated no storage context for this SOP class";
-      return outcome;
-    }
-    std::string why;
-    if (!transcode(dataset, xfer, pc.xfer, why)) {
-      outcome.status = status::kNoAcceptableTransferSyntax;
-      outcome.errorComment = "cannot convert for the requester: " + why;
-      return outcome;
-    }
-    T_DIMSE_C_StoreRQ request{};
-    request.MessageID = ++channel->nextStoreMessageId;
-    OFStandard::strlcpy(request.AffectedSOPClassUID, sopClass.c_str(), sizeof(request.AffectedSOPClassUID));
-    OFStandard::strlcpy(request.AffectedSOPInstanceUID, sopInstance.c_str(), sizeof(request.AffectedSOPInstanceUID));
-    request.DataSetType = DIMSE_DATASET_PRESENT;
-    request.Priority = DIMSE_PRIORITY_MEDIUM;
-    T_DIMSE_C_StoreRSP response{};
-    DcmDataset* detail = nullptr;
-    T_DIMSE_DetectedCancelParameters cancel{};
-    OFCondition cond = DIMSE_storeUser(channel->requester, pc.id, &request, nullptr, &dataset, nullptr, nullptr,
-                                       DIMSE_NONBLOCKING, context.timeouts.dimseSeconds, &response, &detail, &cancel);
-    delete detail;
-    if (cancel.cancelEncountered) job.cancel();  // honoured at the next progress relay
-    if (cond.bad()) {
-      // A late response would now be read as the answer to the next request: stop using the
-      // association (the PACS is told to stop too). This is not a cancel by the requester.
-      job.markRequesterBroken();
-      outcome.errorComment = std::string("C-STORE to requester failed: ") + cond.text();
-      return outcome;
-    }
-    outcome.delivered = true;
-    outcome.status = response.DimseStatus;
-    return outcome;
-  }
-  const RetrieveRequest& request = job.request();
-  if (!request.destination) return StoreOutcome{};
-  // C-MOVE: an association to the destination workstation, re-opened when a new kind of object
-  // needs a presentation context it does not have yet.
-  // Propose what this instance can go out in: its stored syntax and, when the gateway can convert
-  // it, uncompressed syntaxes in a context of their own.
-  bool added = false;
-  for (auto& syntaxes : proposalsFor(xfer, transcoding)) {
-    const bool known = std::any_of(channel->proposed.begin(), channel->proposed.end(),
-                                   [&](const ProposedContext& c) {
-                                     return c.abstractSyntax == sopClass && c.transferSyntaxes == syntaxes;
-                                   });
-    if (!known && channel->proposed.size() < 128) {
-      channel->proposed.push_back(ProposedContext{sopClass, std::move(syntaxes)});
-      added = true;
-    }
-  }
-  if (added) channel->destination.reset();
-  MoveOriginator originator{request.requesterAeTitle, request.requesterMessageId};
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    if (!channel->destination || !channel->destination->usable()) {
-      if (channel->destinationDown) {  // one unreachable destination costs one timeout, not one per instance
-        StoreOutcome outcome;
-        outcome.status = status::kUnableToPerformSubOperations;
-        outcome.errorComment = "destination " + request.destination->aeTitle + " unreachable";
-        return outcome;
-      }
-      try {
-        channel->destination = PeerAssociation::open(*request.destination, context.config.gateway.aeTitle,
-                                                     channel->proposed, context.timeouts,
-                                                     context.config.gateway.maxPduBytes);
-      } catch (const NoAcceptedContext& e) {
-        // The destination is up; it just takes none of the kinds of objects proposed so far.
-        StoreOutcome outcome;
-        outcome.status = status::kNoAcceptableTransferSyntax;
-        outcome.errorComment = e.what();
-        return outcome;
-      } catch (const PeerUnavailable& e) {
-        channel->destinationDown = true;
-        StoreOutcome outcome;
-        outcome.status = status::kUnableToPerformSubOperations;
-        outcome.errorComment = e.what();
-        return outcome;
-      }
-    }
-    StoreOutcome outcome =
-        channel->destination->store(dataset, xfer, sopClass, sopInstance, &originator, transcoding);
-    // Only a broken association is worth a second try; a refusal would just repeat.
-    if (outcome.delivered || channel->destination->usable() || attempt == 1) return outcome;
-  }
-  return StoreOutcome{};
-}
-
-// The job's delivery thread: sends verified instances to the destination in arrival order.
-void deliveryLoop(GatewayContext& context, RetrieveJob& job) {
-  for (;;) {
-    PendingDelivery item;
-    if (!job.nextDelivery(item)) return;
-    if (job.cancelled()) {
-      job.discard();  // cancelled: what is still queued stays "remaining"
-      continue;
-    }
-    StoreOutcome outcome;
-    try {
-      outcome = deliver(context, job, *item.dataset, item.xfer, item.transcoding, item.sopClass, item.sopInstance);
-      countDelivery(Delivery::ToWorkstation, outcome, *item.dataset, item.xfer);
-    } catch (const std::exception& e) {
-      outcome = StoreOutcome{};
-      outcome.errorComment = e.what();
-    }
-    try {
-      if (!(outcome.delivered && status::isStored(outcome.status))) {
-        spdlog::warn("retrieve {}: instance {} not accepted by {}: {} ({})", job.upstreamMessageId(),
-                     printable(item.sopInstance), job.request().destinationAeTitle(), describeStatus(outcome.status),
-                     outcome.errorComment);
-      } else {
-        spdlog::debug("retrieve {}: instance {} delivered to {} ({} access)", job.upstreamMessageId(),
-                      printable(item.sopInstance), job.request().destinationAeTitle(),
-                      config::toString(job.request().access));
-      }
-      job.record(item.sopInstance, outcome);
-    } catch (const std::exception& e) {
-      spdlog::error("retrieve {}: cannot record an outcome: {}", job.upstreamMessageId(), e.what());
-      job.discard();
-    }
-  }
-}
-
 }  // namespace
 
-ReceivedDataSet Session::receiveIdentifier(T_ASC_PresentationContextID presId) {
-  return receiveDataSetWithinLimits(assoc_, presId, static_cast<int>(context_.config.gateway.dimseTimeoutSeconds),
-                                    kMaxIdentifierBytes, memory_);
+bool refuseRetrieve(T_ASC_Association* assoc, T_ASC_PresentationContextID presId, T_DIMSE_Message& msg,
+                    std::uint16_t statusCode) {
+  RetrieveRelay relay{msg.CommandField == DIMSE_C_GET_RQ, assoc, presId, &msg, nullptr, 0, nullptr};
+  const Counts none;
+  return sendRetrieveResponse(relay, statusCode, 0, nullptr, &none);
 }
 
-bool Session::identifierBreaksAssociation(const ReceivedDataSet& received) {
-  using Outcome = ReceivedDataSet::Outcome;
-  if (received.outcome != Outcome::NetworkError && received.outcome != Outcome::ProtocolError) return false;
-  spdlog::warn("{}@{}: identifier not received: {}", printable(peer_.aeTitle), peer_.address, received.reason);
-  if (received.outcome == Outcome::ProtocolError) ASC_abortAssociation(assoc_);
-  broken_ = true;
-  return true;
-}
+RetrieveProxy::RetrieveProxy(GatewayContext& context, const PeerIdentity& requester, T_ASC_Association* assoc)
+    : context_(context), peer_(requester), assoc_(assoc) {}
 
-std::uint16_t Session::identifierRefusalStatus(const ReceivedDataSet& received, std::uint16_t outOfResources) {
-  const bool tooBig = received.outcome == ReceivedDataSet::Outcome::TooLarge ||
-                      received.outcome == ReceivedDataSet::Outcome::NoMemory;
-  metrics::increment("pacsgw_data_sets_refused_total", {{"reason", tooBig ? "too_large" : "malformed"}});
-  return tooBig ? outOfResources : status::kCannotUnderstand;
-}
-
-void Session::handleFind(T_DIMSE_Message& msg, T_ASC_PresentationContextID presId) {
-  T_DIMSE_C_FindRQ& request = msg.msg.CFindRQ;
-  ReceivedDataSet received = receiveIdentifier(presId);
-  std::unique_ptr<DcmDataset> identifier = std::move(received.dataset);
-  AssociationFindRequester requester(assoc_, presId, request);
-  auto reply = [&](std::uint16_t statusCode) {
-    if (!requester.sendFinal(statusCode)) broken_ = true;
-  };
-  if (received.outcome != ReceivedDataSet::Outcome::Received) {
-    if (identifierBreaksAssociation(received)) return;
-    spdlog::warn("C-FIND from {}@{}: identifier refused: {}", printable(peer_.aeTitle), peer_.address, received.reason);
-    reply(identifierRefusalStatus(received, status::kOutOfResources));
-    return;
-  }
-  if (!requestMatchesContext(presId, request.AffectedSOPClassUID)) {
-    reply(status::kSopClassNotSupported);
-    return;
-  }
-  if (peer_.workstation == nullptr || peer_.workstation->access == config::Access::Deny) {
-    spdlog::warn("audit: C-FIND from {}@{} refused: not an authorised workstation", printable(peer_.aeTitle),
-                 peer_.address);
-    audit::query({peer_.aeTitle, peer_.address}, "C-FIND", false, "not an authorised workstation");
-    reply(status::kNotAuthorised);
-    return;
-  }
-  std::unique_ptr<PeerAssociation> pacs;
-  try {
-    pacs = openUpstream(context_, request.AffectedSOPClassUID);
-  } catch (const PeerUnavailable& e) {
-    spdlog::error("C-FIND from {}: upstream PACS unavailable: {}", peer_.aeTitle, e.what());
-    reply(status::kOutOfResources);
-    return;
-  }
-  {
-    OFString level;
-    identifier->findAndGetOFString(DCM_QueryRetrieveLevel, level);
-    audit::query({peer_.aeTitle, peer_.address}, level.c_str(), true, "");
-  }
-  const T_ASC_PresentationContextID pacsPresId =
-      ASC_findAcceptedPresentationContextID(pacs->raw(), request.AffectedSOPClassUID);
-  if (pacsPresId == 0) {
-    reply(status::kSopClassNotSupported);
-    return;
-  }
-  AssociationFindUpstream upstream(*pacs, pacsPresId, request);
-  const FindRelayResult result = relayFind(*identifier, requester, upstream);
-  switch (result.end) {
-    case FindRelayResult::End::RequesterBroken:
-      broken_ = true;
-      return;
-    case FindRelayResult::End::PacsFailed:
-      spdlog::error("C-FIND from {}: PACS query failed: {}", peer_.aeTitle, result.error);
-      break;
-    case FindRelayResult::End::Answered:
-      spdlog::info("C-FIND from {}: {} matches relayed, final {}", peer_.aeTitle, result.matches,
-                   describeStatus(result.status));
-      break;
-  }
-  reply(result.status);
-}
-
-void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID presId) {
+bool RetrieveProxy::serve(T_DIMSE_Message& msg, T_ASC_PresentationContextID presId, DcmDataset& identifier) {
   const bool isGet = msg.CommandField == DIMSE_C_GET_RQ;
   const char* verb = isGet ? "C-GET" : "C-MOVE";
-  ReceivedDataSet received = receiveIdentifier(presId);
-  std::unique_ptr<DcmDataset> identifier = std::move(received.dataset);
+  bool usable = true;
 
   RetrieveRequest request;
   request.requesterAeTitle = peer_.aeTitle;
@@ -445,26 +217,15 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
   RetrieveRelay relay{isGet, assoc_, presId, &msg, nullptr, 0, nullptr};
   auto refuse = [&](std::uint16_t statusCode) {
     const Counts none;
-    if (!sendRetrieveResponse(relay, statusCode, 0, nullptr, &none)) broken_ = true;
+    if (!sendRetrieveResponse(relay, statusCode, 0, nullptr, &none)) usable = false;
   };
-  if (received.outcome != ReceivedDataSet::Outcome::Received) {
-    if (identifierBreaksAssociation(received)) return;
-    spdlog::warn("{} from {}@{}: identifier refused: {}", verb, printable(peer_.aeTitle), peer_.address,
-                 received.reason);
-    refuse(identifierRefusalStatus(received, status::kUnableToCalculateMatches));
-    return;
-  }
   const std::string sopClass = isGet ? msg.msg.CGetRQ.AffectedSOPClassUID : msg.msg.CMoveRQ.AffectedSOPClassUID;
-  if (!requestMatchesContext(presId, sopClass)) {
-    refuse(status::kSopClassNotSupported);
-    return;
-  }
   if (peer_.workstation == nullptr || peer_.workstation->access == config::Access::Deny) {
     spdlog::warn("audit: {} from {}@{} refused: not an authorised workstation", verb, printable(peer_.aeTitle),
                  peer_.address);
     audit::securityAlert("AccessRefused", std::string(verb) + " by a workstation without access", {peer_.aeTitle, peer_.address}, "");
     refuse(status::kNotAuthorised);
-    return;
+    return usable;
   }
   if (isGet) {
     request.access = peer_.workstation->access;
@@ -480,7 +241,7 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
         audit::securityAlert("MoveDestinationRefused", "relay peer " + destinationAe +
                              " is not among the caller's move_destinations", {peer_.aeTitle, peer_.address}, "");
         refuse(status::kMoveDestinationUnknown);
-        return;
+        return usable;
       }
       // The peer gateway gets the ciphertext as the PACS holds it, plus a key capsule for it alone.
       request.access = config::Access::Ciphertext;
@@ -492,7 +253,7 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
       audit::securityAlert("MoveDestinationRefused", "move destination " + destinationAe + " is " +
                            (destination == nullptr ? "not configured" : "denied"), {peer_.aeTitle, peer_.address}, "");
       refuse(status::kMoveDestinationUnknown);
-      return;
+      return usable;
     }
     // A caller may always move to itself; elsewhere only where its move_destinations allow.
     if (relayPeer == nullptr && !context_.policy.mayMoveTo(*peer_.workstation, destination->aeTitle)) {
@@ -501,7 +262,7 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
       audit::securityAlert("MoveDestinationRefused", "move destination " + destinationAe +
                            " is not among the caller's move_destinations", {peer_.aeTitle, peer_.address}, "");
       refuse(status::kMoveDestinationUnknown);
-      return;
+      return usable;
     }
     // What the destination may see decides decryption: the images land there, not at the caller.
     if (relayPeer == nullptr) {
@@ -509,10 +270,10 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
       request.destination = workstationEndpoint(context_.config, *destination);
     }
   }
-  request.patientIds = uniqueKeyValues(*identifier, DCM_PatientID);
-  request.studyUids = uniqueKeyValues(*identifier, DCM_StudyInstanceUID);
-  request.seriesUids = uniqueKeyValues(*identifier, DCM_SeriesInstanceUID);
-  request.instanceUids = uniqueKeyValues(*identifier, DCM_SOPInstanceUID);
+  request.patientIds = uniqueKeyValues(identifier, DCM_PatientID);
+  request.studyUids = uniqueKeyValues(identifier, DCM_StudyInstanceUID);
+  request.seriesUids = uniqueKeyValues(identifier, DCM_SeriesInstanceUID);
+  request.instanceUids = uniqueKeyValues(identifier, DCM_SOPInstanceUID);
 
   std::unique_ptr<PeerAssociation> upstream;
   const std::string moveModel = moveModelFor(sopClass);
@@ -521,13 +282,13 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
   } catch (const PeerUnavailable& e) {
     spdlog::error("{} from {}: upstream PACS unavailable: {}", verb, printable(peer_.aeTitle), e.what());
     refuse(status::kUnableToPerformSubOperations);
-    return;
+    return usable;
   }
   relay.upstream = upstream->raw();
   relay.upstreamPresId = ASC_findAcceptedPresentationContextID(upstream->raw(), moveModel.c_str());
   if (relay.upstreamPresId == 0) {
     refuse(status::kSopClassNotSupported);
-    return;
+    return usable;
   }
   auto job = std::make_shared<RetrieveJob>(std::move(request));
   relay.job = job.get();
@@ -542,7 +303,7 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
       job.stopDeliveries();
     }
   };
-  job->startDeliveries([this, job] { deliveryLoop(context_, *job); });
+  job->startDeliveries([this, job] { runDeliveries(context_, *job); });
   Closer closer{context_, *job};
   context_.retrieves.add(job);
   spdlog::info("audit: {} from {}@{} accepted: {} access, destination {}, PACS move id {}", verb,
@@ -576,7 +337,7 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
     }
     return c;
   };
-  OFCondition cond = moveOnce(*identifier);
+  OFCondition cond = moveOnce(identifier);
 
   // Some PACS (Orthanc >= 1.6) abort the whole C-MOVE with a failure status as soon as one
   // sub-operation is answered with a failure. Ask again for the instances it never offered, so a
@@ -589,7 +350,7 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
     if (refusedNow == failedBefore) break;
     failedBefore = refusedNow;
     try {
-      for (const auto& uid : instancesOf(context_, moveModel, *identifier)) {
+      for (const auto& uid : instancesOf(context_, moveModel, identifier)) {
         if (!job->wasOffered(uid)) rest.push_back(uid);
       }
     } catch (const PeerUnavailable& e) {
@@ -606,8 +367,8 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
       DcmDataset resume;
       resume.putAndInsertString(DCM_QueryRetrieveLevel, "IMAGE");
       OFString value;
-      if (identifier->findAndGetOFStringArray(DCM_PatientID, value).good()) resume.putAndInsertString(DCM_PatientID, value.c_str());
-      if (identifier->findAndGetOFStringArray(DCM_StudyInstanceUID, value).good()) resume.putAndInsertString(DCM_StudyInstanceUID, value.c_str());
+      if (identifier.findAndGetOFStringArray(DCM_PatientID, value).good()) resume.putAndInsertString(DCM_PatientID, value.c_str());
+      if (identifier.findAndGetOFStringArray(DCM_StudyInstanceUID, value).good()) resume.putAndInsertString(DCM_StudyInstanceUID, value.c_str());
       resume.putAndInsertString(DCM_SOPInstanceUID, list.c_str());
       cond = moveOnce(resume);
     }
@@ -618,8 +379,8 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
   // queue is short, so this wait is bounded too.
   job->close(context_.retrieves);
   if (relay.broken || job->requesterBroken()) {
-    broken_ = true;  // aborted: a C-GET association that failed mid-exchange cannot carry a final response
-    return;
+    usable = false;  // aborted: a C-GET association that failed mid-exchange cannot carry a final response
+    return usable;
   }
   if (cond.bad()) spdlog::error("{} from {}: PACS retrieve failed: {}", verb, printable(peer_.aeTitle), cond.text());
   PacsRetrieveEnd pacsEnd;
@@ -662,71 +423,8 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
   const Counts counts{completed, failed, warning};
   std::optional<RetrieveJob::ChannelLock> io;
   if (isGet) io.emplace(job->channel());
-  if (!sendRetrieveResponse(relay, finalStatus, response.remaining, failedIdentifiers, &counts)) broken_ = true;
-}
-
-namespace {
-
-// The PACS's Move Originator Message ID, when it names the gateway as the move originator.
-std::optional<std::uint16_t> moveOriginatorOf(const T_DIMSE_C_StoreRQ& request, const std::string& gatewayAeTitle) {
-  if ((request.opts & O_STORE_MOVEORIGINATORID) != 0 && gatewayAeTitle == request.MoveOriginatorApplicationEntityTitle) {
-    return request.MoveOriginatorID;
-  }
-  return std::nullopt;
-}
-
-// The key side of the sub-operation intake: the session's InstanceProtector and the passthrough policy.
-class KeystoreVerifier : public SubOperationVerifier {
- public:
-  KeystoreVerifier(GatewayContext& context, std::function<InstanceProtector&()> protector)
-      : context_(context), protector_(std::move(protector)) {}
-  E_TransferSyntax restore(DcmDataset& dataset, E_TransferSyntax xfer, audit::KeyReleases& releases) override {
-    return protector_().restore(dataset, xfer, &releases);
-  }
-  PassthroughDecision passthrough(DcmDataset& dataset) override {
-    return decidePassthrough(context_.config.cipher, context_.keys, dataset);
-  }
-  void attachRelayCapsule(DcmDataset& dataset, const config::RelayPeer& peer) override {
-    context_.relay->attachCapsule(dataset, peer, context_.keys);
-  }
-
- private:
-  GatewayContext& context_;
-  std::function<InstanceProtector&()> protector_;
-};
-
-}  // namespace
-
-SubOperationIntake& Session::intake() {
-  if (!intake_) {
-    verifier_ = std::make_unique<KeystoreVerifier>(context_, [this]() -> InstanceProtector& { return protector(); });
-    // Answer the PACS well within its own timeout, even when the destination is slow.
-    intake_ = std::make_unique<SubOperationIntake>(context_.retrieves, *verifier_,
-                                                   std::chrono::seconds(std::max(1, context_.timeouts.dimseSeconds / 2)),
-                                                   peer_.aeTitle, peer_.address);
-  }
-  return *intake_;
-}
-
-void Session::refuseSubOperation(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationContextID presId,
-                                 std::uint16_t statusCode, const std::string& reason) {
-  const IntakeAnswer answer = intake().refuse(request.AffectedSOPInstanceUID,
-                                              moveOriginatorOf(request, context_.config.gateway.aeTitle), statusCode,
-                                              reason);
-  sendStoreResponse(presId, request, answer.status, answer.errorComment);
-}
-
-void Session::handleSubOperation(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationContextID presId,
-                                 std::unique_ptr<DcmDataset> dataset, MemoryReservation memory) {
-  SubOperation operation;
-  operation.sopClass = request.AffectedSOPClassUID;
-  operation.sopInstance = request.AffectedSOPInstanceUID;
-  operation.originatorMessageId = moveOriginatorOf(request, context_.config.gateway.aeTitle);
-  operation.dataset = std::move(dataset);
-  operation.xfer = contextTransferSyntax(presId);
-  operation.memory = std::move(memory);
-  const IntakeAnswer answer = intake().accept(std::move(operation));
-  sendStoreResponse(presId, request, answer.status, answer.errorComment);
+  if (!sendRetrieveResponse(relay, finalStatus, response.remaining, failedIdentifiers, &counts)) usable = false;
+  return usable;
 }
 
 }  // namespace pacsgw::gateway
