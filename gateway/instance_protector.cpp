@@ -121,31 +121,12 @@ ProtectResult InstanceProtector::protect(DcmDataset& dataset, E_TransferSyntax x
     }
     return result;
   }
-  std::string scopeUid;
-  switch (scope_) {
-    case keystore::KeyScope::Study: scopeUid = requiredUid(dataset, DCM_StudyInstanceUID, "Study Instance UID"); break;
-    case keystore::KeyScope::Series: scopeUid = requiredUid(dataset, DCM_SeriesInstanceUID, "Series Instance UID"); break;
-    case keystore::KeyScope::Instance: scopeUid = requiredUid(dataset, DCM_SOPInstanceUID, "SOP Instance UID"); break;
-  }
+  const std::string scopeUid = scopeUidOf(dataset);
   if (DcmXfer(xfer).isEncapsulated() && decodesCompressed() && dataset.tagExists(DCM_PixelData)) {
     xfer = decodeToNative(dataset, xfer, cipher_->info().id);
   }
   result.transferSyntax = xfer;
-  keystore::DataKey key;
-  try {
-    key = dataKeyFor(scopeUid);
-  } catch (const keystore::KeyDestroyedError& e) {
-    spdlog::warn("audit: object of shredded {} {} refused: {}", keystore::toString(scope_), printable(scopeUid),
-                 e.what());
-    audit::keyEvent("denied", "", scopeUid, false, "the data key was destroyed (keys shred)");
-    throw codecs::CryptError(codecs::CryptErrorKind::KeyDestroyed, e.what());
-  }
-  codecs::EncryptParams params;
-  params.keyId = key.id;
-  params.allowLossy = allowLossy_;
-  params.keyScope = scope_ == keystore::KeyScope::Study    ? "STUDY"
-                    : scope_ == keystore::KeyScope::Series ? "SERIES"
-                                                           : "INSTANCE";
+  const auto [key, params] = keyAndParamsFor(scopeUid);
   const auto started = std::chrono::steady_clock::now();
   codecs::KeyReference ref = codecs::encryptDataset(dataset, xfer, *cipher_, key.key, params);
   metrics::observe("pacsgw_encrypt_seconds", {{"backend", cipher_->info().id}}, secondsSince(started));
@@ -163,14 +144,23 @@ std::unique_ptr<codecs::NativePixelDataSealer> InstanceProtector::sealerFor(DcmD
     throw codecs::CryptError(codecs::CryptErrorKind::UnsupportedLayout,
                              "backend " + cipher_->info().id + " cannot encrypt pixel data as it arrives");
   if (!codecs::hasKeyReference(header)) header.findAndDeleteElement(DCM_IconImageSequence, OFTrue, OFTrue);
-  std::string scopeUid;
-  switch (scope_) {
-    case keystore::KeyScope::Study: scopeUid = requiredUid(header, DCM_StudyInstanceUID, "Study Instance UID"); break;
-    case keystore::KeyScope::Series: scopeUid = requiredUid(header, DCM_SeriesInstanceUID, "Series Instance UID"); break;
-    case keystore::KeyScope::Instance: scopeUid = requiredUid(header, DCM_SOPInstanceUID, "SOP Instance UID"); break;
-  }
+  const std::string scopeUid = scopeUidOf(header);
   if (codecs::hasKeyReference(header))
     throw codecs::CryptError(codecs::CryptErrorKind::AlreadyEncrypted, "the object already carries a PACSGW KEYREF 1 block");
+  const auto [key, params] = keyAndParamsFor(scopeUid);
+  return std::make_unique<codecs::NativePixelDataSealer>(header, xfer, pixelDataLength, key.key, params);
+}
+
+std::string InstanceProtector::scopeUidOf(DcmDataset& dataset) const {
+  switch (scope_) {
+    case keystore::KeyScope::Study: return requiredUid(dataset, DCM_StudyInstanceUID, "Study Instance UID");
+    case keystore::KeyScope::Series: return requiredUid(dataset, DCM_SeriesInstanceUID, "Series Instance UID");
+    case keystore::KeyScope::Instance: break;
+  }
+  return requiredUid(dataset, DCM_SOPInstanceUID, "SOP Instance UID");
+}
+
+std::pair<keystore::DataKey, codecs::EncryptParams> InstanceProtector::keyAndParamsFor(const std::string& scopeUid) {
   keystore::DataKey key;
   try {
     key = dataKeyFor(scopeUid);
@@ -182,10 +172,11 @@ std::unique_ptr<codecs::NativePixelDataSealer> InstanceProtector::sealerFor(DcmD
   }
   codecs::EncryptParams params;
   params.keyId = key.id;
+  params.allowLossy = allowLossy_;
   params.keyScope = scope_ == keystore::KeyScope::Study    ? "STUDY"
                     : scope_ == keystore::KeyScope::Series ? "SERIES"
                                                            : "INSTANCE";
-  return std::make_unique<codecs::NativePixelDataSealer>(header, xfer, pixelDataLength, key.key, params);
+  return {std::move(key), std::move(params)};
 }
 
 keystore::DataKey InstanceProtector::dataKeyFor(const std::string& scopeUid) {

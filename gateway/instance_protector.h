@@ -55,6 +55,11 @@ class InstanceProtector {
  private:
   // The study's (series', instance's) data key, recording its creation in the audit trail.
   keystore::DataKey dataKeyFor(const std::string& scopeUid);
+  // The object's Study, Series or SOP Instance UID, per the configured key scope.
+  std::string scopeUidOf(DcmDataset& dataset) const;
+  // The data key of the object's scope and the encryption parameters naming it; a shredded key refuses
+  // the object (CryptError KeyDestroyed, audited as key denied).
+  std::pair<keystore::DataKey, codecs::EncryptParams> keyAndParamsFor(const std::string& scopeUid);
 
   keystore::Keystore& keys_;
   keystore::KeyScope scope_;
