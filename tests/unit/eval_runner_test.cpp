@@ -114,7 +114,9 @@ TEST(EvalRunner, ProducesTheDocumentedKeysForEveryBackend) {
     }
     EXPECT_TRUE(b.find("wrong_key_rejected")->boolean()) << id;
     EXPECT_TRUE(b.find("tamper_detected")->boolean()) << id;
-    EXPECT_GT(b.find("entropy")->number(), 7.9) << id;  // 4096 samples: expected ~7.95
+    // 4096 samples: expected ~7.95 for uniform bytes; feature-fusion's cipher image is a network's output,
+    // 7.87 on real slices and 7.88-7.93 here (its shipped-model test asserts the same 7.8 bound).
+    EXPECT_GT(b.find("entropy")->number(), id == "feature-fusion" ? 7.8 : 7.9) << id;
     EXPECT_LT(std::fabs(b.find("corr_h")->number()), 0.1) << id;
     // Independent encryptions are unrelated whatever the cipher. feature-fusion's cipher image is a network's
     // output whose values are not uniform (entropy about 7.87 bits on real slices), so more samples coincide
