@@ -15,6 +15,7 @@
 #include "codecs/backend_key.h"
 #include "codecs/neural/autoencoder.h"
 #include "codecs/neural/frames.h"
+#include "codecs/neural/learned_backend.h"
 #include "codecs/neural/model_store.h"
 
 #include <openssl/crypto.h>
@@ -296,20 +297,12 @@ std::size_t modelFileBytes(const CipherOptions& options) {
 namespace {
 
 BackendInfo aeAesInfo() {
-  BackendInfo i;
-  i.id = ae_aes::kBackendId;
-  i.version = ae_aes::kBackendVersion;
-  i.lossless = false;
-  i.maxSampleError = 65535;  // a learned reconstruction has no a-priori bound; the envelope makes retrieval exact
-  i.lossyMethod = "PACSGW_AE_AES";
-  i.authenticated = true;
-  i.supportsEncapsulated = false;
-  i.supportsFloat = false;
-  i.layouts = "native integer pixel data, 8 or 16 bits allocated (any bits stored), signed or unsigned, one "
-              "sample per pixel (CT, MR, CR, ...), any size, single- or multi-frame";
-  i.summary = "research backend after Alslman et al. 2022 (convolutional autoencoder, latent sealed with "
-              "AES-256-GCM); lossy model, exact retrieval through the envelope; not a standard cipher";
-  return i;
+  return neural::learnedBackendInfo(
+      ae_aes::kBackendId, ae_aes::kBackendVersion, "PACSGW_AE_AES",
+      "native integer pixel data, 8 or 16 bits allocated (any bits stored), signed or unsigned, one "
+          "sample per pixel (CT, MR, CR, ...), any size, single- or multi-frame",
+      "research backend after Alslman et al. 2022 (convolutional autoencoder, latent sealed with "
+          "AES-256-GCM); lossy model, exact retrieval through the envelope; not a standard cipher");
 }
 
 std::unique_ptr<PixelCipher> makeAeAes(const CipherOptions& options) {

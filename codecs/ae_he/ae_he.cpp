@@ -21,6 +21,7 @@
 #include "codecs/he/slot_packing.h"
 #include "codecs/neural/autoencoder.h"
 #include "codecs/neural/frames.h"
+#include "codecs/neural/learned_backend.h"
 #include "codecs/neural/model_store.h"
 
 #include <openssl/core_names.h>
@@ -413,21 +414,13 @@ std::size_t modelFileBytes(const CipherOptions& options) {
 namespace {
 
 BackendInfo aeHeInfo() {
-  BackendInfo i;
-  i.id = ae_he::kBackendId;
-  i.version = ae_he::kBackendVersion;
-  i.lossless = false;
-  i.maxSampleError = 65535;  // a learned reconstruction has no a-priori bound; the envelope makes retrieval exact
-  i.lossyMethod = "PACSGW_AE_HE";
-  i.authenticated = true;
-  i.supportsEncapsulated = false;
-  i.supportsFloat = false;
-  i.layouts = "native integer pixel data, 8 or 16 bits allocated (any bits stored), signed or unsigned, one "
-              "sample per pixel (CT, MR, CR, ...), any size, single- or multi-frame";
-  i.summary = "research backend after Suvitha & Murugan 2024 (autoencoder features encrypted with 3072-bit "
-              "Paillier, region means computable on ciphertext); lossy model, exact retrieval through the "
-              "envelope; slow; not a standard cipher";
-  return i;
+  return neural::learnedBackendInfo(
+      ae_he::kBackendId, ae_he::kBackendVersion, "PACSGW_AE_HE",
+      "native integer pixel data, 8 or 16 bits allocated (any bits stored), signed or unsigned, one "
+          "sample per pixel (CT, MR, CR, ...), any size, single- or multi-frame",
+      "research backend after Suvitha & Murugan 2024 (autoencoder features encrypted with 3072-bit "
+          "Paillier, region means computable on ciphertext); lossy model, exact retrieval through the "
+          "envelope; slow; not a standard cipher");
 }
 
 std::unique_ptr<PixelCipher> makeAeHe(const CipherOptions& options) {

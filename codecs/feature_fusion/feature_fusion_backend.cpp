@@ -19,6 +19,7 @@
 #include "codecs/feature_fusion/model.h"
 #include "codecs/feature_fusion/side_info.h"
 #include "codecs/neural/frames.h"
+#include "codecs/neural/learned_backend.h"
 #include "codecs/neural/model_store.h"
 
 #include <openssl/err.h>
@@ -380,21 +381,13 @@ std::size_t modelFileBytes(const CipherOptions& options) { return modelFor(optio
 namespace {
 
 BackendInfo featureFusionInfo() {
-  BackendInfo i;
-  i.id = feature_fusion::kBackendId;
-  i.version = feature_fusion::kBackendVersion;
-  i.lossless = false;
-  i.maxSampleError = 65535;  // a learned reconstruction has no a-priori bound; the envelope makes retrieval exact
-  i.lossyMethod = "PACSGW_FFUSION";
-  i.authenticated = true;
-  i.supportsEncapsulated = false;
-  i.supportsFloat = false;
-  i.layouts = "native integer pixel data, 8 or 16 bits allocated (any bits stored), signed or unsigned, one "
-              "sample per pixel (CT, MR, ...), any size (padded to a multiple of 8 inside), single- or multi-frame";
-  i.summary = "research backend after Long et al. (deep feature encoding with logistic-map feature keys, "
-              "side information sealed with AES-256-GCM); lossy model, exact retrieval through the envelope; "
-              "not a standard cipher";
-  return i;
+  return neural::learnedBackendInfo(
+      feature_fusion::kBackendId, feature_fusion::kBackendVersion, "PACSGW_FFUSION",
+      "native integer pixel data, 8 or 16 bits allocated (any bits stored), signed or unsigned, one "
+          "sample per pixel (CT, MR, ...), any size (padded to a multiple of 8 inside), single- or multi-frame",
+      "research backend after Long et al. (deep feature encoding with logistic-map feature keys, "
+          "side information sealed with AES-256-GCM); lossy model, exact retrieval through the envelope; "
+          "not a standard cipher");
 }
 
 std::unique_ptr<PixelCipher> makeFeatureFusion(const CipherOptions& options) {
