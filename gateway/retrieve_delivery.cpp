@@ -1,125 +1,40 @@
 #include "gateway/retrieve_delivery.h"
 
-#include "gateway/delivery_syntax.h"
 #include "gateway/dimse_status.h"
 #include "gateway/gateway_metrics.h"
 #include "gateway/net_util.h"
 
-#include <dcmtk/dcmdata/dcxfer.h>
 #include <spdlog/spdlog.h>
-
-#include <algorithm>
 
 namespace pacsgw::gateway {
 
 namespace {
 
-StoreOutcome deliver(GatewayContext& context, RetrieveJob& job, DcmDataset& dataset, E_TransferSyntax xfer,
-                     Transcoding transcoding, const std::string& sopClass, const std::string& sopInstance) {
+// One instance through `delivery`, in turns with the other users of the job's channel.
+StoreOutcome deliverOne(RetrieveJob& job, InstanceDelivery& delivery, PendingDelivery& item, bool& destinationDown) {
   RetrieveJob::ChannelLock channel = job.channel();
-  if (channel->requester != nullptr) {
-    // C-GET: the requester's own association, where it plays the Storage SCP.
-    StoreOutcome outcome;
-    if (job.requesterBroken()) {
-      outcome.errorComment = "an earlier C-STORE to the requester failed";
-      return outcome;
-    }
-    const DeliveryContext pc = chooseDeliveryContext(channel->requester, sopClass, xfer, transcoding);
-    if (pc.id == 0) {
-      // Fails this sub-operation alone: nothing was sent, the association is as good as before.
-      const bool classAccepted = !acceptedContexts(channel->requester, sopClass).empty();
-      outcome.status = classAccepted ? status::kNoAcceptableTransferSyntax : status::kSopClassNotSupported;
-      outcome.errorComment = classAccepted ? std::string("requester accepted no transfer syntax this object (") +
-                                                 DcmXfer(xfer).getXferName() + ") can be converted to"
-                                           : "requester negotiated no storage context for this SOP class";
-      return outcome;
-    }
-    std::string why;
-    if (!transcode(dataset, xfer, pc.xfer, why)) {
-      outcome.status = status::kNoAcceptableTransferSyntax;
-      outcome.errorComment = "cannot convert for the requester: " + why;
-      return outcome;
-    }
-    T_DIMSE_C_StoreRQ request{};
-    request.MessageID = ++channel->nextStoreMessageId;
-    OFStandard::strlcpy(request.AffectedSOPClassUID, sopClass.c_str(), sizeof(request.AffectedSOPClassUID));
-    OFStandard::strlcpy(request.AffectedSOPInstanceUID, sopInstance.c_str(), sizeof(request.AffectedSOPInstanceUID));
-    request.DataSetType = DIMSE_DATASET_PRESENT;
-    request.Priority = DIMSE_PRIORITY_MEDIUM;
-    T_DIMSE_C_StoreRSP response{};
-    DcmDataset* detail = nullptr;
-    T_DIMSE_DetectedCancelParameters cancel{};
-    OFCondition cond = DIMSE_storeUser(channel->requester, pc.id, &request, nullptr, &dataset, nullptr, nullptr,
-                                       DIMSE_NONBLOCKING, context.timeouts.dimseSeconds, &response, &detail, &cancel);
-    delete detail;
-    if (cancel.cancelEncountered) job.cancel();  // honoured at the next progress relay
-    if (cond.bad()) {
-      // A late response would now be read as the answer to the next request: stop using the
-      // association (the PACS is told to stop too). This is not a cancel by the requester.
-      job.markRequesterBroken();
-      outcome.errorComment = std::string("C-STORE to requester failed: ") + cond.text();
-      return outcome;
-    }
-    outcome.delivered = true;
-    outcome.status = response.DimseStatus;
+  StoreOutcome outcome;
+  if (job.requesterBroken()) {
+    outcome.errorComment = "an earlier C-STORE to the requester failed";
     return outcome;
   }
-  const RetrieveRequest& request = job.request();
-  if (!request.destination) return StoreOutcome{};
-  // C-MOVE: an association to the destination workstation, re-opened when a new kind of object
-  // needs a presentation context it does not have yet.
-  // Propose what this instance can go out in: its stored syntax and, when the gateway can convert
-  // it, uncompressed syntaxes in a context of their own.
-  bool added = false;
-  for (auto& syntaxes : proposalsFor(xfer, transcoding)) {
-    const bool known = std::any_of(channel->proposed.begin(), channel->proposed.end(),
-                                   [&](const ProposedContext& c) {
-                                     return c.abstractSyntax == sopClass && c.transferSyntaxes == syntaxes;
-                                   });
-    if (!known && channel->proposed.size() < 128) {
-      channel->proposed.push_back(ProposedContext{sopClass, std::move(syntaxes)});
-      added = true;
-    }
+  if (destinationDown) {  // one unreachable destination costs one timeout, not one per instance
+    outcome.status = status::kUnableToPerformSubOperations;
+    outcome.errorComment = "destination " + job.request().destinationAeTitle() + " unreachable";
+    return outcome;
   }
-  if (added) channel->destination.reset();
-  MoveOriginator originator{request.requesterAeTitle, request.requesterMessageId};
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    if (!channel->destination || !channel->destination->usable()) {
-      if (channel->destinationDown) {  // one unreachable destination costs one timeout, not one per instance
-        StoreOutcome outcome;
-        outcome.status = status::kUnableToPerformSubOperations;
-        outcome.errorComment = "destination " + request.destination->aeTitle + " unreachable";
-        return outcome;
-      }
-      try {
-        channel->destination = PeerAssociation::open(*request.destination, context.config.gateway.aeTitle,
-                                                     channel->proposed, context.timeouts,
-                                                     context.config.gateway.maxPduBytes);
-      } catch (const NoAcceptedContext& e) {
-        // The destination is up; it just takes none of the kinds of objects proposed so far.
-        StoreOutcome outcome;
-        outcome.status = status::kNoAcceptableTransferSyntax;
-        outcome.errorComment = e.what();
-        return outcome;
-      } catch (const PeerUnavailable& e) {
-        channel->destinationDown = true;
-        StoreOutcome outcome;
-        outcome.status = status::kUnableToPerformSubOperations;
-        outcome.errorComment = e.what();
-        return outcome;
-      }
-    }
-    StoreOutcome outcome =
-        channel->destination->store(dataset, xfer, sopClass, sopInstance, &originator, transcoding);
-    // Only a broken association is worth a second try; a refusal would just repeat.
-    if (outcome.delivered || channel->destination->usable() || attempt == 1) return outcome;
-  }
-  return StoreOutcome{};
+  const DeliveryResult result =
+      delivery.deliver(OutgoingInstance{*item.dataset, item.xfer, item.transcoding, item.sopClass, item.sopInstance});
+  if (result.destinationUnreachable) destinationDown = true;
+  if (result.requesterCancelled) job.cancel();  // honoured at the next progress relay
+  if (result.requesterBroken) job.markRequesterBroken();
+  return result.outcome;
 }
 
 }  // namespace
 
-void runDeliveries(GatewayContext& context, RetrieveJob& job) {
+void runDeliveries(RetrieveJob& job, InstanceDelivery& delivery) {
+  bool destinationDown = false;
   for (;;) {
     PendingDelivery item;
     if (!job.nextDelivery(item)) return;
@@ -129,7 +44,7 @@ void runDeliveries(GatewayContext& context, RetrieveJob& job) {
     }
     StoreOutcome outcome;
     try {
-      outcome = deliver(context, job, *item.dataset, item.xfer, item.transcoding, item.sopClass, item.sopInstance);
+      outcome = deliverOne(job, delivery, item, destinationDown);
       countDelivery(Delivery::ToWorkstation, outcome, *item.dataset, item.xfer);
     } catch (const std::exception& e) {
       outcome = StoreOutcome{};

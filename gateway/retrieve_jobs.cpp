@@ -110,10 +110,6 @@ void RetrieveJob::discard() {
   if (inFlight_ > 0 && --inFlight_ == 0) drained_.notify_all();
 }
 
-RetrieveJob::ChannelLock RetrieveJob::channel() { return ChannelLock(channelMutex_, channel_); }
-
-void RetrieveJob::deliverToRequester(T_ASC_Association* requester) { channel()->requester = requester; }
-
 RetrieveJob::Progress RetrieveJob::noteProgress(unsigned pacsRemaining, unsigned pacsCompleted, unsigned pacsFailed,
                                                 unsigned pacsWarning) {
   const unsigned announced = pacsRemaining + pacsCompleted + pacsFailed + pacsWarning;
@@ -146,9 +142,6 @@ void RetrieveJob::stopDeliveries() {
     queueChanged_.notify_all();
   }
   if (deliverer_.joinable()) deliverer_.join();
-  std::lock_guard<std::mutex> io(channelMutex_);
-  channel_.destination.reset();
-  channel_.requester = nullptr;
 }
 
 void RetrieveRegistry::add(const std::shared_ptr<RetrieveJob>& job) {

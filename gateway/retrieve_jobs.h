@@ -56,17 +56,6 @@ struct PendingDelivery {
   BudgetHold memory;
 };
 
-// The association a job's instances leave on, used by one exchange at a time (see RetrieveJob::channel).
-struct DeliveryChannel {
-  // C-GET: the requester's own association, where it plays the Storage SCP.
-  T_ASC_Association* requester = nullptr;
-  std::uint16_t nextStoreMessageId = 0;
-  // C-MOVE: an association to the destination, re-opened when a new kind of object needs a context.
-  std::unique_ptr<PeerAssociation> destination;
-  std::vector<ProposedContext> proposed;
-  bool destinationDown = false;  // could not be reached: the rest fails fast
-};
-
 // One outstanding C-MOVE / C-GET: the sub-operations admitted, the queue its delivery thread empties,
 // the counts, and the close sequence. It owns all of its locking: callers never hold its mutexes
 // except through ChannelLock.
@@ -112,20 +101,13 @@ class RetrieveJob {
 
   // Exclusive use of the delivery channel for one exchange: a C-STORE to the destination, or any
   // message on a C-GET requester's association (deliveries and responses take turns).
-  class ChannelLock {
-   public:
-    DeliveryChannel& operator*() const { return *channel_; }
-    DeliveryChannel* operator->() const { return channel_; }
-
+  class [[nodiscard]] ChannelLock {
    private:
     friend class RetrieveJob;
-    ChannelLock(std::mutex& m, DeliveryChannel& c) : lock_(m), channel_(&c) {}
+    explicit ChannelLock(std::mutex& m) : lock_(m) {}
     std::unique_lock<std::mutex> lock_;
-    DeliveryChannel* channel_;
   };
-  ChannelLock channel();
-  // C-GET: instances go back on the requester's association (set before deliveries start).
-  void deliverToRequester(T_ASC_Association* requester);
+  ChannelLock channel() { return ChannelLock(channelMutex_); }
 
   // ---- the requester's side ----
   void cancel() { cancelled_.store(true); }  // the requester sent C-CANCEL (only then)
@@ -147,7 +129,7 @@ class RetrieveJob {
   // Leaves the registry (no new sub-operation finds the job), refuses late ones, and waits until every
   // admitted instance has been delivered or counted. Idempotent.
   void close(RetrieveRegistry& registry);
-  // After close(): lets the delivery thread exit, joins it, and drops the associations. Idempotent.
+  // After close(): lets the delivery thread exit and joins it. Idempotent.
   void stopDeliveries();
 
  private:
@@ -162,7 +144,6 @@ class RetrieveJob {
 
   // Held for each delivery exchange; never taken while holding mutex_.
   std::mutex channelMutex_;
-  DeliveryChannel channel_;
 
   // Guards the state below; held only briefly and never during network I/O.
   mutable std::mutex mutex_;

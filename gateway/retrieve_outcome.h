@@ -10,6 +10,7 @@ namespace pacsgw::gateway {
 // How the gateway's own C-MOVE to the PACS ended.
 struct PacsRetrieveEnd {
   bool associationFailed = false;  // the exchange broke off (no final response)
+  std::string error;               // why it broke off, for the log
   std::uint16_t status = 0;        // the PACS's final status
   unsigned failed = 0;             // sub-operations the PACS counted as failed
   unsigned remaining = 0;          // the PACS's remaining count (meaningful after a cancel)

@@ -1,35 +1,57 @@
 #pragma once
-// C-MOVE and C-GET from a workstation: authorised against the access policy (who may retrieve, to which
-// destination, with what access), re-issued to the PACS as a C-MOVE with the gateway as destination,
-// the PACS's sub-operations taken in by SubOperationIntake and delivered by the job's delivery thread,
-// progress and the final counts relayed to the requester. A PACS that stops after a refused
-// sub-operation is asked again for the instances it never offered, so a bad one fails alone.
+// C-MOVE and C-GET from a workstation: authorised (query_retrieve_authorisation.h: who may retrieve,
+// to which destination, with what access), re-issued to the PACS as a C-MOVE with the gateway as
+// destination, the PACS's sub-operations taken in by SubOperationIntake and delivered by the job's
+// delivery thread, progress and the final counts relayed to the requester. A PACS that stops after a
+// refused sub-operation is asked again for the instances it never offered, so a bad one fails alone.
+// The requester, the PACS and the destination are interfaces (retrieve_peers.h): no sockets here.
+#include "config/config.h"
 #include "gateway/access_policy.h"
-#include "gateway/gateway_context.h"
+#include "gateway/retrieve_jobs.h"
+#include "gateway/retrieve_peers.h"
 
 #include <dcmtk/config/osconfig.h>
-#include <dcmtk/dcmnet/assoc.h>
-#include <dcmtk/dcmnet/dimse.h>
+#include <dcmtk/dcmdata/dcdatset.h>
 
 #include <cstdint>
+#include <string>
 
 namespace pacsgw::gateway {
 
-class RetrieveProxy {
- public:
-  RetrieveProxy(GatewayContext& context, const PeerIdentity& requester, T_ASC_Association* assoc);
-  // Serves one C-MOVE-RQ / C-GET-RQ whose identifier was received and whose context matches, up to and
-  // including its final response. False when the requester's association can carry nothing more.
-  bool serve(T_DIMSE_Message& msg, T_ASC_PresentationContextID presId, DcmDataset& identifier);
+namespace relay {
+class RelayService;
+}
 
- private:
-  GatewayContext& context_;
-  const PeerIdentity& peer_;
-  T_ASC_Association* assoc_;
+// The requester's C-MOVE-RQ / C-GET-RQ, as far as the proxy needs it.
+struct RetrieveCall {
+  bool isGet = false;
+  std::uint16_t messageId = 0;
+  std::string sopClass;          // its Affected SOP Class UID (a C-MOVE or C-GET information model)
+  std::uint16_t priority = 0;
+  std::string moveDestination;   // C-MOVE only
 };
 
-// Answers a C-MOVE-RQ / C-GET-RQ with `status` and zero counts; false when the association failed.
-bool refuseRetrieve(T_ASC_Association* assoc, T_ASC_PresentationContextID presId, T_DIMSE_Message& msg,
-                    std::uint16_t status);
+class RetrieveProxy {
+ public:
+  // What the proxy uses of the gateway: read-only configuration, the registry of outstanding retrieves
+  // (where the sub-operation intake finds them) and the connections to the PACS and destinations.
+  struct Environment {
+    const config::Config& config;
+    const AccessPolicy& policy;
+    const relay::RelayService* relay;  // nullptr without a relay: section
+    RetrieveRegistry& retrieves;
+    RetrieveConnections& connections;
+  };
+
+  RetrieveProxy(Environment environment, const PeerIdentity& caller, RetrieveRequester& requester);
+  // Serves one request whose identifier was received and whose context matches, up to and including
+  // its final response. False when the requester's association can carry nothing more.
+  bool serve(const RetrieveCall& call, DcmDataset& identifier);
+
+ private:
+  Environment env_;
+  const PeerIdentity& caller_;
+  RetrieveRequester& requester_;
+};
 
 }  // namespace pacsgw::gateway

@@ -10,6 +10,8 @@
 #include "gateway/net_util.h"
 #include "gateway/find_relay_dimse.h"
 #include "gateway/keystore_verifier.h"
+#include "gateway/query_retrieve_authorisation.h"
+#include "gateway/retrieve_dimse.h"
 #include "gateway/retrieve_proxy.h"
 #include "gateway/store_forwarding.h"
 #include "gateway/sub_operation_intake.h"
@@ -300,11 +302,11 @@ void Session::handleFind(T_DIMSE_Message& msg, T_ASC_PresentationContextID presI
     reply(status::kSopClassNotSupported);
     return;
   }
-  if (peer_.workstation == nullptr || peer_.workstation->access == config::Access::Deny) {
-    spdlog::warn("audit: C-FIND from {}@{} refused: not an authorised workstation", printable(peer_.aeTitle),
-                 peer_.address);
-    audit::query({peer_.aeTitle, peer_.address}, "C-FIND", false, "not an authorised workstation");
-    reply(status::kNotAuthorised);
+  const QueryDecision decision = authoriseQuery(peer_);
+  if (!decision.allowed) {
+    spdlog::warn("audit: C-FIND from {}@{} refused: {}", printable(peer_.aeTitle), peer_.address, decision.reason);
+    audit::query({peer_.aeTitle, peer_.address}, "C-FIND", false, decision.reason);
+    reply(decision.status);
     return;
   }
   std::unique_ptr<PeerAssociation> pacs;
@@ -359,8 +361,17 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
     if (!refuseRetrieve(assoc_, presId, msg, status::kSopClassNotSupported)) broken_ = true;
     return;
   }
-  RetrieveProxy proxy(context_, peer_, assoc_);
-  if (!proxy.serve(msg, presId, *received.dataset)) broken_ = true;
+  AssociationRetrieveRequester requester(assoc_, presId, msg, context_.timeouts.dimseSeconds);
+  DimseRetrieveConnections connections(context_);
+  RetrieveProxy proxy({context_.config, context_.policy, context_.relay, context_.retrieves, connections}, peer_,
+                      requester);
+  RetrieveCall call;
+  call.isGet = isGet;
+  call.sopClass = sopClass;
+  call.messageId = isGet ? msg.msg.CGetRQ.MessageID : msg.msg.CMoveRQ.MessageID;
+  call.priority = isGet ? msg.msg.CGetRQ.Priority : msg.msg.CMoveRQ.Priority;
+  if (!isGet) call.moveDestination = msg.msg.CMoveRQ.MoveDestination;
+  if (!proxy.serve(call, *received.dataset)) broken_ = true;
 }
 
 // ---- the PACS's sub-operations ----------------------------------------------------------------

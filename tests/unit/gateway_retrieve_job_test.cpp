@@ -206,11 +206,12 @@ TEST(RetrieveJob, DeliveryChannelIsUsedByOneExchangeAtATime) {
   RetrieveJob job;
   std::atomic<int> inside{0};
   std::atomic<int> overlaps{0};
+  int exchanges = 0;  // guarded by the channel alone
   auto exchange = [&] {
     for (int i = 0; i < 200; ++i) {
       RetrieveJob::ChannelLock channel = job.channel();
       if (++inside > 1) ++overlaps;
-      ++channel->nextStoreMessageId;
+      ++exchanges;
       --inside;
     }
   };
@@ -218,7 +219,7 @@ TEST(RetrieveJob, DeliveryChannelIsUsedByOneExchangeAtATime) {
   a.join();
   b.join();
   EXPECT_EQ(overlaps.load(), 0);
-  EXPECT_EQ(job.channel()->nextStoreMessageId, 400);
+  EXPECT_EQ(exchanges, 400);
 }
 
 TEST(RetrieveJob, DestroyingAJobStopsItsDeliveryThread) {
