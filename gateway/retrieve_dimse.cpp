@@ -311,6 +311,22 @@ std::unique_ptr<InstanceDelivery> DimseRetrieveConnections::destination(const Re
   return std::make_unique<DestinationDelivery>(context_, request);
 }
 
+RetrieveCall retrieveCallOf(const T_DIMSE_Message& msg) {
+  RetrieveCall call;
+  call.isGet = msg.CommandField == DIMSE_C_GET_RQ;
+  if (call.isGet) {
+    call.messageId = msg.msg.CGetRQ.MessageID;
+    call.sopClass = msg.msg.CGetRQ.AffectedSOPClassUID;
+    call.priority = static_cast<std::uint16_t>(msg.msg.CGetRQ.Priority);
+  } else {
+    call.messageId = msg.msg.CMoveRQ.MessageID;
+    call.sopClass = msg.msg.CMoveRQ.AffectedSOPClassUID;
+    call.priority = static_cast<std::uint16_t>(msg.msg.CMoveRQ.Priority);
+    call.moveDestination = msg.msg.CMoveRQ.MoveDestination;
+  }
+  return call;
+}
+
 bool refuseRetrieve(T_ASC_Association* assoc, T_ASC_PresentationContextID presId, T_DIMSE_Message& msg,
                     std::uint16_t statusCode) {
   AssociationRetrieveRequester requester(assoc, presId, msg, 0);

@@ -3,6 +3,7 @@
 // association, the gateway's association to the PACS, and the association to a C-MOVE destination.
 #include "gateway/gateway_context.h"
 #include "gateway/retrieve_peers.h"
+#include "gateway/retrieve_proxy.h"
 
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmnet/assoc.h>
@@ -44,6 +45,9 @@ class DimseRetrieveConnections : public RetrieveConnections {
  private:
   const GatewayContext& context_;
 };
+
+// What RetrieveProxy needs of a C-MOVE-RQ / C-GET-RQ.
+RetrieveCall retrieveCallOf(const T_DIMSE_Message& msg);
 
 // Answers a C-MOVE-RQ / C-GET-RQ with `status` and zero counts; false when the association failed.
 bool refuseRetrieve(T_ASC_Association* assoc, T_ASC_PresentationContextID presId, T_DIMSE_Message& msg,

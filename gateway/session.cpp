@@ -365,13 +365,7 @@ void Session::handleRetrieve(T_DIMSE_Message& msg, T_ASC_PresentationContextID p
   DimseRetrieveConnections connections(context_);
   RetrieveProxy proxy({context_.config, context_.policy, context_.relay, context_.retrieves, connections}, peer_,
                       requester);
-  RetrieveCall call;
-  call.isGet = isGet;
-  call.sopClass = sopClass;
-  call.messageId = isGet ? msg.msg.CGetRQ.MessageID : msg.msg.CMoveRQ.MessageID;
-  call.priority = isGet ? msg.msg.CGetRQ.Priority : msg.msg.CMoveRQ.Priority;
-  if (!isGet) call.moveDestination = msg.msg.CMoveRQ.MoveDestination;
-  if (!proxy.serve(call, *received.dataset)) broken_ = true;
+  if (!proxy.serve(retrieveCallOf(msg), *received.dataset)) broken_ = true;
 }
 
 // ---- the PACS's sub-operations ----------------------------------------------------------------
