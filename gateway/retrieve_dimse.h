@@ -3,7 +3,6 @@
 // association, the gateway's association to the PACS, and the association to a C-MOVE destination.
 #include "gateway/gateway_context.h"
 #include "gateway/retrieve_peers.h"
-#include "gateway/retrieve_proxy.h"
 
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmnet/assoc.h>

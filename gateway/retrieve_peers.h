@@ -52,6 +52,15 @@ struct RetrieveResponse {
   std::vector<std::string> failedSopInstanceUids;  // the Failed SOP Instance UID List, when not empty
 };
 
+// The requester's C-MOVE-RQ / C-GET-RQ, as far as the proxy needs it.
+struct RetrieveCall {
+  bool isGet = false;
+  std::uint16_t messageId = 0;
+  std::string sopClass;          // its Affected SOP Class UID (a C-MOVE or C-GET information model)
+  std::uint16_t priority = 0;
+  std::string moveDestination;   // C-MOVE only
+};
+
 // The workstation that sent the C-MOVE / C-GET.
 class RetrieveRequester {
  public:

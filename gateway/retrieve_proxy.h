@@ -22,15 +22,6 @@ namespace relay {
 class RelayService;
 }
 
-// The requester's C-MOVE-RQ / C-GET-RQ, as far as the proxy needs it.
-struct RetrieveCall {
-  bool isGet = false;
-  std::uint16_t messageId = 0;
-  std::string sopClass;          // its Affected SOP Class UID (a C-MOVE or C-GET information model)
-  std::uint16_t priority = 0;
-  std::string moveDestination;   // C-MOVE only
-};
-
 class RetrieveProxy {
  public:
   // What the proxy uses of the gateway: read-only configuration, the registry of outstanding retrieves

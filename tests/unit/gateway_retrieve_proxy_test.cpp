@@ -480,6 +480,16 @@ TEST_F(RetrieveProxyTest, CancelFromTheRequesterIsRelayedToThePacsAndReportedWit
   EXPECT_LE(last.completed, 2u);
 }
 
+TEST_F(RetrieveProxyTest, CancelFromACGetRequesterIsRelayedLikeAMoves) {
+  study({{"9.1"}, {"9.2"}, {"9.3"}, {"9.4"}});
+  RequesterDouble requester(true);
+  requester.cancelAfterPending = 1;
+  EXPECT_TRUE(serve(requester, "VIEWER", true));
+  EXPECT_TRUE(pacs->cancelled);
+  EXPECT_EQ(requester.last().status, status::kCancel);
+  EXPECT_EQ(requester.last().remaining, 2u);
+}
+
 TEST_F(RetrieveProxyTest, CancelSeenDuringACGetStoreIsHonoured) {
   study({{"9.1"}, {"9.2"}, {"9.3"}, {"9.4"}});
   RequesterDouble requester(true);
@@ -541,6 +551,8 @@ TEST_F(RetrieveProxyTest, PacsRefusalIsRelayedButAMoveOnlyStatusNeverReachesACGe
   RequesterDouble get(true);
   EXPECT_TRUE(serve(get, "VIEWER", true));
   EXPECT_EQ(get.last().status, status::kDataSetDoesNotMatchSopClass) << "A900 relayed";
+  EXPECT_EQ(pacs->moves, 1);
+  EXPECT_EQ(pacs->listings, 0) << "a PACS that refuses for its own reasons is not asked again";
 
   pacs->refuseWith = status::kMoveDestinationUnknown;  // the PACS does not know the gateway's AE title
   RequesterDouble get2(true);
