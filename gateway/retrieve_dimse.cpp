@@ -4,6 +4,7 @@
 #include "gateway/delivery_syntax.h"
 #include "gateway/dimse_status.h"
 #include "gateway/find_relay_dimse.h"
+#include "gateway/retrieve_destination.h"
 #include "gateway/retrieve_jobs.h"
 
 #include <dcmtk/dcmdata/dcdeftag.h>
@@ -142,60 +143,20 @@ class AssociationPacsRetrieve : public PacsRetrieve {
   T_ASC_PresentationContextID presId_;
 };
 
-// C-MOVE: an association to the destination workstation, re-opened when a new kind of object needs a
-// presentation context it does not have yet.
-class DestinationDelivery : public InstanceDelivery {
+// A PeerAssociation to a C-MOVE destination.
+class PeerDestinationAssociation : public DestinationAssociation {
  public:
-  DestinationDelivery(const GatewayContext& context, const RetrieveRequest& request)
-      : context_(context), request_(request) {}
-
-  DeliveryResult deliver(const OutgoingInstance& instance) override {
-    DeliveryResult result;
-    if (!request_.destination) return result;
-    // Propose what this instance can go out in: its stored syntax and, when the gateway can convert
-    // it, uncompressed syntaxes in a context of their own.
-    bool added = false;
-    for (auto& syntaxes : proposalsFor(instance.xfer, instance.transcoding)) {
-      const bool known = std::any_of(proposed_.begin(), proposed_.end(), [&](const ProposedContext& c) {
-        return c.abstractSyntax == instance.sopClass && c.transferSyntaxes == syntaxes;
-      });
-      if (!known && proposed_.size() < 128) {
-        proposed_.push_back(ProposedContext{instance.sopClass, std::move(syntaxes)});
-        added = true;
-      }
-    }
-    if (added) association_.reset();
-    MoveOriginator originator{request_.requesterAeTitle, request_.requesterMessageId};
-    for (int attempt = 0; attempt < 2; ++attempt) {
-      if (!association_ || !association_->usable()) {
-        try {
-          association_ = PeerAssociation::open(*request_.destination, context_.config.gateway.aeTitle, proposed_,
-                                               context_.timeouts, context_.config.gateway.maxPduBytes);
-        } catch (const NoAcceptedContext& e) {
-          // The destination is up; it just takes none of the kinds of objects proposed so far.
-          result.outcome.status = status::kNoAcceptableTransferSyntax;
-          result.outcome.errorComment = e.what();
-          return result;
-        } catch (const PeerUnavailable& e) {
-          result.destinationUnreachable = true;
-          result.outcome.status = status::kUnableToPerformSubOperations;
-          result.outcome.errorComment = e.what();
-          return result;
-        }
-      }
-      result.outcome = association_->store(instance.dataset, instance.xfer, instance.sopClass, instance.sopInstance,
-                                           &originator, instance.transcoding);
-      // Only a broken association is worth a second try; a refusal would just repeat.
-      if (result.outcome.delivered || association_->usable() || attempt == 1) return result;
-    }
-    return result;
+  explicit PeerDestinationAssociation(std::unique_ptr<PeerAssociation> association)
+      : association_(std::move(association)) {}
+  StoreOutcome store(DcmDataset& dataset, E_TransferSyntax xfer, const std::string& sopClass,
+                     const std::string& sopInstance, const MoveOriginator& originator,
+                     Transcoding transcoding) override {
+    return association_->store(dataset, xfer, sopClass, sopInstance, &originator, transcoding);
   }
+  bool usable() const override { return association_->usable(); }
 
  private:
-  const GatewayContext& context_;
-  const RetrieveRequest& request_;
   std::unique_ptr<PeerAssociation> association_;
-  std::vector<ProposedContext> proposed_;
 };
 
 }  // namespace
@@ -308,7 +269,13 @@ std::unique_ptr<PacsRetrieve> DimseRetrieveConnections::openPacs(const std::stri
 }
 
 std::unique_ptr<InstanceDelivery> DimseRetrieveConnections::destination(const RetrieveRequest& request) {
-  return std::make_unique<DestinationDelivery>(context_, request);
+  const GatewayContext& context = context_;
+  return std::make_unique<DestinationDelivery>(
+      request, [&context, &request](const std::vector<ProposedContext>& contexts) -> std::unique_ptr<DestinationAssociation> {
+        return std::make_unique<PeerDestinationAssociation>(
+            PeerAssociation::open(*request.destination, context.config.gateway.aeTitle, contexts, context.timeouts,
+                                  context.config.gateway.maxPduBytes));
+      });
 }
 
 RetrieveCall retrieveCallOf(const T_DIMSE_Message& msg) {
