@@ -1,9 +1,12 @@
 #include "gateway/spool/dicom_sender.h"
 
 #include "gateway/spool/dataset_bytes.h"
+#include "gateway/net_util.h"
 
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmdata/dcxfer.h>
+
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 
@@ -71,7 +74,34 @@ SendResult DicomUpstreamSender::send(const SpoolRecordView& record) {
     result.detail = e.what();
     return result;
   }
-  const std::pair<std::string, std::string> key{record.meta.sopClassUid, record.meta.transferSyntaxUid};
+  return deliver(record.meta, xfer, *dataset);
+}
+
+SendResult DicomUpstreamSender::sendFile(const SpoolRecordFile& record) {
+  SendResult result;
+  const E_TransferSyntax xfer = DcmXfer(record.meta.transferSyntaxUid.c_str()).getXfer();
+  if (xfer == EXS_Unknown) {
+    result.kind = SendKind::Undecodable;
+    result.detail = "unknown transfer syntax " + record.meta.transferSyntaxUid;
+    return result;
+  }
+  std::unique_ptr<DcmDataset> dataset;
+  bool pixelsInFile = false;
+  try {
+    dataset = openDatasetInFile(record.path, record.payloadOffset, record.payloadSize, xfer, pixelsInFile);
+  } catch (const std::exception& e) {
+    result.kind = SendKind::Undecodable;
+    result.detail = e.what();
+    return result;
+  }
+  spdlog::info("forwarder: sending {} ({} MiB{}) from the spool file", printable(record.meta.sopInstanceUid),
+               record.payloadSize >> 20, pixelsInFile ? ", Pixel Data read in pieces" : ", read whole");
+  return deliver(record.meta, xfer, *dataset);
+}
+
+SendResult DicomUpstreamSender::deliver(const SpoolRecordMeta& meta, E_TransferSyntax xfer, DcmDataset& dataset) {
+  SendResult result;
+  const std::pair<std::string, std::string> key{meta.sopClassUid, meta.transferSyntaxUid};
   if (std::find(wanted_.begin(), wanted_.end(), key) == wanted_.end()) {
     if (wanted_.size() >= kMaxWanted) wanted_.erase(wanted_.begin());
     wanted_.push_back(key);
@@ -89,14 +119,14 @@ SendResult DicomUpstreamSender::send(const SpoolRecordView& record) {
         return result;
       }
     }
-    if (!hasUsableContext(association_->raw(), record.meta.sopClassUid, xfer)) {
+    if (!hasUsableContext(association_->raw(), meta.sopClassUid, xfer)) {
       result.kind = SendKind::NoContext;
-      result.detail = "SOP class " + record.meta.sopClassUid + " in transfer syntax " + record.meta.transferSyntaxUid +
+      result.detail = "SOP class " + meta.sopClassUid + " in transfer syntax " + meta.transferSyntaxUid +
                       " (" + DcmXfer(xfer).getXferName() + ") refused by " + peer_.aeTitle;
       return result;
     }
     StoreOutcome outcome =
-        association_->store(*dataset, xfer, record.meta.sopClassUid, record.meta.sopInstanceUid);
+        association_->store(dataset, xfer, meta.sopClassUid, meta.sopInstanceUid);
     if (outcome.delivered) {
       result.kind = SendKind::Answered;
       result.status = outcome.status;

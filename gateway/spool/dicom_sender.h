@@ -15,10 +15,13 @@ class DicomUpstreamSender : public UpstreamSender {
  public:
   DicomUpstreamSender(PeerEndpoint peer, std::string callingAeTitle, NetworkTimeouts timeouts, unsigned maxPduBytes);
   SendResult send(const SpoolRecordView& record) override;
+  SendResult sendFile(const SpoolRecordFile& record) override;
   void idle() override { association_.reset(); }
 
  private:
   std::vector<ProposedContext> contexts() const;
+  // C-STOREs a decoded record over the association, opening or re-opening it as needed.
+  SendResult deliver(const SpoolRecordMeta& meta, E_TransferSyntax xfer, DcmDataset& dataset);
 
   PeerEndpoint peer_;
   std::string callingAeTitle_;

@@ -69,6 +69,13 @@ std::string describe(const SendResult& result) {
   return text;
 }
 
+SendResult UpstreamSender::sendFile(const SpoolRecordFile& record) {
+  SendResult result;
+  result.kind = SendKind::Undecodable;
+  result.detail = "cannot send " + record.path + " from its file";
+  return result;
+}
+
 Forwarder::Forwarder(Spool& spool, SenderFactory senders, ForwarderOptions options)
     : spool_(spool), senders_(std::move(senders)), options_(options) {
   if (options_.associations == 0) options_.associations = 1;
@@ -129,6 +136,59 @@ void Forwarder::publish() {
   }
 }
 
+void Forwarder::unreadable(const ClaimedRecord& record, const std::exception& e) {
+  if (::access(record.path.c_str(), F_OK) != 0) {
+    spool_.forget(record);  // removed from outside
+  } else {
+    spdlog::error("spool: {}", e.what());
+    spool_.retryLater(record, options_.retryMax, true);
+  }
+}
+
+void Forwarder::corrupt(const ClaimedRecord& record, const SpoolRecordError& e) {
+  const std::string reason = std::string("corrupt spool record: ") + e.what();
+  spdlog::error("spool: {} quarantined: {}", record.name, reason);
+  spool_.quarantine(record, reason);
+  ++quarantined_;
+}
+
+bool Forwarder::send(const ClaimedRecord& record, UpstreamSender& sender, SpoolRecordMeta& meta, SendResult& result) {
+  const std::uint64_t streamAbove = spool_.limits().streamAboveBytes;
+  if (!record.segment && streamAbove > 0 && record.length > streamAbove) {
+    // A large record: checked and sent from its file in pieces.
+    SpoolRecordFile file;
+    try {
+      file = checkSpoolRecordFile(record.path);
+    } catch (const SpoolRecordError& e) {
+      corrupt(record, e);
+      return false;
+    } catch (const std::exception& e) {
+      unreadable(record, e);
+      return false;
+    }
+    meta = file.meta;
+    result = sender.sendFile(file);
+    return true;
+  }
+  std::vector<std::uint8_t> bytes;
+  try {
+    bytes = spool_.read(record);
+  } catch (const std::exception& e) {
+    unreadable(record, e);
+    return false;
+  }
+  SpoolRecordView view;
+  try {
+    view = parseSpoolRecord(bytes.data(), bytes.size());
+  } catch (const SpoolRecordError& e) {
+    corrupt(record, e);
+    return false;
+  }
+  meta = view.meta;
+  result = sender.send(view);
+  return true;
+}
+
 void Forwarder::work(unsigned index) {
   std::unique_ptr<UpstreamSender> sender = senders_();
   unsigned peerFailures = 0;
@@ -145,34 +205,14 @@ void Forwarder::work(unsigned index) {
     }
     lastActivity = Clock::now();
     released = false;
-    std::vector<std::uint8_t> bytes;
-    try {
-      bytes = spool_.read(*record);
-    } catch (const std::exception& e) {
-      if (::access(record->path.c_str(), F_OK) != 0) {
-        spool_.forget(*record);  // removed from outside
-      } else {
-        spdlog::error("spool: {}", e.what());
-        spool_.retryLater(*record, options_.retryMax, true);
-      }
-      continue;
-    }
-    SpoolRecordView view;
-    try {
-      view = parseSpoolRecord(bytes.data(), bytes.size());
-    } catch (const SpoolRecordError& e) {
-      const std::string reason = std::string("corrupt spool record: ") + e.what();
-      spdlog::error("spool: {} quarantined: {}", record->name, reason);
-      spool_.quarantine(*record, reason);
-      ++quarantined_;
-      continue;
-    }
-    const SendResult result = sender->send(view);
+    SpoolRecordMeta meta;
+    SendResult result;
+    if (!send(*record, *sender, meta, result)) continue;
     const unsigned brokenInARow = countBroken(record->name, result.kind == SendKind::Broken);
     const Verdict verdict = classify(result, record->attempts, options_.processingFailureAttempts, brokenInARow,
                                      options_.brokenAssociationAttempts);
     if (verdict != Verdict::PeerDown) countBroken(record->name, false);  // the record leaves or moves on
-    const std::string uid = printable(view.meta.sopInstanceUid);
+    const std::string uid = printable(meta.sopInstanceUid);
     switch (verdict) {
       case Verdict::Delivered:
         peerFailures = 0;
@@ -201,8 +241,8 @@ void Forwarder::work(unsigned index) {
       }
       case Verdict::Quarantine: {
         peerFailures = 0;
-        const std::string reason = "SOP Instance " + uid + " (" + printable(view.meta.sopClassUid) + ") from " +
-                                   printable(view.meta.callingAeTitle) + ": " + describe(result) + " after " +
+        const std::string reason = "SOP Instance " + uid + " (" + printable(meta.sopClassUid) + ") from " +
+                                   printable(meta.callingAeTitle) + ": " + describe(result) + " after " +
                                    std::to_string(record->attempts + 1) + " attempt(s)" +
                                    (result.kind == SendKind::Broken
                                         ? " (the association broke while this instance was sent " +

@@ -38,6 +38,9 @@ class UpstreamSender {
  public:
   virtual ~UpstreamSender() = default;
   virtual SendResult send(const SpoolRecordView& record) = 0;
+  // A large record, checked in its file (checkSpoolRecordFile): the payload is read in pieces while
+  // it is sent, never whole in memory. A sender that cannot do that answers Undecodable.
+  virtual SendResult sendFile(const SpoolRecordFile& record);
   // Nothing to send for a while: a chance to release an idle association.
   virtual void idle() {}
 };
@@ -89,6 +92,12 @@ class Forwarder {
 
  private:
   void work(unsigned index);
+  // Reads and checks a claimed record and sends it; false when it was unreadable or corrupt (then
+  // it has been handled: forgotten, retried later or quarantined).
+  bool send(const ClaimedRecord& record, UpstreamSender& sender, SpoolRecordMeta& meta, SendResult& result);
+  // A record that cannot be read or is corrupt.
+  void unreadable(const ClaimedRecord& record, const std::exception& e);
+  void corrupt(const ClaimedRecord& record, const SpoolRecordError& e);
   void publish();
   bool pause(std::chrono::milliseconds delay);  // false when stopping
   std::chrono::milliseconds backoff(unsigned failures) const;

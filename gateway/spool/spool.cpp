@@ -70,22 +70,24 @@ bool fsyncPath(const std::string& path, int flags) {
   return ok;
 }
 
-// Writes every byte of the buffers or returns the errno of the failure.
-int writeAll(int fd, const std::string& prefix, const std::string& payload, const std::string& trailer) {
-  const std::string* parts[] = {&prefix, &payload, &trailer};
-  for (const std::string* part : parts) {
-    const char* data = part->data();
-    std::size_t left = part->size();
-    while (left > 0) {
-      const ssize_t n = ::write(fd, data, left);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return errno;
-      }
-      if (n == 0) return EIO;
-      data += n;
-      left -= static_cast<std::size_t>(n);
+// Writes every byte or returns the errno of the failure.
+int writeBytes(int fd, const char* data, std::size_t left) {
+  while (left > 0) {
+    const ssize_t n = ::write(fd, data, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno;
     }
+    if (n == 0) return EIO;
+    data += n;
+    left -= static_cast<std::size_t>(n);
+  }
+  return 0;
+}
+
+int writeAll(int fd, const std::string& prefix, const std::string& payload, const std::string& trailer) {
+  for (const std::string* part : {&prefix, &payload, &trailer}) {
+    if (const int error = writeBytes(fd, part->data(), part->size()); error != 0) return error;
   }
   return 0;
 }
@@ -326,6 +328,21 @@ bool Spool::syncQueueDirectory() {
   return directorySync_.run([this] { return fsyncPath(queueDir_, O_RDONLY | O_DIRECTORY); });
 }
 
+bool Spool::reserve(std::uint64_t size, AdmitResult& result) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const std::uint64_t instances = entries_.size() + quarantined_ + reservedInstances_;
+  if (instances + 1 > limits_.maxInstances || bytes_ + reservedBytes_ + size > limits_.maxBytes) {
+    ++refusedFull_;
+    result.full = true;
+    result.reason = "spool full (" + std::to_string(instances) + " instances, " +
+                    std::to_string((bytes_ + reservedBytes_) / 1000000) + " MB)";
+    return false;
+  }
+  reservedBytes_ += size;
+  ++reservedInstances_;
+  return true;
+}
+
 AdmitResult Spool::admit(const SpoolRecordMeta& meta, const std::string& payload) {
   AdmitResult result;
   std::string prefix;
@@ -339,19 +356,7 @@ AdmitResult Spool::admit(const SpoolRecordMeta& meta, const std::string& payload
       encodeSpoolRecordTrailer(spoolChecksum(spoolChecksum(0, prefix.data(), prefix.size()), payload.data(),
                                              payload.size()));
   const std::uint64_t size = prefix.size() + payload.size() + trailer.size();
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    const std::uint64_t instances = entries_.size() + quarantined_ + reservedInstances_;
-    if (instances + 1 > limits_.maxInstances || bytes_ + reservedBytes_ + size > limits_.maxBytes) {
-      ++refusedFull_;
-      result.full = true;
-      result.reason = "spool full (" + std::to_string(instances) + " instances, " +
-                      std::to_string((bytes_ + reservedBytes_) / 1000000) + " MB)";
-      return result;
-    }
-    reservedBytes_ += size;
-    ++reservedInstances_;
-  }
+  if (!reserve(size, result)) return result;
   std::string failure;
   std::shared_ptr<Segment> segment;
   std::uint64_t offset = 0;
@@ -408,6 +413,10 @@ std::string Spool::syncSegmentAppend(const std::shared_ptr<Segment>& segment, st
 
 std::string Spool::admitToFile(const std::string& name, const std::string& prefix, const std::string& payload,
                                const std::string& trailer) {
+  return commitRecordFile(name, [&](int fd) { return writeAll(fd, prefix, payload, trailer); });
+}
+
+std::string Spool::commitRecordFile(const std::string& name, const std::function<int(int fd)>& write) {
   const std::string partialPath = (fs::path(queueDir_) / (name + kPartialSuffix)).string();
   const std::string recordPath = (fs::path(queueDir_) / (name + kRecordSuffix)).string();
   std::string failure;
@@ -415,7 +424,7 @@ std::string Spool::admitToFile(const std::string& name, const std::string& prefi
   if (fd < 0) {
     failure = "cannot create " + partialPath + ": " + errnoText(errno);
   } else {
-    int error = writeAll(fd, prefix, payload, trailer);
+    int error = write(fd);
     // fdatasync persists the data and the file size, all a reader of the record needs.
     if (error == 0 && ::fdatasync(fd) != 0) error = errno;
     if (::close(fd) != 0 && error == 0) error = errno;
@@ -430,6 +439,61 @@ std::string Spool::admitToFile(const std::string& name, const std::string& prefi
     if (!failure.empty()) ::unlink(partialPath.c_str());
   }
   return failure;
+}
+
+AdmitResult Spool::admitStreamed(const SpoolRecordMeta& meta, std::uint64_t payloadSize, const PayloadWriter& write) {
+  AdmitResult result;
+  std::string prefix;
+  try {
+    prefix = encodeSpoolRecordPrefix(meta, payloadSize);
+  } catch (const SpoolRecordError& e) {
+    result.reason = std::string("cannot spool: ") + e.what();
+    return result;
+  }
+  const std::uint64_t size = prefix.size() + payloadSize + 4;
+  if (!reserve(size, result)) return result;
+  const std::string name = newRecordName(meta.receivedUnixMs);
+  std::string produceFailure;  // the payload could not be produced (not a disk problem)
+  const std::string failure = commitRecordFile(name, [&](int fd) {
+    std::uint32_t crc = spoolChecksum(0, prefix.data(), prefix.size());
+    if (const int error = writeBytes(fd, prefix.data(), prefix.size()); error != 0) return error;
+    std::uint64_t written = 0;
+    int error = 0;
+    try {
+      write([&](const void* data, std::size_t length) {
+        if (length > payloadSize - written) throw std::runtime_error("the payload is longer than announced");
+        error = writeBytes(fd, static_cast<const char*>(data), length);
+        if (error != 0) throw std::runtime_error(errnoText(error));
+        crc = spoolChecksum(crc, data, length);
+        written += length;
+      });
+    } catch (const std::exception& e) {
+      if (error != 0) return error;
+      produceFailure = e.what();
+      return EINVAL;
+    }
+    if (written != payloadSize) {
+      produceFailure = "the payload has " + std::to_string(written) + " bytes, " + std::to_string(payloadSize) +
+                       " were announced";
+      return EINVAL;
+    }
+    const std::string trailer = encodeSpoolRecordTrailer(crc);
+    return writeBytes(fd, trailer.data(), trailer.size());
+  });
+  std::lock_guard<std::mutex> lock(mutex_);
+  reservedBytes_ -= size;
+  --reservedInstances_;
+  if (!failure.empty()) {
+    ++writeErrors_;
+    result.reason = produceFailure.empty() ? failure : "cannot spool: " + produceFailure;
+    return result;
+  }
+  addLocked(name, size);
+  ++accepted_;
+  result.stored = true;
+  result.name = name;
+  changed_.notify_one();
+  return result;
 }
 
 std::optional<ClaimedRecord> Spool::claim(std::chrono::milliseconds maxWait) {

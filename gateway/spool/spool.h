@@ -5,8 +5,10 @@
 //   <dir>/queue/<segment>.seg       pre-allocated segments records are appended to (segment.h)
 //   <dir>/queue/<segment>.done      which of a segment's records have left the queue
 //   <dir>/queue/<name>.rec          a record in a file of its own: instances larger than a segment,
-//                                   writes while no segment could be pre-allocated, and records
-//                                   returned from quarantine by `pacsgw spool retry`
+//                                   writes while no segment could be pre-allocated, records
+//                                   returned from quarantine by `pacsgw spool retry`, and large
+//                                   instances (see SpoolLimits::streamAboveBytes), which are written
+//                                   and read back in pieces, never whole in memory
 //   <dir>/queue/<name>.part         a write in progress; removed at start-up, never delivered
 //   <dir>/quarantine/<name>.rec     refused for good by the PACS (or unreadable) ...
 //   <dir>/quarantine/<name>.reason  ... and why, as one line of text
@@ -23,6 +25,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -40,7 +43,15 @@ struct SpoolLimits {
   std::uint64_t maxBytes = 10ull << 30;   // queued + quarantined record bytes
   std::uint64_t maxInstances = 100000;    // queued + quarantined records
   std::uint64_t segmentBytes = 64ull << 20;  // size of a pre-allocated segment; 0 = a file per record
+  // Payloads larger than this are written by admitStreamed and delivered from their file in pieces
+  // (limits.stream_above_mb); 0 = every record is held whole in memory.
+  std::uint64_t streamAboveBytes = 0;
 };
+
+// Receives a streamed payload's bytes in order; throws std::runtime_error when they cannot be written.
+using PayloadSink = std::function<void(const void* data, std::size_t size)>;
+// Writes a whole payload into the sink; throws std::runtime_error when it cannot be produced.
+using PayloadWriter = std::function<void(const PayloadSink& sink)>;
 
 struct AdmitResult {
   bool stored = false;
@@ -82,6 +93,10 @@ class Spool {
 
   // Durably stores one record (see above). Thread-safe; never throws for I/O problems.
   AdmitResult admit(const SpoolRecordMeta& meta, const std::string& payload);
+  // The same for a payload of exactly `payloadSize` bytes produced in pieces by `write` (a large
+  // instance): always a record file of its own, acknowledged after the same fsync, rename and
+  // directory fsync. A write that fails or produces another size leaves nothing behind.
+  AdmitResult admitStreamed(const SpoolRecordMeta& meta, std::uint64_t payloadSize, const PayloadWriter& write);
 
   // The oldest record that is due, or nothing after `maxWait` (or once wake() was called).
   std::optional<ClaimedRecord> claim(std::chrono::milliseconds maxWait);
@@ -101,6 +116,7 @@ class Spool {
 
   SpoolStats stats() const;
   const std::string& directory() const { return directory_; }
+  const SpoolLimits& limits() const { return limits_; }
 
  private:
   struct Entry {
@@ -125,6 +141,11 @@ class Spool {
   std::string syncSegmentAppend(const std::shared_ptr<Segment>& segment, std::uint64_t offset, std::uint64_t length);
   std::string admitToFile(const std::string& name, const std::string& prefix, const std::string& payload,
                           const std::string& trailer);
+  // Creates <name>.part, lets `write` fill it, fdatasyncs, renames it to <name>.rec and syncs the
+  // directory; "" on success, else why not (and nothing is left behind).
+  std::string commitRecordFile(const std::string& name, const std::function<int(int fd)>& write);
+  // Counts a write of `size` bytes against the quota; false (and `result` says why) when it is full.
+  bool reserve(std::uint64_t size, AdmitResult& result);
   bool copyToQuarantine(const ClaimedRecord& record, const std::string& target) const;
   void prepareSegments();  // background thread: keeps one segment ready (reused, or new and zero-filled)
   std::shared_ptr<Segment> makeSegment(std::string& failure);  // reuses an emptied one when it can

@@ -2,8 +2,15 @@
 
 #include "gateway/spool/crc32.h"
 
+#include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <limits>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace pacsgw::gateway::spool {
 
@@ -98,9 +105,14 @@ std::string encodeSpoolRecord(const SpoolRecordMeta& meta, const std::string& pa
   return out + encodeSpoolRecordTrailer(spoolChecksum(0, out.data(), out.size()));
 }
 
-SpoolRecordView parseSpoolRecord(const std::uint8_t* data, std::size_t size) {
-  if (data == nullptr && size != 0) throw SpoolRecordError("no data");
-  Reader in(data, size);
+namespace {
+
+// The fields before the payload, from the first `available` bytes of a record of `size` bytes;
+// checks the payload length against `size`. Sets `payloadOffset`.
+SpoolRecordMeta parsePrefix(const std::uint8_t* data, std::size_t available, std::uint64_t size,
+                            std::uint64_t& payloadOffset, std::uint64_t& payloadLength) {
+  if (data == nullptr && available != 0) throw SpoolRecordError("no data");
+  Reader in(data, available);
   in.need(sizeof kMagic, "magic");
   if (std::memcmp(data, kMagic, sizeof kMagic) != 0) throw SpoolRecordError("not a spool record (bad magic)");
   in.skip(sizeof kMagic);
@@ -110,35 +122,92 @@ SpoolRecordView parseSpoolRecord(const std::uint8_t* data, std::size_t size) {
                            std::to_string(kMaxHeaderBytes));
   }
   in.need(static_cast<std::size_t>(headerLength), "header");
-  SpoolRecordView view;
+  SpoolRecordMeta meta;
   {
     Reader header(data + in.position(), static_cast<std::size_t>(headerLength));
-    view.meta.receivedUnixMs = static_cast<std::int64_t>(header.le(8, "received time"));
-    view.meta.sopClassUid = header.text(kMaxUidBytes, "SOP Class UID");
-    view.meta.sopInstanceUid = header.text(kMaxUidBytes, "SOP Instance UID");
-    view.meta.transferSyntaxUid = header.text(kMaxUidBytes, "Transfer Syntax UID");
-    view.meta.callingAeTitle = header.text(kMaxAeTitleBytes, "calling AE title");
+    meta.receivedUnixMs = static_cast<std::int64_t>(header.le(8, "received time"));
+    meta.sopClassUid = header.text(kMaxUidBytes, "SOP Class UID");
+    meta.sopInstanceUid = header.text(kMaxUidBytes, "SOP Instance UID");
+    meta.transferSyntaxUid = header.text(kMaxUidBytes, "Transfer Syntax UID");
+    meta.callingAeTitle = header.text(kMaxAeTitleBytes, "calling AE title");
     if (header.remaining() != 0) {
       throw SpoolRecordError(std::to_string(header.remaining()) + " unexpected bytes at the end of the header");
     }
   }
   in.skip(static_cast<std::size_t>(headerLength));
-  const std::uint64_t payloadLength = in.le(8, "payload length");
-  if (payloadLength > in.remaining() || in.remaining() - payloadLength != kTrailerBytes) {
+  payloadLength = in.le(8, "payload length");
+  payloadOffset = in.position();
+  const std::uint64_t remaining = size - payloadOffset;  // `available` <= `size`
+  if (payloadLength > remaining || remaining - payloadLength != kTrailerBytes) {
     throw SpoolRecordError("payload length " + std::to_string(payloadLength) + " does not match the " +
-                           std::to_string(in.remaining()) + " bytes that follow (a torn or padded file)");
+                           std::to_string(remaining) + " bytes that follow (a torn or padded file)");
   }
-  view.payload = data + in.position();
-  view.payloadSize = static_cast<std::size_t>(payloadLength);
-  in.skip(view.payloadSize);
-  const std::size_t checked = in.position();
-  const auto stored = static_cast<std::uint32_t>(in.le(4, "checksum"));
-  const std::uint32_t actual = spoolChecksum(0, data, checked);
-  if (stored != actual) throw SpoolRecordError("checksum mismatch (the record is corrupt)");
-  if (view.meta.sopClassUid.empty() || view.meta.sopInstanceUid.empty() || view.meta.transferSyntaxUid.empty()) {
+  if (meta.sopClassUid.empty() || meta.sopInstanceUid.empty() || meta.transferSyntaxUid.empty()) {
     throw SpoolRecordError("a required UID is empty");
   }
+  return meta;
+}
+
+std::uint32_t storedChecksum(const std::uint8_t* trailer) {
+  return std::uint32_t{trailer[0]} | std::uint32_t{trailer[1]} << 8 | std::uint32_t{trailer[2]} << 16 |
+         std::uint32_t{trailer[3]} << 24;
+}
+
+}  // namespace
+
+SpoolRecordView parseSpoolRecord(const std::uint8_t* data, std::size_t size) {
+  SpoolRecordView view;
+  std::uint64_t payloadOffset = 0, payloadLength = 0;
+  view.meta = parsePrefix(data, size, size, payloadOffset, payloadLength);
+  view.payload = data + payloadOffset;
+  view.payloadSize = static_cast<std::size_t>(payloadLength);
+  const std::size_t checked = size - kTrailerBytes;
+  if (storedChecksum(data + checked) != spoolChecksum(0, data, checked)) {
+    throw SpoolRecordError("checksum mismatch (the record is corrupt)");
+  }
   return view;
+}
+
+SpoolRecordFile checkSpoolRecordFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw std::runtime_error("cannot open " + path + ": " + std::strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) throw std::runtime_error("cannot read " + path + ": " + std::strerror(errno));
+  const auto size = static_cast<std::uint64_t>(st.st_size);
+  // Read in pieces: the prefix is parsed from the first piece, the checksum runs over all of them.
+  std::vector<std::uint8_t> buffer(std::size_t{1} << 20);
+  std::uint64_t offset = 0;
+  std::uint32_t crc = 0;
+  std::uint8_t trailer[kTrailerBytes] = {};
+  SpoolRecordFile record;
+  record.path = path;
+  while (offset < size) {
+    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), size - offset));
+    const ssize_t n = ::pread(fd, buffer.data(), want, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw std::runtime_error("cannot read " + path + ": " + std::strerror(errno));
+    if (n == 0) throw SpoolRecordError("the record file shrank while it was read");
+    const std::size_t got = static_cast<std::size_t>(n);
+    if (offset == 0) {
+      record.meta = parsePrefix(buffer.data(), got, size, record.payloadOffset, record.payloadSize);
+    }
+    // Every byte before the last four is covered by the checksum; the last four are the checksum.
+    const std::uint64_t checkedEnd = size - kTrailerBytes;
+    if (offset < checkedEnd) {
+      crc = spoolChecksum(crc, buffer.data(), static_cast<std::size_t>(std::min<std::uint64_t>(got, checkedEnd - offset)));
+    }
+    for (std::size_t i = 0; i < got; ++i) {
+      if (offset + i >= checkedEnd) trailer[offset + i - checkedEnd] = buffer[i];
+    }
+    offset += got;
+  }
+  if (size == 0) throw SpoolRecordError("truncated record: magic needs 8 bytes, 0 left");
+  if (storedChecksum(trailer) != crc) throw SpoolRecordError("checksum mismatch (the record is corrupt)");
+  return record;
 }
 
 }  // namespace pacsgw::gateway::spool

@@ -48,6 +48,18 @@ constexpr std::size_t kMaxAeTitleBytes = 16;
 // (bad magic, a length past the end of the data, an over-long field, a checksum mismatch, ...).
 SpoolRecordView parseSpoolRecord(const std::uint8_t* data, std::size_t size);
 
+// A record file checked without reading it into memory (a large instance): where its payload lies.
+struct SpoolRecordFile {
+  SpoolRecordMeta meta;
+  std::string path;
+  std::uint64_t payloadOffset = 0;
+  std::uint64_t payloadSize = 0;
+};
+// Validates a record file as parseSpoolRecord validates a buffer (every length against the file's
+// size, the checksum over every byte), reading it in pieces. Throws SpoolRecordError for a corrupt
+// record, std::runtime_error when the file cannot be read.
+SpoolRecordFile checkSpoolRecordFile(const std::string& path);
+
 // The bytes before the payload (magic, header, payload length). Throws SpoolRecordError when a
 // field is too long to be stored.
 std::string encodeSpoolRecordPrefix(const SpoolRecordMeta& meta, std::uint64_t payloadSize);
