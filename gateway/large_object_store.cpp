@@ -344,10 +344,8 @@ LargeObjectSettings largeObjectSettings(const config::Config& config) {
   return settings;
 }
 
-bool streamsLargeObjects(const config::Config& config, bool queued, E_TransferSyntax xfer,
-                         const InstanceProtector& protector) {
-  return config.limits.streamAboveMb > 0 && !queued && streamableTransferSyntax(xfer) &&
-         protector.sealsPixelDataStreaming();
+bool streamsLargeObjects(const config::Config& config, E_TransferSyntax xfer, const InstanceProtector& protector) {
+  return config.limits.streamAboveMb > 0 && streamableTransferSyntax(xfer) && protector.sealsPixelDataStreaming();
 }
 
 StoreDataSet receiveStoreDataSet(T_ASC_Association* assoc, T_ASC_PresentationContextID presId, E_TransferSyntax xfer,

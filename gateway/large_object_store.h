@@ -45,9 +45,10 @@ struct StoreDataSet {
 // True for the transfer syntaxes whose Pixel Data can be sealed as it arrives.
 bool streamableTransferSyntax(E_TransferSyntax xfer);
 LargeObjectSettings largeObjectSettings(const config::Config& config);
-// Whether a modality's C-STORE on a context of `xfer` takes this path: streaming enabled, sync
-// forwarding (the queued spool keeps whole records), a native syntax and the aes-256-gcm backend.
-bool streamsLargeObjects(const config::Config& config, bool queued, E_TransferSyntax xfer,
+// Whether a modality's C-STORE on a context of `xfer` takes this path: streaming enabled, a native
+// syntax and the aes-256-gcm backend. Both forwarding modes take it: sync sends the object on from the
+// ciphertext file, queued writes it into a spool record file in pieces (SpoolUpstream).
+bool streamsLargeObjects(const config::Config& config, E_TransferSyntax xfer,
                          const InstanceProtector& protector);
 
 // Reads the data set of a modality's C-STORE on a native context (see above). `protector` must use the

@@ -137,7 +137,9 @@ GatewayServer::GatewayServer(const config::Config& config, keystore::Keystore& k
 
 void GatewayServer::startSpool() {
   const config::SpoolSection& sc = config_.spool;
-  spool_ = std::make_unique<spool::Spool>(config::spoolDirectory(config_), spool::SpoolLimits{sc.maxBytes, sc.maxInstances});
+  spool::SpoolLimits limits{sc.maxBytes, sc.maxInstances};
+  limits.streamAboveBytes = std::uint64_t{config_.limits.streamAboveMb} << 20;  // large records stay on disk
+  spool_ = std::make_unique<spool::Spool>(config::spoolDirectory(config_), limits);
   spool::ForwarderOptions options;
   options.associations = sc.associations;
   options.retryInitial = std::chrono::seconds(sc.retryInitialSeconds);

@@ -148,8 +148,8 @@ void Session::handleStore(T_DIMSE_Message& msg, T_ASC_PresentationContextID pres
   T_DIMSE_C_StoreRQ& request = msg.msg.CStoreRQ;
   const auto started = std::chrono::steady_clock::now();
   // A modality's large native object is encrypted while it arrives (gateway/large_object_store.h).
-  const bool streams = peer_.isModality && streamsLargeObjects(context_.config, context_.spool != nullptr,
-                                                               contextTransferSyntax(presId), protector());
+  const bool streams =
+      peer_.isModality && streamsLargeObjects(context_.config, contextTransferSyntax(presId), protector());
   StoreDataSet incoming;
   if (streams) {
     incoming = receiveStoreDataSet(assoc_, presId, contextTransferSyntax(presId), largeObjectSettings(context_.config),

@@ -99,6 +99,11 @@ StoreOutcome SpoolUpstream::store(DcmDataset& dataset, E_TransferSyntax xfer, co
   meta.sopInstanceUid = sopInstance;
   meta.transferSyntaxUid = DcmXfer(stored).getXferID();
   meta.callingAeTitle = callingAeTitle_.substr(0, spool::kMaxAeTitleBytes);
+  const std::uint64_t streamAbove = spool_.limits().streamAboveBytes;
+  if (streamAbove > 0) {
+    const std::uint64_t length = spool::encodedLength(dataset, stored);
+    if (length > streamAbove) return storeStreamed(dataset, stored, meta, length);
+  }
   std::string payload;
   try {
     payload = spool::encodeDataset(dataset, stored);
@@ -117,6 +122,31 @@ StoreOutcome SpoolUpstream::store(DcmDataset& dataset, E_TransferSyntax xfer, co
   outcome.delivered = true;
   outcome.status = status::kSuccess;
   outcome.errorComment.clear();
+  return outcome;
+}
+
+}  // namespace pacsgw::gateway
+
+namespace pacsgw::gateway {
+
+StoreOutcome SpoolUpstream::storeStreamed(DcmDataset& dataset, E_TransferSyntax stored, const spool::SpoolRecordMeta& meta,
+                                          std::uint64_t length) {
+  StoreOutcome outcome;
+  outcome.status = status::kOutOfResources;
+  // Encoded in pieces straight into the record file: a streamed object's Pixel Data is read from its
+  // ciphertext file as it is written, so neither copy is ever whole in memory.
+  const spool::AdmitResult admitted = spool_.admitStreamed(
+      meta, length, [&](const spool::PayloadSink& sink) { spool::writeDataset(dataset, stored, sink); });
+  if (!admitted.stored) {
+    spdlog::warn("C-STORE {} from {} refused: {}", printable(meta.sopInstanceUid), printable(callingAeTitle_),
+                 admitted.reason);
+    outcome.errorComment = admitted.full ? "gateway spool full" : "gateway spool write failed";
+    return outcome;
+  }
+  spdlog::info("C-STORE {} from {}: {} MiB spooled in pieces as {}", printable(meta.sopInstanceUid),
+               printable(callingAeTitle_), length >> 20, admitted.name);
+  outcome.delivered = true;
+  outcome.status = status::kSuccess;
   return outcome;
 }
 

@@ -19,6 +19,7 @@ struct Config;
 }
 namespace pacsgw::gateway::spool {
 class Spool;
+struct SpoolRecordMeta;
 }
 
 namespace pacsgw::gateway {
@@ -49,7 +50,8 @@ class DirectUpstream : public UpstreamStore {
   std::unique_ptr<PeerAssociation> association_;
 };
 
-// Queued mode: Success only once the encrypted instance is durably spooled.
+// Queued mode: Success only once the encrypted instance is durably spooled. An instance above the
+// spool's streamAboveBytes is encoded into its record file in pieces (never whole in memory).
 class SpoolUpstream : public UpstreamStore {
  public:
   SpoolUpstream(spool::Spool& spool, std::string callingAeTitle);
@@ -57,6 +59,9 @@ class SpoolUpstream : public UpstreamStore {
                      const std::string& sopInstance) override;
 
  private:
+  StoreOutcome storeStreamed(DcmDataset& dataset, E_TransferSyntax stored, const spool::SpoolRecordMeta& meta,
+                             std::uint64_t length);
+
   spool::Spool& spool_;
   std::string callingAeTitle_;
 };

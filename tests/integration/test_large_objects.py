@@ -212,6 +212,44 @@ class LargeObjects(h.PacsAndGatewayTestCase):
         self.assertIn(uid, self._streamed_lines())
         self.roundtrip_uid(uid, plain_sha, "large")
 
+    def test_two_large_objects_at_once_on_two_associations(self):
+        free = shutil.disk_usage(self.workdir).free
+        if free < 4 * (1 << 30):
+            self.skipTest(f"needs 4 GiB of free disk, {free >> 30} GiB free")
+        sources = [self.workdir / f"concurrent-{i}.dcm" for i in range(2)]
+        shas = [write_multiframe(path, 512) for path in sources]  # 256 MiB each
+        results = [None, None]
+        barrier = threading.Barrier(2)
+
+        def send(i):
+            barrier.wait(30)
+            results[i] = h.storescu(self.gateway.port, [sources[i]], timeout=300)
+
+        pid = self.gateway.proc.pid
+        before = rss_kib(pid)["VmRSS"] / 1024
+        t0 = time.monotonic()
+        with RssSampler(pid) as sampler:
+            threads = [threading.Thread(target=send, args=(i,)) for i in range(2)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(330)
+        seconds = time.monotonic() - t0
+        print(f"\nsync, two large objects at once: 2 x {sources[0].stat().st_size / 2**20:.0f} MiB stored in "
+              f"{seconds:.1f} s; gateway RSS before {before:.0f} MiB, sampled peak {sampler.peak_mib:.0f} MiB "
+              f"(+{sampler.peak_mib - before:.0f} MiB)")
+        for result in results:
+            self.assertIsNotNone(result, "a store did not finish")
+            self.assertTrue(result.all_succeeded(1), result.describe())
+        self.assertLess(sampler.peak_mib - before, 160, "the gateway held the large objects in memory")
+        uids = [h.sop_instance_uid(path) for path in sources]
+        for path in sources:
+            path.unlink()
+        for i, uid in enumerate(uids):
+            self.assertIn(uid, self._streamed_lines())
+            self.roundtrip_uid(uid, shas[i], f"concurrent-{i}")
+        self.assert_no_plaintext_left_on_disk()
+
     def test_implicit_vr_object_streams_and_decrypts(self):
         source = self.workdir / "implicit.dcm"
         plain_sha = write_multiframe(source, 96, transfer_syntax=ImplicitVRLittleEndian)  # 48 MiB
