@@ -736,13 +736,15 @@ SpoolSnapshot inspectSpool(const std::string& directory) {
       ++snapshot.partial;
     } else if (endsWith(name, kSegmentSuffix)) {
       const std::string base = name.substr(0, name.size() - std::strlen(kSegmentSuffix));
+      // The delivery log first: a running gateway that reuses this segment meanwhile writes the new
+      // generation before it removes the log, so its delivered records are never counted as queued.
+      const auto done = readDeliveryLog((queue / (base + kDeliveryLogSuffix)).string());
       SegmentScan scan;
       try {
         scan = scanSegmentFile(it->path().string());
       } catch (const std::exception&) {
         continue;  // removed by the gateway while we looked
       }
-      const auto done = readDeliveryLog((queue / (base + kDeliveryLogSuffix)).string());
       for (const ScannedRecord& record : scan.records) {
         if (done.count({record.offset, record.length}) != 0) continue;
         ++snapshot.queued;
