@@ -455,6 +455,12 @@ AdmitResult Spool::admitStreamed(const SpoolRecordMeta& meta, std::uint64_t payl
   const std::string name = newRecordName(meta.receivedUnixMs);
   std::string produceFailure;  // the payload could not be produced (not a disk problem)
   const std::string failure = commitRecordFile(name, [&](int fd) {
+    // The whole record's space first: a disk that cannot hold it refuses it before the payload is
+    // encoded, and records written at the same time cannot count the same free space twice.
+    if (const int error = ::posix_fallocate(fd, 0, static_cast<off_t>(size));
+        error != 0 && error != EOPNOTSUPP && error != EINVAL) {
+      return error;
+    }
     std::uint32_t crc = spoolChecksum(0, prefix.data(), prefix.size());
     if (const int error = writeBytes(fd, prefix.data(), prefix.size()); error != 0) return error;
     std::uint64_t written = 0;

@@ -95,7 +95,8 @@ class Spool {
   AdmitResult admit(const SpoolRecordMeta& meta, const std::string& payload);
   // The same for a payload of exactly `payloadSize` bytes produced in pieces by `write` (a large
   // instance): always a record file of its own, acknowledged after the same fsync, rename and
-  // directory fsync. A write that fails or produces another size leaves nothing behind.
+  // directory fsync; the record's whole space is taken (fallocate) before the payload is written. A
+  // write that fails or produces another size leaves nothing behind.
   AdmitResult admitStreamed(const SpoolRecordMeta& meta, std::uint64_t payloadSize, const PayloadWriter& write);
 
   // The oldest record that is due, or nothing after `maxWait` (or once wake() was called).
