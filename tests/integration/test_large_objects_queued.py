@@ -6,9 +6,12 @@ before the modality hears Success, and the forwarder sends it to the PACS from t
 gateway's RSS is sampled throughout and printed.
 
   1. One large object while the PACS is down: acknowledged, the spool holds one valid record file of
-     ciphertext (no plaintext sample in it), delivered once the PACS is up, retrieved bit-exact.
+     ciphertext (no plaintext sample in it), it survives a SIGKILL of the gateway, and is delivered once
+     the PACS is up and retrieved bit-exact.
   2. Two large objects at once on two associations: both delivered bit-exact, RSS bounded.
-  3. The spool's disk fills up during a large object's write: A700, nothing half-written left in the
+  3. SIGKILL while a large object's record is being written: after the restart the half-written file is
+     gone and nothing reaches the PACS.
+  4. The spool's disk fills up during a large object's write: A700, nothing half-written left in the
      spool or sent to the PACS, and the gateway keeps serving.
 
 Run alone:  PACSGW_BIN=build/pacsgw python3 tests/integration/test_large_objects_queued.py -v
@@ -161,6 +164,11 @@ class QueuedLargeObjects(QueuedLargeObjectsBase, h.PacsAndGatewayTestCase):
         self.assertFalse(file_contains(records[0], sample), "the spool record holds plaintext pixels")
         self.assert_no_plaintext_left_on_disk()
         source.unlink()
+        # Durable: a SIGKILL now loses nothing; the restarted gateway finds the record and delivers it.
+        self.gateway.kill()
+        self.gateway.start()
+        pid = self.gateway.proc.pid
+        self.assertEqual(self.large_records(), records)
         self.pacs.start()
         t1 = time.monotonic()
         with RssSampler(pid) as forwarding:
@@ -176,6 +184,26 @@ class QueuedLargeObjects(QueuedLargeObjectsBase, h.PacsAndGatewayTestCase):
         self.assertLess(receiving.peak_mib, RSS_LIMIT_MIB, "the gateway held the large object in memory")
         self.assertLess(forwarding.peak_mib, RSS_LIMIT_MIB, "the forwarder held the large object in memory")
         self.roundtrip(uid, plain_sha, "large")
+
+    def test_3_sigkill_during_a_large_spool_write_leaves_nothing_to_send(self):
+        self.require_disk(2)
+        source = self.workdir / "killed.dcm"
+        write_multiframe(source, CONCURRENT_FRAMES)
+        uid = h.sop_instance_uid(source)
+        store = threading.Thread(target=lambda: h.storescu(self.gateway.port, [source], timeout=300))
+        store.start()
+        # Killed while the record is being written (its .part file exists), before any acknowledgement.
+        wait_until(lambda: self.spool_files("*.part"), 120, "the spool write never started", interval=0.005)
+        self.gateway.kill()
+        store.join(60)
+        self.gateway.start()
+        self.assertIn("incomplete writes left by an interrupted gateway", self.gateway.log())
+        self.assertEqual(self.spool_files("*.part"), [])
+        self.assertEqual(self.large_records(), [])
+        self.assert_no_plaintext_left_on_disk()
+        time.sleep(2)  # the forwarder would have picked it up by now
+        self.assertIsNone(self.pacs.find_instance(uid), "a half-written object reached the PACS")
+        source.unlink()
 
     def test_2_two_large_objects_at_once_on_two_associations(self):
         self.require_disk(4)
@@ -240,7 +268,7 @@ class QueuedLargeObjectDiskFull(QueuedLargeObjectsBase, h.LogDumpingTestCase):
         self.assertTrue(was_alive, "the gateway died")
         self.assertEqual(exit_code, 0, "the gateway did not stop cleanly")
 
-    def test_3_disk_full_during_a_large_spool_write(self):
+    def test_4_disk_full_during_a_large_spool_write(self):
         spool_dir = self.workdir / "small-spool"
         spool_dir.mkdir(parents=True)
         mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96m,mode=0700", "tmpfs", str(spool_dir)],
