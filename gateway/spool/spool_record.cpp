@@ -179,7 +179,8 @@ SpoolRecordFile checkSpoolRecordFile(const std::string& path) {
   if (::fstat(fd, &st) != 0) throw std::runtime_error("cannot read " + path + ": " + std::strerror(errno));
   const auto size = static_cast<std::uint64_t>(st.st_size);
   // Read in pieces: the prefix is parsed from the first piece, the checksum runs over all of them.
-  std::vector<std::uint8_t> buffer(std::size_t{1} << 20);
+  // At most 1 MiB at a time; the first piece always holds the whole prefix (at most 1044 bytes).
+  std::vector<std::uint8_t> buffer(static_cast<std::size_t>(std::min<std::uint64_t>(size, std::uint64_t{1} << 20)));
   std::uint64_t offset = 0;
   std::uint32_t crc = 0;
   std::uint8_t trailer[kTrailerBytes] = {};
@@ -187,11 +188,14 @@ SpoolRecordFile checkSpoolRecordFile(const std::string& path) {
   record.path = path;
   while (offset < size) {
     const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), size - offset));
-    const ssize_t n = ::pread(fd, buffer.data(), want, static_cast<off_t>(offset));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw std::runtime_error("cannot read " + path + ": " + std::strerror(errno));
-    if (n == 0) throw SpoolRecordError("the record file shrank while it was read");
-    const std::size_t got = static_cast<std::size_t>(n);
+    std::size_t got = 0;
+    while (got < want) {
+      const ssize_t n = ::pread(fd, buffer.data() + got, want - got, static_cast<off_t>(offset + got));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw std::runtime_error("cannot read " + path + ": " + std::strerror(errno));
+      if (n == 0) throw SpoolRecordError("the record file shrank while it was read");
+      got += static_cast<std::size_t>(n);
+    }
     if (offset == 0) {
       record.meta = parsePrefix(buffer.data(), got, size, record.payloadOffset, record.payloadSize);
     }
@@ -200,8 +204,8 @@ SpoolRecordFile checkSpoolRecordFile(const std::string& path) {
     if (offset < checkedEnd) {
       crc = spoolChecksum(crc, buffer.data(), static_cast<std::size_t>(std::min<std::uint64_t>(got, checkedEnd - offset)));
     }
-    for (std::size_t i = 0; i < got; ++i) {
-      if (offset + i >= checkedEnd) trailer[offset + i - checkedEnd] = buffer[i];
+    for (std::uint64_t at = std::max(offset, checkedEnd); at < offset + got; ++at) {
+      trailer[at - checkedEnd] = buffer[static_cast<std::size_t>(at - offset)];
     }
     offset += got;
   }
