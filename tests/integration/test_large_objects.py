@@ -3,8 +3,9 @@
 is encrypted while it arrives and only ciphertext is written to disk. A 1 GiB multi-frame object goes
 from a real storescu through the gateway into a real Orthanc while the gateway's RSS is sampled: the
 RSS stays far below the object size, the PACS holds ciphertext, and `pacsgw decrypt` on the PACS copy
-gives back the original pixels bit for bit. Implicit VR, a truncated large object, and small objects on
-the same path are covered too.
+gives back the original pixels bit for bit. Two large objects stored at once on two associations keep the
+RSS bounded as well. Implicit VR, a truncated large object, and small objects on the same path are
+covered too. Queued mode (the spool) has its own suite: test_large_objects_queued.py.
 
 Run alone:  PACSGW_BIN=build/pacsgw python3 tests/integration/test_large_objects.py -v
 """
