@@ -153,8 +153,7 @@ void Forwarder::corrupt(const ClaimedRecord& record, const SpoolRecordError& e) 
 }
 
 bool Forwarder::send(const ClaimedRecord& record, UpstreamSender& sender, SpoolRecordMeta& meta, SendResult& result) {
-  const std::uint64_t streamAbove = spool_.limits().streamAboveBytes;
-  if (!record.segment && streamAbove > 0 && record.length > streamAbove) {
+  if (!record.segment && record.length > options_.sendFromFileAbove) {
     // A large record: checked and sent from its file in pieces.
     SpoolRecordFile file;
     try {

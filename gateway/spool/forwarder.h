@@ -70,6 +70,9 @@ struct ForwarderOptions {
   unsigned brokenAssociationAttempts = 10;  // associations broken by one instance in a row before quarantine
   std::chrono::milliseconds idleRelease{2000};  // some PACS take one association at a time
   std::chrono::milliseconds statusInterval{1000};  // status.json refresh; 0 = never
+  // A record file larger than this is checked and sent from the file in pieces (sendFile), whatever
+  // limits.stream_above_mb says now: a restart with other limits never reads a large record whole.
+  std::uint64_t sendFromFileAbove = std::uint64_t{16} << 20;
 };
 
 struct ForwarderStats {

@@ -43,8 +43,9 @@ struct SpoolLimits {
   std::uint64_t maxBytes = 10ull << 30;   // queued + quarantined record bytes
   std::uint64_t maxInstances = 100000;    // queued + quarantined records
   std::uint64_t segmentBytes = 64ull << 20;  // size of a pre-allocated segment; 0 = a file per record
-  // Payloads larger than this are written by admitStreamed and delivered from their file in pieces
-  // (limits.stream_above_mb); 0 = every record is held whole in memory.
+  // Payloads larger than this are written into their record file in pieces by admitStreamed
+  // (limits.stream_above_mb); 0 = every record is encoded whole in memory first. The forwarder sends
+  // large record files in pieces in any case (ForwarderOptions::sendFromFileAbove).
   std::uint64_t streamAboveBytes = 0;
 };
 

@@ -11,6 +11,7 @@
 #include <dcmtk/dcmdata/dcuid.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -256,6 +257,8 @@ TEST(Forwarder, LargeRecordsAreSentFromTheirFileAndCorruptOnesQuarantined) {
   testing::TempDir dir("spool");
   Spool spool(dir.path().string(), streamingAbove(10000));
   ASSERT_TRUE(spool.admit(meta("small"), randomBytes(500)).stored);
+  // Admitted whole (as by a gateway with other limits before a restart), but large: sent from its file too.
+  ASSERT_TRUE(spool.admit(meta("admitted-whole"), randomBytes(50000, 5)).stored);
   const std::string large = randomBytes(200000, 3);
   ASSERT_TRUE(spool.admitStreamed(meta("large"), large.size(), inPieces(large, 65536)).stored);
   const AdmitResult torn = spool.admitStreamed(meta("torn"), large.size(), inPieces(large, 65536));
@@ -273,6 +276,7 @@ TEST(Forwarder, LargeRecordsAreSentFromTheirFileAndCorruptOnesQuarantined) {
   ForwarderOptions options;
   options.associations = 1;
   options.statusInterval = 0ms;
+  options.sendFromFileAbove = 10000;
   Forwarder forwarder(spool, [&] { return std::make_unique<RecordingSender>(seen); }, options);
   forwarder.start();
   ASSERT_TRUE(waitFor([&] {
@@ -281,7 +285,8 @@ TEST(Forwarder, LargeRecordsAreSentFromTheirFileAndCorruptOnesQuarantined) {
   }));
   forwarder.stop();
   EXPECT_EQ(seen.whole, std::vector<std::string>{"small:500"});
-  EXPECT_EQ(seen.fromFile, std::vector<std::string>{"large:200000"});
+  std::sort(seen.fromFile.begin(), seen.fromFile.end());
+  EXPECT_EQ(seen.fromFile, (std::vector<std::string>{"admitted-whole:50000", "large:200000"}));
   EXPECT_EQ(spool.stats().quarantined, 1u);
   const auto reasons = filesIn(dir.path() / "quarantine", ".reason");
   ASSERT_EQ(reasons.size(), 1u);
