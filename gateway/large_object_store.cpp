@@ -126,7 +126,10 @@ class StoreReader {
   }
 
   StoreDataSet finish() {
-    if (phase_ == Phase::InMemory) out_.received = parser_->finish();
+    if (phase_ == Phase::InMemory) {
+      out_.received = parser_->finish();
+      if (header_ && out_.received.outcome == Outcome::Received) appendToHeader();
+    }
     if (phase_ == Phase::Header) {  // cannot happen after a last fragment; kept for safety
       refuse(Outcome::Malformed, "data set truncated");
     }
@@ -168,7 +171,13 @@ class StoreReader {
     // EC_Normal: the parser stopped at a tag from (7FE0,0010) on, or the data set ended.
     const bool stopped = cond == EC_Normal && end < prefix_.size() + (last ? 0 : 1);
     const auto pixelData = stopped ? pixelDataHeaderBefore(prefix_, end, DcmXfer(xfer_).isExplicitVR()) : std::nullopt;
-    if (!pixelData || pixelData->length == DCM_UndefinedLength || pixelData->length <= settings_.streamAboveBytes) {
+    if (!pixelData || pixelData->length == DCM_UndefinedLength) return continueInMemory(last);
+    const std::size_t pixelDataStart = end - (DcmXfer(xfer_).isExplicitVR() ? 12 : 8);
+    if (pixelData->length <= settings_.streamAboveBytes) {
+      // Explicit VR carries Pixel Data's VR in the stream; in implicit VR it depends on the header.
+      if (xfer_ == EXS_LittleEndianExplicit && std::uint64_t{end} + pixelData->length <= settings_.maxObjectBytes) {
+        return continueAfterHeader(pixelDataStart, last);
+      }
       return continueInMemory(last);
     }
     // Over the object limit: the in-memory parser refuses it from the bytes that actually arrive (too
@@ -186,6 +195,41 @@ class StoreReader {
     std::string bytes;
     bytes.swap(prefix_);
     parser_->feed(bytes.data(), static_cast<std::uint32_t>(bytes.size()), last);
+  }
+
+  // The usual small object: the header parsed so far is kept, and Pixel Data with whatever follows is
+  // parsed in memory from the Pixel Data element on, then appended (complete()), so the header is
+  // parsed once, not a second time from its raw bytes.
+  void continueAfterHeader(std::size_t pixelDataStart, bool last) {
+    header_->transferEnd();
+    headerBytes_ = pixelDataStart;
+    // What stays held is the parsed header; the raw bytes are given back once handed on.
+    std::string bytes;
+    bytes.swap(prefix_);
+    headerMemory_.reset();
+    if (headerMemory_.grow(headerBytes_) != AssociationMemory::Refusal::None) {
+      return refuse(Outcome::NoMemory, "gateway memory limit reached");
+    }
+    parser_ = std::make_unique<DataSetParser>(xfer_, settings_.maxObjectBytes - headerBytes_, memory_);
+    phase_ = Phase::InMemory;
+    parser_->feed(bytes.data() + pixelDataStart, static_cast<std::uint32_t>(bytes.size() - pixelDataStart), last);
+  }
+
+  // Appends the elements parsed from Pixel Data on to the header read before it.
+  void appendToHeader() {
+    std::unique_ptr<DcmDataset> rest = std::move(out_.received.dataset);
+    while (DcmElement* element = rest->remove(0UL)) {
+      if (element->getTag() < DCM_PixelData || header_->insert(element).bad()) {
+        delete element;
+        return refuse(Outcome::Malformed, "elements out of order after Pixel Data");
+      }
+    }
+    headerMemory_.reset();
+    if (out_.received.reservation.grow(headerBytes_) != AssociationMemory::Refusal::None) {
+      return refuse(Outcome::NoMemory, "gateway memory limit reached");
+    }
+    out_.received.bytes += headerBytes_;
+    out_.received.dataset = std::move(header_);
   }
 
   void startSealing(const PixelDataHeader& pixelData, std::size_t end, bool last) {
@@ -319,6 +363,7 @@ class StoreReader {
   std::unique_ptr<DcmDataset> header_ = std::make_unique<DcmDataset>();
   DcmInputBufferStream headerStream_;
   std::unique_ptr<DataSetParser> parser_;
+  std::size_t headerBytes_ = 0;  // bytes before Pixel Data, when the header is kept (continueAfterHeader)
 
   PixelDataHeader pixelData_;
   std::unique_ptr<codecs::NativePixelDataSealer> sealer_;
