@@ -146,7 +146,40 @@ StoreOutcome PeerAssociation::store(DcmDataset& dataset, E_TransferSyntax xfer, 
     outcome.errorComment = "cannot convert for " + peer_.aeTitle + ": " + why;
     return outcome;
   }
-  const T_ASC_PresentationContextID presId = context.id;
+  if (!dataset.canWriteXfer(context.xfer, xfer)) {
+    outcome.status = status::kNoAcceptableTransferSyntax;
+    outcome.errorComment = std::string("cannot encode this object in ") + DcmXfer(context.xfer).getXferName() +
+                           " for " + peer_.aeTitle;
+    return outcome;
+  }
+  T_DIMSE_C_StoreRQ request = storeRequest(sopClassUid, sopInstanceUid, originator);
+  const E_TransferSyntax out = context.xfer;
+  return exchangeStore(context.id, request, [&](std::string& error) {
+    return writer_->sendDataSet(context.id, dataset, out, error);
+  });
+}
+
+StoreOutcome PeerAssociation::storeEncoded(const std::uint8_t* bytes, std::size_t size, E_TransferSyntax xfer,
+                                           const std::string& sopClassUid, const std::string& sopInstanceUid) {
+  StoreOutcome outcome;
+  if (!usable_) {
+    outcome.errorComment = "association to " + peer_.aeTitle + " is no longer usable";
+    return outcome;
+  }
+  // Lossless: only the exact syntax qualifies, so the peer receives these bytes unchanged.
+  const DeliveryContext context = deliveryContextFor(sopClassUid, xfer, Transcoding::Lossless);
+  if (context.id == 0 || context.xfer != xfer) {
+    outcome.needsEncoding = true;
+    return outcome;
+  }
+  T_DIMSE_C_StoreRQ request = storeRequest(sopClassUid, sopInstanceUid, nullptr);
+  return exchangeStore(context.id, request, [&](std::string& error) {
+    return writer_->sendBytes(context.id, bytes, size, false, error);
+  });
+}
+
+T_DIMSE_C_StoreRQ PeerAssociation::storeRequest(const std::string& sopClassUid, const std::string& sopInstanceUid,
+                                                const MoveOriginator* originator) {
   T_DIMSE_C_StoreRQ request{};
   request.MessageID = nextMessageId();
   OFStandard::strlcpy(request.AffectedSOPClassUID, sopClassUid.c_str(), sizeof(request.AffectedSOPClassUID));
@@ -159,22 +192,49 @@ StoreOutcome PeerAssociation::store(DcmDataset& dataset, E_TransferSyntax xfer, 
     request.MoveOriginatorID = originator->messageId;
     request.opts = O_STORE_MOVEORIGINATORAETITLE | O_STORE_MOVEORIGINATORID;
   }
-  T_DIMSE_C_StoreRSP response{};
-  DcmDataset* statusDetail = nullptr;
-  OFCondition cond = DIMSE_storeUser(assoc_, presId, &request, nullptr, &dataset, nullptr, nullptr,
-                                     DIMSE_NONBLOCKING, timeouts_.dimseSeconds, &response, &statusDetail);
-  if (cond.bad()) {
+  return request;
+}
+
+template <typename SendDataSet>
+StoreOutcome PeerAssociation::exchangeStore(T_ASC_PresentationContextID presId, T_DIMSE_C_StoreRQ& request,
+                                            SendDataSet sendDataSet) {
+  StoreOutcome outcome;
+  const auto broken = [&](const std::string& why) {
     usable_ = false;
-    outcome.errorComment = "C-STORE to " + peer_.aeTitle + " failed: " + std::string(cond.text());
-    delete statusDetail;
+    outcome.errorComment = "C-STORE to " + peer_.aeTitle + " failed: " + why;
+    return outcome;
+  };
+  std::vector<std::uint8_t> command;
+  try {
+    command = encodeStoreCommand(request);
+  } catch (const std::exception& e) {
+    outcome.errorComment = e.what();  // nothing sent: the association stays usable
     return outcome;
   }
+  if (!writer_) writer_ = std::make_unique<PDataWriter>(assoc_);
+  std::string error;
+  if (!writer_->sendBytes(presId, command.data(), command.size(), true, error)) return broken(error);
+  // A data set that fails half-way leaves the peer inside a message: the association cannot go on.
+  if (!sendDataSet(error)) return broken(error);
+
+  T_DIMSE_Message response{};
+  T_ASC_PresentationContextID responseContext = 0;
+  DcmDataset* statusDetail = nullptr;
+  const OFCondition cond = DIMSE_receiveCommand(assoc_, DIMSE_NONBLOCKING, timeouts_.dimseSeconds, &responseContext,
+                                                &response, &statusDetail);
+  std::unique_ptr<DcmDataset> detail(statusDetail);
+  if (cond.bad()) return broken(cond.text());
+  if (response.CommandField != DIMSE_C_STORE_RSP) return broken("the peer answered with another message than C-STORE-RSP");
+  const T_DIMSE_C_StoreRSP& rsp = response.msg.CStoreRSP;
+  if (rsp.MessageIDBeingRespondedTo != request.MessageID) {
+    return broken("the peer answered message " + std::to_string(rsp.MessageIDBeingRespondedTo) + " instead of " +
+                  std::to_string(request.MessageID));
+  }
   outcome.delivered = true;
-  outcome.status = response.DimseStatus;
-  if (statusDetail != nullptr) {
+  outcome.status = rsp.DimseStatus;
+  if (detail) {
     OFString comment;
-    if (statusDetail->findAndGetOFString(DCM_ErrorComment, comment).good()) outcome.errorComment = comment.c_str();
-    delete statusDetail;
+    if (detail->findAndGetOFString(DCM_ErrorComment, comment).good()) outcome.errorComment = comment.c_str();
   }
   return outcome;
 }

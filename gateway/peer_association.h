@@ -2,6 +2,7 @@
 // An outgoing association (SCU role) to a PACS or a workstation, used to forward C-STOREs.
 #include "gateway/delivery_syntax.h"
 #include "gateway/dimse_status.h"
+#include "gateway/pdata_writer.h"
 #include "gateway/tls/tls_layer.h"
 
 #include <dcmtk/config/osconfig.h>
@@ -55,6 +56,7 @@ struct StoreOutcome {
   bool delivered = false;      // a C-STORE-RSP came back from the peer
   std::uint16_t status = status::kProcessingFailure;
   std::string errorComment;    // the peer's Error Comment, or our reason when not delivered
+  bool needsEncoding = false;  // storeEncoded: the peer did not accept the bytes' own transfer syntax
 };
 
 struct MoveOriginator {
@@ -79,6 +81,11 @@ class PeerAssociation {
   StoreOutcome store(DcmDataset& dataset, E_TransferSyntax xfer, const std::string& sopClassUid,
                      const std::string& sopInstanceUid, const MoveOriginator* originator = nullptr,
                      Transcoding transcoding = Transcoding::NativeOnly);
+  // Sends an instance already encoded in `xfer` (a data set without meta header) exactly as it is,
+  // when the peer accepted `xfer` itself for the SOP class. Otherwise nothing is sent and the outcome
+  // has `needsEncoding` set: the caller decodes it and uses store() above, which converts it.
+  StoreOutcome storeEncoded(const std::uint8_t* bytes, std::size_t size, E_TransferSyntax xfer,
+                            const std::string& sopClassUid, const std::string& sopInstanceUid);
   // False once a network error has broken the association.
   bool usable() const { return usable_; }
   // Marks the association broken: it is aborted, not released, when destroyed.
@@ -98,8 +105,15 @@ class PeerAssociation {
   // class, syntax and transcoding mode, not by walking every context for each instance.
   DeliveryContext deliveryContextFor(const std::string& sopClassUid, E_TransferSyntax xfer, Transcoding transcoding);
 
+  // The C-STORE-RQ for `presId` (its data set is sent by `sendDataSet`), then the peer's response.
+  template <typename SendDataSet>
+  StoreOutcome exchangeStore(T_ASC_PresentationContextID presId, T_DIMSE_C_StoreRQ& request, SendDataSet sendDataSet);
+  T_DIMSE_C_StoreRQ storeRequest(const std::string& sopClassUid, const std::string& sopInstanceUid,
+                                 const MoveOriginator* originator);
+
   PeerEndpoint peer_;
   NetworkTimeouts timeouts_;
+  std::unique_ptr<PDataWriter> writer_;
   std::map<std::tuple<std::string, E_TransferSyntax, Transcoding>, DeliveryContext> chosenContexts_;
   T_ASC_Network* network_ = nullptr;
   T_ASC_Association* assoc_ = nullptr;

@@ -66,15 +66,30 @@ SendResult DicomUpstreamSender::send(const SpoolRecordView& record) {
     result.detail = "unknown transfer syntax " + record.meta.transferSyntaxUid;
     return result;
   }
+  // The record's bytes go out as they are when the PACS accepted their transfer syntax; they are
+  // decoded (and re-encoded by DCMTK) only for a PACS that wants another one.
   std::unique_ptr<DcmDataset> dataset;
-  try {
-    dataset = decodeDataset(record.payload, record.payloadSize, xfer);
-  } catch (const std::exception& e) {
+  std::string undecodable;
+  result = deliverWith(record.meta, xfer, [&](PeerAssociation& association) {
+    StoreOutcome outcome = association.storeEncoded(record.payload, record.payloadSize, xfer, record.meta.sopClassUid,
+                                                    record.meta.sopInstanceUid);
+    if (!outcome.needsEncoding) return outcome;
+    if (!dataset) {
+      try {
+        dataset = decodeDataset(record.payload, record.payloadSize, xfer);
+      } catch (const std::exception& e) {
+        undecodable = e.what();
+        outcome.errorComment = undecodable;
+        return outcome;  // nothing was sent
+      }
+    }
+    return association.store(*dataset, xfer, record.meta.sopClassUid, record.meta.sopInstanceUid);
+  });
+  if (!undecodable.empty()) {
     result.kind = SendKind::Undecodable;
-    result.detail = e.what();
-    return result;
+    result.detail = undecodable;
   }
-  return deliver(record.meta, xfer, *dataset);
+  return result;
 }
 
 SendResult DicomUpstreamSender::sendFile(const SpoolRecordFile& record) {
@@ -100,6 +115,13 @@ SendResult DicomUpstreamSender::sendFile(const SpoolRecordFile& record) {
 }
 
 SendResult DicomUpstreamSender::deliver(const SpoolRecordMeta& meta, E_TransferSyntax xfer, DcmDataset& dataset) {
+  return deliverWith(meta, xfer, [&](PeerAssociation& association) {
+    return association.store(dataset, xfer, meta.sopClassUid, meta.sopInstanceUid);
+  });
+}
+
+SendResult DicomUpstreamSender::deliverWith(const SpoolRecordMeta& meta, E_TransferSyntax xfer,
+                                            const std::function<StoreOutcome(PeerAssociation&)>& store) {
   SendResult result;
   const std::pair<std::string, std::string> key{meta.sopClassUid, meta.transferSyntaxUid};
   if (std::find(wanted_.begin(), wanted_.end(), key) == wanted_.end()) {
@@ -125,8 +147,7 @@ SendResult DicomUpstreamSender::deliver(const SpoolRecordMeta& meta, E_TransferS
                       " (" + DcmXfer(xfer).getXferName() + ") refused by " + peer_.aeTitle;
       return result;
     }
-    StoreOutcome outcome =
-        association_->store(dataset, xfer, meta.sopClassUid, meta.sopInstanceUid);
+    const StoreOutcome outcome = store(*association_);
     if (outcome.delivered) {
       result.kind = SendKind::Answered;
       result.status = outcome.status;

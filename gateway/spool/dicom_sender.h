@@ -4,6 +4,7 @@
 #include "gateway/peer_association.h"
 #include "gateway/spool/forwarder.h"
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -22,6 +23,9 @@ class DicomUpstreamSender : public UpstreamSender {
   std::vector<ProposedContext> contexts() const;
   // C-STOREs a decoded record over the association, opening or re-opening it as needed.
   SendResult deliver(const SpoolRecordMeta& meta, E_TransferSyntax xfer, DcmDataset& dataset);
+  // The same, with `store` sending the instance over the association it is given.
+  SendResult deliverWith(const SpoolRecordMeta& meta, E_TransferSyntax xfer,
+                         const std::function<StoreOutcome(PeerAssociation&)>& store);
 
   PeerEndpoint peer_;
   std::string callingAeTitle_;
