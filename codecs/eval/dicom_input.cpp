@@ -31,6 +31,21 @@ std::string text(DcmItem& ds, const DcmTagKey& tag) {
   return ds.findAndGetOFString(tag, v).good() ? std::string(v.c_str()) : std::string();
 }
 
+// Window Center / Width (first values) in stored units, when both are present and usable.
+std::optional<std::pair<double, double>> dicomWindowOf(DcmItem& ds) {
+  Float64 centre = 0, width = 0, slope = 1, intercept = 0;
+  if (ds.findAndGetFloat64(DCM_WindowCenter, centre).bad() || ds.findAndGetFloat64(DCM_WindowWidth, width).bad() ||
+      !(width >= 1))
+    return std::nullopt;
+  if (ds.findAndGetFloat64(DCM_RescaleSlope, slope).bad() || slope == 0) slope = 1;
+  if (ds.findAndGetFloat64(DCM_RescaleIntercept, intercept).bad()) intercept = 0;
+  const double lo = centre - 0.5 - (width - 1) / 2, hi = centre - 0.5 + (width - 1) / 2;
+  double a = (lo - intercept) / slope, b = (hi - intercept) / slope;
+  if (a > b) std::swap(a, b);
+  if (!(b > a)) b = a + 1;
+  return std::make_pair(a, b);
+}
+
 }  // namespace
 
 DecoderRegistration::DecoderRegistration() {
@@ -63,6 +78,7 @@ EvalImage loadDicomImage(const std::string& path) {
   img.modality = text(ds, DCM_Modality);
   const E_TransferSyntax original = ds.getOriginalXfer();
   img.originalTransferSyntax = DcmXfer(original).getXferID();
+  img.dicomWindow = dicomWindowOf(ds);
 
   if (DcmXfer(original).isEncapsulated()) {
     if (ds.chooseRepresentation(EXS_LittleEndianExplicit, nullptr).bad() || !ds.canWriteXfer(EXS_LittleEndianExplicit))

@@ -3,7 +3,9 @@
 #include "codecs/pixel_cipher.h"
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace pacsgw::eval {
@@ -15,6 +17,9 @@ struct EvalImage {
   std::string originalTransferSyntax;  // UID as stored
   codecs::PixelLayout layout;          // of the native representation
   std::vector<std::uint8_t> bytes;     // exactly rows * columns * samples * frames * bits / 8 bytes
+  // The file's first Window Center / Width (top-level, linear VOI function of PS3.3 C.11.2.1.2.1) as
+  // (lo, hi) in stored units, i.e. taken back through Rescale Slope / Intercept; absent when not given.
+  std::optional<std::pair<double, double>> dicomWindow;
 };
 
 // Registers DCMTK's RLE, JPEG and JPEG-LS decoders for the lifetime of the object.

@@ -89,9 +89,14 @@ void printSummary(const Json& root, std::ostream& out) {
     if (b.find("uaci_runs_pass_rate") && b.find("uaci_runs_pass_rate")->isNumber())
       out << ", repeated " << number(b, "uaci_runs_pass_rate", 2);
     out << "), lossless "
-        << (b.find("lossless")->boolean() ? "yes" : "NO")
-        << ", encrypt " << number(b, "encrypt_mb_s", 1) << " MB/s, decrypt " << number(b, "decrypt_mb_s", 1)
-        << " MB/s";
+        << (b.find("lossless")->boolean() ? "yes" : "NO") << ", bit-exact through the gateway "
+        << (b.find("bit_exact")->boolean() ? "yes" : "NO");
+    if (!b.find("lossless")->boolean())
+      out << ", decrypt PSNR " << number(b, "decrypt_psnr", 2) << " dB (8-bit) / " << number(b, "decrypt_psnr_full_range", 2)
+          << " dB (full range), model " << number(b, "model_size_bytes", 0) << " bytes";
+    out << ", encrypt " << number(b, "encrypt_mb_s", 1) << " MB/s (" << number(b, "encrypt_images_per_s", 2)
+        << " images/s), decrypt " << number(b, "decrypt_mb_s", 1) << " MB/s (" << number(b, "decrypt_images_per_s", 2)
+        << " images/s)";
     if (b.find("generator_ms")) out << ", generator " << number(b, "generator_ms", 3) << " ms/object";
     out << "\n";
   }

@@ -1,6 +1,8 @@
 #include "codecs/eval/eval_runner.h"
 
 #include "codecs/eval/cores.h"
+#include "codecs/exact_retrieval.h"
+#include "codecs/neural/model_store.h"
 #include "codecs/eval/metrics.h"
 #include "codecs/eval/nist.h"
 
@@ -176,8 +178,16 @@ Json authenticatedOutcome(codecs::PixelCipher& cipher, const EvalImage& img, Byt
   return j;
 }
 
-Json viewQuality(const EvalImage& img, const Bytes& plain, const Bytes& other) {
+Json nullIfInfinite(double v) { return std::isfinite(v) ? Json(v) : Json(nullptr); }
+
+// The decryption figures' 8-bit view: each frame windowed to the original frame's min..max (frames.h).
+ImageView windowed8(const EvalImage& img, const Bytes& bytes, const std::vector<DisplayWindow>& windows) {
+  return windowedView(img.layout, bytes.data(), bytes.size(), windows);
+}
+
+Json viewQuality(const EvalImage& img, const Bytes& plain, const Bytes& other, const std::vector<DisplayWindow>& windows) {
   Json j = Json::object();
+  j["psnr_windowed8"] = nullIfInfinite(psnr(windowed8(img, plain, windows), windowed8(img, other, windows)));
   for (ViewKind k : kViews) {
     const ImageView a = viewOf(img, plain, k), b = viewOf(img, other, k);
     Json v = Json::object();
@@ -245,26 +255,29 @@ struct Timing {
   std::size_t runs = 0;
 };
 
+// The gateway's path: protectPixels / recoverPixels (backend plus, for lossy backends, the exact-retrieval
+// envelope). `aad` is the codecs layer's associated data, `backendAad` what the backend sees (for the core).
 Timing measureThroughput(codecs::PixelCipher& cipher, DeterministicCore* core, const EvalImage& img,
-                         const SecretBytes& key, const Bytes& aad, double budget) {
+                         const SecretBytes& key, const Bytes& aad, const Bytes& backendAad, double budget) {
   std::vector<double> encCpu, decCpu, encWall, decWall, gen;
   Bytes work = img.bytes;
   PixelBuffer b = bufferOf(img, work);
-  {  // warm-up (first use builds lazily initialised state)
-    const CipherRecord r = cipher.encrypt(b, key, aad);
-    cipher.decrypt(b, key, aad, r);
-  }
+  const auto protect = [&] { return codecs::protectPixels(cipher, b, key, aad, codecs::Retrieval::Exact); };
+  const auto recover = [&](const codecs::ProtectedPixels& p) {
+    codecs::recoverPixels(cipher, b, key, aad, p.record, p.envelope);
+  };
+  recover(protect());  // warm-up (first use builds lazily initialised state)
   double spent = 0;
   while ((spent < budget || encCpu.size() < 3) && encCpu.size() < 2000) {
     std::copy(img.bytes.begin(), img.bytes.end(), work.begin());
     double c0 = threadCpuSeconds(), w0 = wallSeconds();
-    const CipherRecord r = cipher.encrypt(b, key, aad);
+    const codecs::ProtectedPixels sealed = protect();
     double c1 = threadCpuSeconds(), w1 = wallSeconds();
     encCpu.push_back(c1 - c0);
     encWall.push_back(w1 - w0);
     c0 = threadCpuSeconds();
     w0 = wallSeconds();
-    cipher.decrypt(b, key, aad, r);
+    recover(sealed);
     c1 = threadCpuSeconds();
     w1 = wallSeconds();
     decCpu.push_back(c1 - c0);
@@ -278,7 +291,7 @@ Timing measureThroughput(codecs::PixelCipher& cipher, DeterministicCore* core, c
       pb.layout.columns = static_cast<std::uint16_t>(probe.size() / bytesPerSample(img));
       pb.layout.numberOfFrames = 1;
       pb.layout.samplesPerPixel = 1;
-      core->encryptWithNonce(pb, key, aad, randomBytes(core->nonceBytes()));
+      core->encryptWithNonce(pb, key, backendAad, randomBytes(core->nonceBytes()));
       if (core->lastGeneratorMs() > 0) gen.push_back(core->lastGeneratorMs());
     }
   }
@@ -319,24 +332,58 @@ ImageRun evaluateImage(codecs::PixelCipher& cipher, DeterministicCore* core, con
 
   // The same positions, pairs and noise for every backend: the generator depends on seed and image only.
   std::mt19937_64 rng(opt.seed ^ (0x9E3779B97F4A7C15ULL * (imageIndex + 1)));
-  const Bytes aad = [&] {
+  // The object's associated data as the codecs layer passes it to protectPixels, and what the backend
+  // itself sees (for a lossy backend with a retrieval marker appended): every backend-level operation
+  // below (cores, authenticated and unverified decryption) uses the latter.
+  const Bytes gatewayAad = [&] {
     const std::string s = "pacsgw-eval|" + name + "|" + std::to_string(l.rows) + "x" + std::to_string(l.columns);
     return Bytes(s.begin(), s.end());
   }();
+  const Bytes aad = codecs::backendAad(cipher.info(), gatewayAad, codecs::Retrieval::Exact);
   const SecretBytes key = randomKey();
   const Bytes& plain = img.bytes;
   const std::size_t n = sampleCount(img);
 
-  // --- Encryption as deployed (fresh nonce) and decryption -------------------------------------
+  // --- Encryption as deployed (the gateway's path, fresh nonce) and decryption -------------------
   log << "  " << name << ": encrypt / decrypt\n";
   Bytes c1 = plain;
   PixelBuffer b1 = bufferOf(img, c1);
-  const CipherRecord r1 = cipher.encrypt(b1, key, aad);
+  const codecs::ProtectedPixels sealed = codecs::protectPixels(cipher, b1, key, gatewayAad, codecs::Retrieval::Exact);
+  const CipherRecord& r1 = sealed.record;
+  // The backend's own decryption (for a learned backend the model's reconstruction, no envelope).
   Bytes d1 = c1;
   PixelBuffer bd = bufferOf(img, d1);
   cipher.decrypt(bd, key, aad, r1);
-  const bool bitExact = d1 == plain;
-  j["bit_exact"] = bitExact;
+  const bool lossless = d1 == plain;
+  // Retrieval as the gateway does it: backend plus exact-retrieval envelope, compared byte for byte.
+  const GatewayRetrieval retrieved = gatewayRetrieval(cipher, l, c1, key, gatewayAad, r1, sealed.envelope, plain);
+  j["bit_exact"] = retrieved.bitExact;
+  j["gateway_retrieval"] = retrieved.outcome;
+  j["envelope_bytes"] = sealed.envelope.size();
+  j["payload_bytes"] = r1.payload.size();
+
+  // Decryption quality of the backend's own output: 8-bit view per frame windowed to the original frame's
+  // min..max (the papers' and the models' view), the stored values at full range, and the file's own
+  // display window when it has one.
+  const std::vector<DisplayWindow> windows = frameMinMaxWindows(l, plain.data(), plain.size());
+  {
+    const ImageView p8 = windowed8(img, plain, windows), d8 = windowed8(img, d1, windows);
+    j["decrypt_psnr"] = nullIfInfinite(psnr(p8, d8));  // null = infinite (identical)
+    j["decrypt_ssim"] = ssim(p8, d8);
+    const ImageView pf = storedView(l, plain.data(), plain.size()), df = storedView(l, d1.data(), d1.size());
+    j["decrypt_psnr_full_range"] = nullIfInfinite(psnr(pf, df));
+    j["decrypt_ssim_full_range"] = ssim(pf, df);
+    j["dicom_window"] = img.dicomWindow.has_value();
+    if (img.dicomWindow) {
+      const std::vector<DisplayWindow> w{{img.dicomWindow->first, img.dicomWindow->second}};
+      const ImageView pw = windowed8(img, plain, w), dw = windowed8(img, d1, w);
+      j["decrypt_psnr_dicom_window"] = nullIfInfinite(psnr(pw, dw));
+      j["decrypt_ssim_dicom_window"] = ssim(pw, dw);
+    } else {
+      j["decrypt_psnr_dicom_window"] = nullptr;
+      j["decrypt_ssim_dicom_window"] = nullptr;
+    }
+  }
 
   // --- Statistics of plain and cipher images -----------------------------------------------------
   std::array<std::vector<PixelPair>, 3> pairs;
@@ -365,7 +412,7 @@ ImageRun evaluateImage(codecs::PixelCipher& cipher, DeterministicCore* core, con
     v["corr_cipher_all_pairs"] = ca;
     v["mse_plain_cipher"] = mse(pv, cv);
     v["psnr_plain_cipher"] = psnr(pv, cv);
-    v["decrypt_psnr"] = psnr(pv, dv);  // +inf (null in JSON) when bit-exact
+    v["decrypt_psnr"] = psnr(pv, dv);  // this view's (top byte / all allocated bits); +inf (null) when identical
     v["decrypt_ssim"] = ssim(pv, dv);
     views[toString(k)] = v;
   }
@@ -535,10 +582,13 @@ ImageRun evaluateImage(codecs::PixelCipher& cipher, DeterministicCore* core, con
     coreDecrypt(cropDec, key);
     coreDecrypt(spDec, key);
     coreDecrypt(gaussDec, key);
-    unverified["wrong_key"] = viewQuality(img, plain, wrong);
-    unverified["crop"] = viewQuality(img, plain, cropDec);
-    unverified["salt_pepper"] = viewQuality(img, plain, spDec);
-    unverified["gaussian"] = viewQuality(img, plain, gaussDec);
+    unverified["wrong_key"] = viewQuality(img, plain, wrong, windows);
+    unverified["crop"] = viewQuality(img, plain, cropDec, windows);
+    unverified["salt_pepper"] = viewQuality(img, plain, spDec, windows);
+    unverified["gaussian"] = viewQuality(img, plain, gaussDec, windows);
+    // Flat robustness figures: PSNR (windowed 8-bit view) of the unverified decryption.
+    for (const char* what : {"wrong_key", "crop", "salt_pepper", "gaussian"})
+      j[std::string(what) + "_psnr"] = *unverified[what].find("psnr_windowed8");
     unverified["note"] = "decryption without verification (the papers' figures); crop = centre block of 1/16 of "
                          "the area zeroed, salt_pepper density 0.0002, gaussian variance 0.0005 of full scale";
     j["unverified_decryption"] = unverified;
@@ -575,7 +625,7 @@ ImageRun evaluateImage(codecs::PixelCipher& cipher, DeterministicCore* core, con
 
   // --- Throughput ---------------------------------------------------------------------------------
   log << "  " << name << ": throughput\n";
-  const Timing t = measureThroughput(cipher, core, img, key, aad, opt.timingSeconds);
+  const Timing t = measureThroughput(cipher, core, img, key, gatewayAad, aad, opt.timingSeconds);
   const double mb = static_cast<double>(img.bytes.size()) / 1e6;
   Json tj = Json::object();
   tj["runs"] = t.runs;
@@ -589,6 +639,11 @@ ImageRun evaluateImage(codecs::PixelCipher& cipher, DeterministicCore* core, con
     tj["generator_ms"] = t.generatorMs;
     tj["encrypt_mb_s_without_generator"] = mb / (t.encryptCpu - 1e-3 * t.generatorMs);
   }
+  tj["encrypt_images_per_s"] = 1.0 / t.encryptCpu;
+  tj["decrypt_images_per_s"] = 1.0 / t.decryptCpu;
+  tj["encrypt_images_per_s_wall"] = 1.0 / t.encryptWall;
+  tj["decrypt_images_per_s_wall"] = 1.0 / t.decryptWall;
+  tj["path"] = "protectPixels / recoverPixels: the backend plus, for a lossy backend, the exact-retrieval envelope";
   tj["clock"] = "median thread CPU time per call (MB = 10^6 bytes)";
   j["throughput"] = tj;
 
@@ -623,19 +678,18 @@ ImageRun evaluateImage(codecs::PixelCipher& cipher, DeterministicCore* core, con
     j["key_sensitivity_npcr" + s] = kj.find("npcr")->number();
     j["key_sensitivity_uaci" + s] = kj.find("uaci")->number();
     j["psnr_plain_cipher" + s] = v.find("psnr_plain_cipher")->number();
-    const Json& dp = *v.find("decrypt_psnr");
-    j["decrypt_psnr" + s] = dp.isNumber() && std::isfinite(dp.number()) ? Json(dp.number()) : Json(nullptr);
-    j["decrypt_ssim" + s] = v.find("decrypt_ssim")->number();
   };
   flat("", ViewKind::Msb8);
   flat("_full", ViewKind::Full);
-  j["lossless"] = bitExact;
+  j["lossless"] = lossless;
   j["wrong_key_rejected"] = auth.find("wrong_key")->find("rejected")->boolean();
   j["tamper_detected"] = auth.find("crop")->find("rejected")->boolean() &&
                          auth.find("salt_pepper")->find("rejected")->boolean() &&
                          auth.find("gaussian")->find("rejected")->boolean();
   j["encrypt_mb_s"] = mb / t.encryptCpu;
   j["decrypt_mb_s"] = mb / t.decryptCpu;
+  j["encrypt_images_per_s"] = 1.0 / t.encryptCpu;
+  j["decrypt_images_per_s"] = 1.0 / t.decryptCpu;
 
   // --- Figures ------------------------------------------------------------------------------------
   if (imageIndex < opt.figureImages) {
@@ -667,7 +721,7 @@ void summarise(Json& backend, const std::vector<Json>& images) {
                                    "corr_d_all", "npcr", "uaci", "npcr_mean", "uaci_mean", "npcr_runs_pass_rate",
                                    "uaci_runs_pass_rate", "npcr_fresh_nonce",
                                    "uaci_fresh_nonce", "key_sensitivity_npcr", "key_sensitivity_uaci",
-                                   "psnr_plain_cipher", "decrypt_psnr", "decrypt_ssim"};
+                                   "psnr_plain_cipher"};
   static const char* kBoolean[] = {"npcr_pass", "uaci_pass"};
   for (const char* suffix : {"", "_full"}) {
     for (const char* key : kNumeric) {
@@ -698,6 +752,25 @@ void summarise(Json& backend, const std::vector<Json>& images) {
       backend[base + "_pass_rate" + suffix] = images.empty() ? 0.0 : static_cast<double>(passed) / images.size();
     }
   }
+  // Decryption and robustness figures (no view suffix). A mean is null when an image's value is null
+  // (infinite PSNR); the DICOM-window figures average the images that have a window.
+  for (const char* key : {"decrypt_psnr", "decrypt_ssim", "decrypt_psnr_full_range", "decrypt_ssim_full_range",
+                          "decrypt_psnr_dicom_window", "decrypt_ssim_dicom_window", "wrong_key_psnr", "crop_psnr",
+                          "salt_pepper_psnr", "gaussian_psnr"}) {
+    const bool windowOnly = std::string(key).find("dicom_window") != std::string::npos;
+    double sum = 0;
+    std::size_t count = 0;
+    bool anyNull = false, anyMissing = false;
+    for (const auto& img : images) {
+      if (windowOnly && !img.find("dicom_window")->boolean()) continue;
+      const Json* v = img.find(key);
+      if (v == nullptr) anyMissing = true;
+      else if (v->isNumber()) sum += v->number(), ++count;
+      else anyNull = true;
+    }
+    if (anyMissing && count == 0 && !anyNull) continue;  // not measured for this backend (no core)
+    backend[key] = count && !anyNull ? Json(sum / static_cast<double>(count)) : Json(nullptr);
+  }
   double nistPassed = 0, nistTotal = 0;
   for (const auto& img : images)
     if (const Json* t = img.find("nist_tests_total")) {
@@ -708,16 +781,21 @@ void summarise(Json& backend, const std::vector<Json>& images) {
     backend["nist_tests_passed"] = nistPassed;
     backend["nist_tests_total"] = nistTotal;
   }
-  bool lossless = !images.empty(), rejected = !images.empty(), tamper = !images.empty();
+  bool lossless = !images.empty(), bitExact = !images.empty(), rejected = !images.empty(), tamper = !images.empty();
+  double envelopeBytes = 0, encCpuS = 0, decCpuS = 0;
   double bytes = 0, encMs = 0, decMs = 0, gen = 0, genCount = 0, encMsWithoutGen = 0;
   for (const auto& img : images) {
     lossless = lossless && img.find("lossless")->boolean();
+    bitExact = bitExact && img.find("bit_exact")->boolean();
+    envelopeBytes += img.find("envelope_bytes")->number();
     rejected = rejected && img.find("wrong_key_rejected")->boolean();
     tamper = tamper && img.find("tamper_detected")->boolean();
     const Json& t = *img.find("throughput");
     bytes += img.find("bytes")->number();
     encMs += t.find("encrypt_ms")->number();
     decMs += t.find("decrypt_ms")->number();
+    encCpuS += 1.0 / t.find("encrypt_images_per_s")->number();
+    decCpuS += 1.0 / t.find("decrypt_images_per_s")->number();
     if (const Json* g = t.find("generator_ms")) {
       gen += g->number();
       encMsWithoutGen += t.find("encrypt_ms")->number() - g->number();
@@ -726,13 +804,16 @@ void summarise(Json& backend, const std::vector<Json>& images) {
   }
   const double count = static_cast<double>(std::max<std::size_t>(1, images.size()));
   backend["lossless"] = lossless;
-  backend["bit_exact"] = lossless;
+  backend["bit_exact"] = bitExact;  // through the gateway's path (envelope), every image
+  backend["envelope_bytes_mean"] = envelopeBytes / count;
   backend["wrong_key_rejected"] = rejected;
   backend["tamper_detected"] = tamper;
   // Throughput pooled over the images (total bytes / total time), so that tiny images do not dominate.
   backend["encrypt_mb_s"] = encMs > 0 ? bytes / 1e3 / encMs : 0.0;
   backend["decrypt_mb_s"] = decMs > 0 ? bytes / 1e3 / decMs : 0.0;
   backend["encrypt_ms_per_image"] = encMs / count;
+  backend["encrypt_images_per_s"] = encCpuS > 0 ? static_cast<double>(images.size()) / encCpuS : 0.0;
+  backend["decrypt_images_per_s"] = decCpuS > 0 ? static_cast<double>(images.size()) / decCpuS : 0.0;
   if (genCount > 0) {
     backend["generator_ms"] = gen / genCount;
     backend["encrypt_mb_s_without_generator"] = encMsWithoutGen > 0 ? bytes / 1e3 / encMsWithoutGen : 0.0;
@@ -749,6 +830,37 @@ std::string utcNow() {
 }
 
 }  // namespace
+
+GatewayRetrieval gatewayRetrieval(codecs::PixelCipher& cipher, const codecs::PixelLayout& layout,
+                                  const Bytes& cipherImage, const SecretBytes& key, const Bytes& aad,
+                                  const CipherRecord& record, const Bytes& envelope, const Bytes& original) {
+  GatewayRetrieval out;
+  Bytes work = cipherImage;
+  PixelBuffer b;
+  b.layout = layout;
+  b.segments.push_back({work.data(), work.size()});
+  try {
+    const codecs::Retrieval r = codecs::recoverPixels(cipher, b, key, aad, record, envelope);
+    out.bitExact = r == codecs::Retrieval::Exact && work == original;
+    out.outcome = r == codecs::Retrieval::Lossy ? "lossy reconstruction (no envelope)"
+                  : work == original             ? "exact original"
+                                                 : "exact retrieval returned other pixels";
+  } catch (const codecs::AuthenticationError& e) {
+    out.outcome = std::string("AuthenticationError: ") + e.what();
+  } catch (const std::exception& e) {
+    out.outcome = std::string("error: ") + e.what();
+  }
+  return out;
+}
+
+std::uint64_t defaultModelBytes(const codecs::BackendInfo& info) {
+  if (info.lossless) return 0;  // the learned backends are the lossy ones
+  try {
+    return std::filesystem::file_size(codecs::neural::resolveModelPath(info.id, ""));
+  } catch (const std::exception&) {
+    return 0;  // a lossy backend without a model file
+  }
+}
 
 Json publishedFigures() {
   Json p = Json::object();
@@ -835,6 +947,7 @@ EvalReport runEvaluation(const std::vector<EvalImage>& images, const EvalOptions
     b["authenticated"] = cipher->info().authenticated;
     b["declared_lossless"] = cipher->info().lossless;
     b["device"] = cipher->device() == codecs::Device::Cuda ? "cuda" : "cpu";
+    b["model_size_bytes"] = static_cast<double>(defaultModelBytes(cipher->info()));
     std::vector<Json> imageResults;
     Json skipped = Json::array();
     for (std::size_t i = 0; i < images.size(); ++i) {

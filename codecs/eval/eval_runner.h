@@ -2,6 +2,7 @@
 // Runs cipher backends over DICOM images and computes the papers' metrics (see docs/evaluation.md).
 #include "codecs/eval/dicom_input.h"
 #include "codecs/eval/json.h"
+#include "codecs/pixel_cipher.h"
 
 #include <array>
 #include <cstdint>
@@ -59,6 +60,22 @@ struct EvalReport {
 using EvalProgress = std::function<void(std::size_t done, std::size_t total, double bytes)>;
 EvalReport runEvaluation(const std::vector<EvalImage>& images, const EvalOptions& options, std::ostream& log,
                          const EvalProgress& progress = {});
+
+// Retrieval through the gateway's path (codecs/exact_retrieval.h, recoverPixels): `cipherImage` with its
+// record and exact-retrieval envelope, under the associated data the codecs layer used when protecting.
+// bitExact only when recovery succeeds, reports exact retrieval and returns `original` byte for byte; any
+// refusal (e.g. a stripped or damaged envelope) gives false with the error in `outcome`.
+struct GatewayRetrieval {
+  bool bitExact = false;
+  std::string outcome;
+};
+GatewayRetrieval gatewayRetrieval(codecs::PixelCipher& cipher, const codecs::PixelLayout& layout,
+                                  const std::vector<std::uint8_t>& cipherImage, const SecretBytes& key,
+                                  const std::vector<std::uint8_t>& aad, const codecs::CipherRecord& record,
+                                  const std::vector<std::uint8_t>& envelope, const std::vector<std::uint8_t>& original);
+
+// Size of the model file a backend uses by default (its shipped model); 0 for backends without one.
+std::uint64_t defaultModelBytes(const codecs::BackendInfo& info);
 
 // Published figures of Kumar, Chivukula, Barua, Sci. Rep. 15:1211 (2025) used for comparison.
 Json publishedFigures();

@@ -65,6 +65,53 @@ ImageView makeView(const codecs::PixelLayout& layout, const std::uint8_t* bytes,
   return v;
 }
 
+ImageView storedView(const codecs::PixelLayout& layout, const std::uint8_t* bytes, std::size_t size) {
+  ImageView v = makeView(layout, bytes, size, ViewKind::Full);
+  const unsigned stored = std::clamp<unsigned>(layout.bitsStored, 1, layout.bitsAllocated);
+  const std::uint32_t mask = stored >= 32 ? 0xFFFFFFFFu : (std::uint32_t{1} << stored) - 1;
+  const bool isSigned = layout.pixelRepresentation == 1;
+  for (std::int32_t& x : v.values) {
+    std::uint32_t w = static_cast<std::uint32_t>(x) & mask;
+    if (isSigned && (w >> (stored - 1)) & 1u) w |= ~mask;  // sign-extend from the stored high bit
+    x = static_cast<std::int32_t>(w);
+  }
+  v.minValue = isSigned ? -(std::int64_t{1} << (stored - 1)) : 0;
+  v.peak = (std::int64_t{1} << stored) - 1;
+  return v;
+}
+
+std::vector<DisplayWindow> frameMinMaxWindows(const codecs::PixelLayout& layout, const std::uint8_t* bytes,
+                                              std::size_t size) {
+  const ImageView v = storedView(layout, bytes, size);
+  const std::size_t frames = std::max<std::size_t>(1, layout.numberOfFrames);
+  const std::size_t perFrame = v.values.size() / frames;
+  std::vector<DisplayWindow> windows(frames);
+  for (std::size_t f = 0; f < frames; ++f) {
+    const auto [lo, hi] = std::minmax_element(v.values.begin() + f * perFrame, v.values.begin() + (f + 1) * perFrame);
+    windows[f].lo = *lo;
+    windows[f].hi = *hi > *lo ? *hi : *lo + 1;
+  }
+  return windows;
+}
+
+ImageView windowedView(const codecs::PixelLayout& layout, const std::uint8_t* bytes, std::size_t size,
+                       const std::vector<DisplayWindow>& windows) {
+  ImageView v = storedView(layout, bytes, size);
+  const std::size_t frames = std::max<std::size_t>(1, layout.numberOfFrames);
+  if (windows.size() != frames && windows.size() != 1)
+    throw std::invalid_argument("eval: one display window per frame (or one for all) expected");
+  const std::size_t perFrame = v.values.size() / frames;
+  for (std::size_t i = 0; i < v.values.size(); ++i) {
+    const DisplayWindow& w = windows.size() == 1 ? windows[0] : windows[i / perFrame];
+    const double span = w.hi > w.lo ? w.hi - w.lo : 1.0;
+    const double unit = std::clamp((v.values[i] - w.lo) / span, 0.0, 1.0);
+    v.values[i] = static_cast<std::int32_t>(std::lround(255.0 * unit));
+  }
+  v.minValue = 0;
+  v.peak = 255;
+  return v;
+}
+
 std::vector<std::uint64_t> histogram(const ImageView& v) {
   std::vector<std::uint64_t> h(static_cast<std::size_t>(v.peak) + 1, 0);
   for (std::int32_t x : v.values) ++h[static_cast<std::size_t>(x - v.minValue)];

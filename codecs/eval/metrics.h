@@ -34,6 +34,23 @@ const char* toString(ViewKind kind);
 // Builds a view of native little-endian sample bytes described by `layout` (8 or 16 bits allocated).
 ImageView makeView(const codecs::PixelLayout& layout, const std::uint8_t* bytes, std::size_t size, ViewKind kind);
 
+// Every sample's stored value: the word masked to Bits Stored, sign-extended when Pixel Representation
+// is 1. F = 2^BitsStored - 1 (the "full range" of the decryption figures).
+ImageView storedView(const codecs::PixelLayout& layout, const std::uint8_t* bytes, std::size_t size);
+
+// A display window in stored units: values lo..hi map to 0..255.
+struct DisplayWindow {
+  double lo = 0, hi = 1;
+};
+// One window per frame: the minimum and maximum stored value of the frame (hi = lo + 1 when constant),
+// the per-frame windowing of the neural backends (codecs/neural/frames.h).
+std::vector<DisplayWindow> frameMinMaxWindows(const codecs::PixelLayout& layout, const std::uint8_t* bytes,
+                                              std::size_t size);
+// The papers' 8-bit view of a medical image: round(255 (v - lo) / (hi - lo)), clamped to 0..255, with the
+// window of the sample's frame (`windows` has one entry per frame, or one for all). F = 255.
+ImageView windowedView(const codecs::PixelLayout& layout, const std::uint8_t* bytes, std::size_t size,
+                       const std::vector<DisplayWindow>& windows);
+
 // Shannon entropy in bits per sample over the histogram of all values (2^bits bins).
 double entropy(const ImageView& v);
 std::vector<std::uint64_t> histogram(const ImageView& v);  // index = value - minValue

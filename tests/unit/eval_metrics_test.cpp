@@ -185,5 +185,74 @@ TEST(EvalMetrics, ViewsOfRgbPlanarAndInterleaved) {
   EXPECT_EQ(makeView(l, interleaved, 6, ViewKind::Full).planes, 3u);
 }
 
+// 16-bit little-endian sample bytes of `values` (two's complement for negative values).
+std::vector<std::uint8_t> words(const std::vector<int>& values) {
+  std::vector<std::uint8_t> b;
+  for (int v : values) {
+    const auto w = static_cast<std::uint16_t>(static_cast<std::int16_t>(v));
+    b.push_back(static_cast<std::uint8_t>(w));
+    b.push_back(static_cast<std::uint8_t>(w >> 8));
+  }
+  return b;
+}
+
+codecs::PixelLayout grey16(std::uint16_t rows, std::uint16_t cols, std::uint32_t frames, int bitsStored, int signedRep) {
+  codecs::PixelLayout l;
+  l.rows = rows;
+  l.columns = cols;
+  l.numberOfFrames = frames;
+  l.samplesPerPixel = 1;
+  l.bitsAllocated = 16;
+  l.bitsStored = static_cast<std::uint16_t>(bitsStored);
+  l.highBit = static_cast<std::uint16_t>(bitsStored - 1);
+  l.pixelRepresentation = static_cast<std::uint16_t>(signedRep);
+  return l;
+}
+
+TEST(EvalMetrics, StoredViewMasksToBitsStoredAndSignExtends) {
+  // 12 bits stored, signed: 0xF000 above the high bit is ignored; 0x0800 is -2048, 0x07FF is 2047.
+  const auto l = grey16(1, 4, 1, 12, 1);
+  const auto b = words({0x0800, 0x07FF, static_cast<std::int16_t>(0xF005), 0x0FFF});
+  const ImageView v = storedView(l, b.data(), b.size());
+  EXPECT_EQ(v.values, (std::vector<std::int32_t>{-2048, 2047, 5, -1}));
+  EXPECT_EQ(v.peak, 4095);
+  EXPECT_EQ(v.minValue, -2048);
+}
+
+TEST(EvalMetrics, WindowedViewUsesEachFramesMinMax) {
+  // Frame 1 spans 0..1020 (4 stored units per 8-bit level), frame 2 spans -100..-100+255.
+  const auto l = grey16(1, 4, 2, 16, 1);
+  const auto b = words({0, 1020, 510, 4, -100, 155, 0, -100});
+  const auto w = frameMinMaxWindows(l, b.data(), b.size());
+  ASSERT_EQ(w.size(), 2u);
+  EXPECT_EQ(w[0].lo, 0);
+  EXPECT_EQ(w[0].hi, 1020);
+  EXPECT_EQ(w[1].lo, -100);
+  EXPECT_EQ(w[1].hi, 155);
+  const ImageView v = windowedView(l, b.data(), b.size(), w);
+  EXPECT_EQ(v.values, (std::vector<std::int32_t>{0, 255, 128, 1, 0, 255, 100, 0}));
+  EXPECT_EQ(v.peak, 255);
+  // A constant frame gets a one-unit window instead of dividing by zero.
+  const auto flat = words({7, 7, 7, 7});
+  EXPECT_EQ(frameMinMaxWindows(grey16(2, 2, 1, 16, 0), flat.data(), flat.size())[0].hi, 8);
+}
+
+TEST(EvalMetrics, PsnrOfAKnownPerturbationInTheWindowedAndFullRangeViews) {
+  // 64 samples 0..1020 in steps of 4 per 8-bit level... one sample off by 40 stored units = 10 levels.
+  std::vector<int> plain(64), changed;
+  for (int i = 0; i < 64; ++i) plain[i] = i == 0 ? 0 : (i == 63 ? 1020 : 16 * i);
+  changed = plain;
+  changed[20] += 40;
+  const auto l = grey16(8, 8, 1, 12, 0);
+  const auto a = words(plain), b = words(changed);
+  const auto w = frameMinMaxWindows(l, a.data(), a.size());
+  // 8-bit view: MSE = 10^2 / 64 -> PSNR = 10 log10(255^2 * 64 / 100).
+  EXPECT_NEAR(psnr(windowedView(l, a.data(), a.size(), w), windowedView(l, b.data(), b.size(), w)),
+              10 * std::log10(255.0 * 255.0 * 64 / 100), 1e-9);
+  // Full range (12 bits stored, F = 4095): MSE = 40^2 / 64.
+  EXPECT_NEAR(psnr(storedView(l, a.data(), a.size()), storedView(l, b.data(), b.size())),
+              10 * std::log10(4095.0 * 4095.0 * 64 / 1600), 1e-9);
+}
+
 }  // namespace
 }  // namespace pacsgw::eval
