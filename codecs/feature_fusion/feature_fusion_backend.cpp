@@ -54,21 +54,32 @@ struct LoadedModel {
   std::size_t fileBytes = 0;
 };
 
-// One read-only instance per model digest per process.
+// cipher.device as this machine can honour it (cuda only with a CUDA LibTorch and a device).
+Device deviceFor(const CipherOptions& options) {
+  try {
+    return resolveDevice(options.device, FeatureFusionModel::cudaAvailable());
+  } catch (const CipherError& e) {
+    fail(std::string("cipher.device: ") + e.what());
+  }
+}
+
+// One read-only instance per model digest and device per process.
 std::shared_ptr<const LoadedModel> modelFor(const CipherOptions& options) {
+  const Device device = deviceFor(options);
   const neural::ModelFile file = neural::readModelFile(neural::resolveModelPath(kBackendId, options.model));
-  if (resolveDevice(options.device, false) != Device::Cpu) fail("this build runs feature-fusion on the CPU only");
   static std::mutex mutex;
-  static std::map<neural::ModelDigest, std::weak_ptr<const LoadedModel>> cache;
+  static std::map<std::pair<neural::ModelDigest, Device>, std::weak_ptr<const LoadedModel>> cache;
   std::lock_guard<std::mutex> lock(mutex);
-  if (auto hit = cache[file.sha256].lock()) return hit;
+  auto& slot = cache[{file.sha256, device}];
+  if (auto hit = slot.lock()) return hit;
   std::shared_ptr<const LoadedModel> loaded;
   try {
-    loaded = std::make_shared<const LoadedModel>(LoadedModel{FeatureFusionModel::load(file.path), file.sha256, file.bytes.size()});
+    loaded = std::make_shared<const LoadedModel>(
+        LoadedModel{FeatureFusionModel::load(file.path, device), file.sha256, file.bytes.size()});
   } catch (const std::exception& e) {
     fail(e.what());
   }
-  cache[file.sha256] = loaded;
+  slot = loaded;
   return loaded;
 }
 
@@ -291,7 +302,7 @@ class FeatureFusionCipher final : public PixelCipher {
   explicit FeatureFusionCipher(const CipherOptions& options) : model_(modelFor(options)) {}
 
   const BackendInfo& info() const override { return featureFusionBackend().info; }
-  Device device() const override { return Device::Cpu; }
+  Device device() const override { return model_->model.device(); }
   void checkSupported(const PixelLayout& layout) const override { neural::checkMonochromeLayout(layout, kBackendId); }
 
   CipherRecord encrypt(PixelBuffer& pixels, const SecretBytes& key, const Bytes& aad) override {

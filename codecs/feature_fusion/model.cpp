@@ -143,6 +143,11 @@ struct NetImpl : nn::Module {
 TORCH_MODULE(Net);
 
 // Key tensors (one per group, B x C x h x w) from per-image FeatureKeys.
+std::vector<Tensor> onDevice(std::vector<Tensor> tensors, const torch::Device& device) {
+  for (Tensor& t : tensors) t = t.to(device);
+  return tensors;
+}
+
 std::vector<Tensor> keyTensors(const std::vector<FeatureKeys>& keys, const ModelConfig& c, int rows, int columns) {
   std::vector<Tensor> out;
   for (std::size_t g = 0; g < c.channels.size(); ++g) {
@@ -220,6 +225,8 @@ Tensor diffusionLoss(const Tensor& c1, const Tensor& c2) {
 
 struct FeatureFusionModel::Impl {
   Net net{nullptr};
+  Device device = Device::Cpu;
+  torch::Device torchDevice{torch::kCPU};
 };
 
 FeatureFusionModel::FeatureFusionModel(const ModelConfig& config, std::uint64_t seed) : impl_(std::make_unique<Impl>()) {
@@ -278,13 +285,20 @@ ModelConfig readConfig(torch::serialize::InputArchive& a) {
 }
 }  // namespace
 
-FeatureFusionModel FeatureFusionModel::load(const std::string& path) {
+bool FeatureFusionModel::cudaAvailable() { return torch::cuda::is_available(); }
+
+Device FeatureFusionModel::device() const { return impl_->device; }
+
+FeatureFusionModel FeatureFusionModel::load(const std::string& path, Device device) {
   try {
     torch::serialize::InputArchive archive;
     archive.load_from(path);
     FeatureFusionModel model(readConfig(archive), 1);
     model.impl_->net->load(archive);
     model.impl_->net->eval();
+    model.impl_->device = device;
+    model.impl_->torchDevice = device == Device::Cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+    model.impl_->net->to(model.impl_->torchDevice);
     return model;
   } catch (const c10::Error& e) {
     throw std::runtime_error("cannot load the feature-fusion model " + path + ": " + e.what_without_backtrace());
@@ -306,16 +320,17 @@ FeatureFusionModel::Encrypted FeatureFusionModel::encrypt(const std::vector<floa
     throw std::invalid_argument("feature-fusion: image size must be a multiple of " + std::to_string(sizeMultiple()));
   c10::InferenceMode guard;
   Net& net = impl_->net;
-  const Tensor x = torch::from_blob(const_cast<float*>(image.data()), {1, 1, rows, columns}).clone();
-  const auto keyFeats = net->keyFeatures(keyTensors({keys}, config(), rows, columns));
+  const torch::Device dev = impl_->torchDevice;
+  const Tensor x = torch::from_blob(const_cast<float*>(image.data()), {1, 1, rows, columns}).clone().to(dev);
+  const auto keyFeats = net->keyFeatures(onDevice(keyTensors({keys}, config(), rows, columns), dev));
   std::vector<Tensor> alphas;
   const Tensor cipher = net->cipherImage(net->encode(x, keyFeats, true, alphas));
   const double levels = std::ldexp(1.0, config().cipherBits) - 1.0;
-  const Tensor codes = torch::round(cipher * levels).to(torch::kInt32).contiguous();
+  const Tensor codes = torch::round(cipher * levels).to(torch::kInt32).to(torch::kCPU).contiguous();
   Encrypted out;
   out.cipher.assign(codes.data_ptr<int>(), codes.data_ptr<int>() + codes.numel());
   for (const auto& a : alphas) {
-    const Tensor f = a.reshape({-1}).contiguous();
+    const Tensor f = a.reshape({-1}).to(torch::kCPU).contiguous();
     out.alpha.insert(out.alpha.end(), f.data_ptr<float>(), f.data_ptr<float>() + f.numel());
   }
   return out;
@@ -331,15 +346,16 @@ std::vector<float> FeatureFusionModel::decrypt(const std::vector<std::uint16_t>&
   const double levels = std::ldexp(1.0, config().cipherBits) - 1.0;
   std::vector<float> c(cipher.size());
   for (std::size_t i = 0; i < c.size(); ++i) c[i] = static_cast<float>(cipher[i] / levels);
-  const Tensor ct = torch::from_blob(c.data(), {1, 1, rows, columns}).clone();
+  const torch::Device dev = impl_->torchDevice;
+  const Tensor ct = torch::from_blob(c.data(), {1, 1, rows, columns}).clone().to(dev);
   std::vector<Tensor> alphas;
   std::size_t offset = 0;
   for (int ch : config().channels) {
-    alphas.push_back(torch::from_blob(const_cast<float*>(alpha.data() + offset), {1, ch, 1, 1}).clone());
+    alphas.push_back(torch::from_blob(const_cast<float*>(alpha.data() + offset), {1, ch, 1, 1}).clone().to(dev));
     offset += static_cast<std::size_t>(ch);
   }
-  const auto keyFeats = net->keyFeatures(keyTensors({keys}, config(), rows, columns));
-  const Tensor y = net->decode(ct, alphas, keyFeats, true).clamp(0.0, 1.0).contiguous();
+  const auto keyFeats = net->keyFeatures(onDevice(keyTensors({keys}, config(), rows, columns), dev));
+  const Tensor y = net->decode(ct, alphas, keyFeats, true).clamp(0.0, 1.0).to(torch::kCPU).contiguous();
   return std::vector<float>(y.data_ptr<float>(), y.data_ptr<float>() + y.numel());
 }
 

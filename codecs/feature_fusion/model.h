@@ -11,6 +11,7 @@
 //   decrypt: A_G = PixelUnshuffle(logit(cipher)); F_i = (A_i - (1 - alpha_i) K_i) / alpha_i (Eq. 6);
 //            A_(i-1) = FDM_i(F_i) (transposed conv + residual block); head conv -> image
 #include "codecs/feature_fusion/feature_keys.h"
+#include "codecs/pixel_cipher.h"
 
 #include <cstddef>
 #include <cstdint>
@@ -38,8 +39,11 @@ class FeatureFusionModel {
   FeatureFusionModel(FeatureFusionModel&&) noexcept;
   FeatureFusionModel& operator=(FeatureFusionModel&&) noexcept;
 
-  // Throws std::runtime_error naming the file when it is missing or not a feature-fusion model.
-  static FeatureFusionModel load(const std::string& path);
+  // Throws std::runtime_error naming the file when it is missing or not a feature-fusion model. Inference
+  // runs on `device` (Device::Cuda needs LibTorch with CUDA and a device: check cudaAvailable() first).
+  static FeatureFusionModel load(const std::string& path, Device device = Device::Cpu);
+  static bool cudaAvailable();
+  Device device() const;
   void save(const std::string& path) const;
 
   const ModelConfig& config() const;
