@@ -4,8 +4,9 @@
 #
 #   sudo scripts/build-image.sh prebuilt build/pacsgw      # localhost/pacsgw:prebuilt
 #
-# Context (made by the script): pacsgw (stripped), runtime-packages.txt (scripts/list-runtime-packages.sh),
-# pacsgw.yaml (docker/pacsgw.yaml), pacsgw.dic (dicom/pacsgw.dic). The package layer comes first, so a new
+# Context (made by the script): pacsgw and pacsgw-eval (stripped), runtime-packages.txt
+# (scripts/list-runtime-packages.sh of both), models/ (the shipped models), pacsgw.yaml (docker/pacsgw.yaml),
+# pacsgw.dic (dicom/pacsgw.dic). The package layer comes first, so a new
 # executable with the same libraries rebuilds only the last layers (seconds).
 FROM debian:bookworm-slim
 COPY runtime-packages.txt /tmp/runtime-packages.txt
@@ -21,6 +22,9 @@ RUN apt-get update \
  && install -d -m 0755 /etc/pacsgw
 COPY pacsgw.yaml /etc/pacsgw/pacsgw.yaml
 COPY pacsgw.dic /usr/local/share/pacsgw/pacsgw.dic
+# The shipped models where the learned backends look for them (cipher.backend: ae-aes by name alone).
+COPY models/ /usr/local/share/pacsgw/models/
+COPY pacsgw-eval /usr/local/bin/pacsgw-eval
 COPY pacsgw /usr/local/bin/pacsgw
 
 USER pacsgw

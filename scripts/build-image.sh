@@ -69,8 +69,16 @@ case $variant in
     tag=${PACSGW_IMAGE_TAG:-localhost/pacsgw:prebuilt}
     context=$(mktemp -d)
     trap 'rm -rf "$context"' EXIT
+    # pacsgw eval / pacsgw train run the sibling program pacsgw-eval; the learned backends find their
+    # shipped models under <prefix>/share/pacsgw/models (codecs/neural/model_store.h).
+    eval_bin=$(dirname "$bin")/pacsgw-eval
+    [[ -x $eval_bin ]] || die "no pacsgw-eval next to $bin (it is built with pacsgw)"
     strip --strip-unneeded -o "$context/pacsgw" "$bin"
-    "$repo/scripts/list-runtime-packages.sh" "$bin" > "$context/runtime-packages.txt"
+    strip --strip-unneeded -o "$context/pacsgw-eval" "$eval_bin"
+    { "$repo/scripts/list-runtime-packages.sh" "$bin"; "$repo/scripts/list-runtime-packages.sh" "$eval_bin"; } \
+      | sort -u > "$context/runtime-packages.txt"
+    mkdir "$context/models"
+    cp "$repo"/models/*.pt "$context/models/"
     cp "$repo/docker/pacsgw.yaml" "$context/pacsgw.yaml"
     cp "$repo/dicom/pacsgw.dic" "$context/pacsgw.dic"
     "${podman_build[@]}" -f "$repo/docker/prebuilt.Dockerfile" -t "$tag" "$context"

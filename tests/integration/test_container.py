@@ -8,7 +8,8 @@ claiming that workstation's AE title is refused (the relayed address has no decr
 gateway container on the same keystore volume still decrypts the study. Then docker/docker-compose.yml
 itself, run by podman-compose under its own project name and ports: up, a study stored from the host
 is ciphertext in the PACS, a host caller claiming a workstation gets nothing, the PACS copy decrypts
-bit-exact inside the gateway container, down.
+bit-exact inside the gateway container, and (LibTorch builds) `cipher.backend: ae-aes` alone encrypts and
+decrypts bit-exact there with the image's shipped model and `pacsgw eval` runs in it, down.
 
 Images: by default the gateway image is built for this run from the executable under test
 (PACSGW_BIN, docker/prebuilt.Dockerfile via scripts/build-image.sh prebuilt: no compile inside the
@@ -34,6 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pacsgw_harness as h  # noqa: E402
 import retrieve_helpers as rh  # noqa: E402
+from test_chaos_backend import backend_available  # noqa: E402
 
 DOCKER = h.REPO_ROOT / "docker"
 ORTHANC_IMAGE = "localhost/pacsgw-orthanc:latest"
@@ -383,10 +385,34 @@ class ComposeFile(unittest.TestCase):
         (workdir / "restored.dcm").write_bytes(restored.stdout)
         self.assertEqual(h.pixel_element_bytes(h.read(workdir / "restored.dcm")),
                          h.pixel_element_bytes(h.read(original)))
+        if BUILT_IMAGE and backend_available("ae-aes"):
+            self.check_learned_backend_by_name(gateway, original)
 
         stopped = run("down", timeout=180)
         self.assertEqual(stopped.returncode, 0, stopped.stdout[-2000:] + stopped.stderr[-2000:])
         self.assertNotIn(gateway, podman("ps", "-a", "--format", "{{.Names}}").stdout)
+
+    def check_learned_backend_by_name(self, gateway: str, original: Path):
+        """The image carries the shipped models and pacsgw-eval: `cipher.backend: ae-aes` alone encrypts
+        and decrypts bit-exact in the container, and `pacsgw eval` runs there with that model."""
+        script = ("sed 's/backend: aes-256-gcm/backend: ae-aes/' /etc/pacsgw/pacsgw.yaml > /tmp/ae.yaml"
+                  " && pacsgw encrypt --config /tmp/ae.yaml /tmp/restored.dcm /tmp/ae.dcm"
+                  " && pacsgw decrypt --config /tmp/ae.yaml /tmp/ae.dcm /tmp/ae-restored.dcm"
+                  " && pacsgw eval --backend ae-aes --json /tmp/ae.json --no-nist --differential-runs 1 --pairs 1000"
+                  " --timing-seconds 0.01 --figures 0 --quiet /tmp/restored.dcm > /dev/null")
+        podman("exec", gateway, "bash", "-c", script, timeout=300)
+        fetched = {name: subprocess.run(["podman", "exec", gateway, "cat", f"/tmp/{name}"], capture_output=True,
+                                        timeout=60).stdout for name in ("ae.dcm", "ae-restored.dcm", "ae.json")}
+        workdir = h.make_workdir("container-ae")
+        self.addCleanup(shutil.rmtree, workdir, ignore_errors=True)
+        for name in ("ae.dcm", "ae-restored.dcm"):
+            (workdir / name).write_bytes(fetched[name])
+        self.assertEqual(h.element_text(h.key_reference(h.read(workdir / "ae.dcm"))[0x01]), "ae-aes")
+        self.assertEqual(h.pixel_element_bytes(h.read(workdir / "ae-restored.dcm")),
+                         h.pixel_element_bytes(h.read(original)))
+        report = json.loads(fetched["ae.json"])["backends"][0]
+        self.assertTrue(report["bit_exact"])
+        self.assertEqual(report["model_size_bytes"], (h.REPO_ROOT / "models" / "ae-aes.pt").stat().st_size)
 
 
 if __name__ == "__main__":
