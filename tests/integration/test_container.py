@@ -413,6 +413,8 @@ class ComposeFile(unittest.TestCase):
         report = json.loads(fetched["ae.json"])["backends"][0]
         self.assertTrue(report["bit_exact"])
         self.assertEqual(report["model_size_bytes"], (h.REPO_ROOT / "models" / "ae-aes.pt").stat().st_size)
+        print(f"[container] cipher.backend: ae-aes by name: bit-exact; pacsgw eval in the image: decrypt PSNR "
+              f"{report['decrypt_psnr']:.2f} dB, model {report['model_size_bytes']} bytes", file=sys.stderr)
 
 
 if __name__ == "__main__":
