@@ -260,6 +260,53 @@ std::vector<std::uint8_t> AesGcmSealStream::finish() {
   return tag;
 }
 
+struct AesGcmOpenStream::Context {
+  CtxPtr ctx;
+};
+
+AesGcmOpenStream::AesGcmOpenStream(const SecretBytes& key, const std::vector<std::uint8_t>& nonce,
+                                   const std::vector<std::uint8_t>& aad)
+    : context_(std::make_unique<Context>()) {
+  checkKey(key);
+  if (nonce.size() != kAesGcmNonceBytes) throw AuthenticationError("aes-256-gcm: the nonce must be 12 bytes");
+  context_->ctx = newContext(key, nonce, false);
+  addAad(context_->ctx.get(), aad, false);
+}
+
+AesGcmOpenStream::~AesGcmOpenStream() = default;
+
+void AesGcmOpenStream::update(const std::uint8_t* ciphertext, std::size_t size, std::uint8_t* plaintext) {
+  if (finished_) fail("data after the end of the message");
+  if (size > kMaxMessageBytes - bytes_) fail("pixel data exceeds the GCM message limit");
+  for (std::size_t done = 0; done < size;) {
+    const std::size_t n = std::min(kChunkBytes, size - done);
+    int outl = 0;
+    if (EVP_DecryptUpdate(context_->ctx.get(), plaintext + done, &outl, ciphertext + done, static_cast<int>(n)) != 1 ||
+        outl != static_cast<int>(n))
+      fail("decryption failed");
+    done += n;
+  }
+  bytes_ += size;
+}
+
+void AesGcmOpenStream::verify(const std::vector<std::uint8_t>& tag) {
+  if (finished_) fail("the message was already finished");
+  finished_ = true;
+  if (tag.size() != kAesGcmTagBytes) throw AuthenticationError("aes-256-gcm: the tag must be 16 bytes");
+  std::vector<std::uint8_t> expected(tag);  // EVP wants a mutable pointer
+  if (EVP_CIPHER_CTX_ctrl(context_->ctx.get(), EVP_CTRL_AEAD_SET_TAG, static_cast<int>(expected.size()),
+                          expected.data()) != 1)
+    fail("the tag could not be set");
+  int outl = 0;
+  std::uint8_t unused[16];
+  // EVP_DecryptFinal_ex compares the tag in constant time.
+  if (EVP_DecryptFinal_ex(context_->ctx.get(), unused, &outl) != 1) {
+    ERR_clear_error();
+    throw AuthenticationError(
+        "aes-256-gcm: authentication failed (pixel data, key reference, bound attributes or key do not match)");
+  }
+}
+
 }  // namespace pacsgw::codecs::detail
 
 namespace pacsgw::codecs {

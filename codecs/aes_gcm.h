@@ -57,4 +57,30 @@ class AesGcmSealStream {
   bool finished_ = false;
 };
 
+// One GCM message decrypted piece by piece (large pixel data kept as ciphertext in a file). Used twice:
+// a first pass that checks the tag and throws the plaintext away, then, after the tag verified, a
+// second pass over the same ciphertext that hands plaintext out. update() alone never authenticates:
+// a caller must not release its output before verify() of an earlier pass succeeded.
+class AesGcmOpenStream {
+ public:
+  // Throws CipherError on a wrong key size or when OpenSSL fails; AuthenticationError on a nonce that
+  // cannot come from this backend.
+  AesGcmOpenStream(const SecretBytes& key, const std::vector<std::uint8_t>& nonce,
+                   const std::vector<std::uint8_t>& aad);
+  ~AesGcmOpenStream();
+  AesGcmOpenStream(const AesGcmOpenStream&) = delete;
+  AesGcmOpenStream& operator=(const AesGcmOpenStream&) = delete;
+
+  // Decrypts `size` bytes from `ciphertext` into `plaintext` (may be the same memory).
+  void update(const std::uint8_t* ciphertext, std::size_t size, std::uint8_t* plaintext);
+  // Ends the message and compares its tag with `tag` in constant time; AuthenticationError if they differ.
+  void verify(const std::vector<std::uint8_t>& tag);
+
+ private:
+  struct Context;
+  std::unique_ptr<Context> context_;
+  std::uint64_t bytes_ = 0;
+  bool finished_ = false;
+};
+
 }  // namespace pacsgw::codecs::detail
