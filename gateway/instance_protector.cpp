@@ -198,9 +198,9 @@ keystore::DataKey InstanceProtector::dataKeyFor(const std::string& scopeUid) {
   return key;
 }
 
-E_TransferSyntax InstanceProtector::restore(DcmDataset& dataset, E_TransferSyntax xfer, audit::KeyReleases* releases) {
-  std::string usedKeyId, usedScopeUid;
-  auto lookup = [this, &dataset, &usedKeyId, &usedScopeUid](const std::string& keyId) -> SecretBytes {
+codecs::KeyLookup InstanceProtector::releasingLookup(DcmDataset& dataset, std::string& usedKeyId,
+                                                   std::string& usedScopeUid) {
+  return [this, &dataset, &usedKeyId, &usedScopeUid](const std::string& keyId) -> SecretBytes {
     keystore::DataKey key;
     try {
       key = keys_.get(keyId);
@@ -222,6 +222,29 @@ E_TransferSyntax InstanceProtector::restore(DcmDataset& dataset, E_TransferSynta
     usedScopeUid = key.scopeUid;
     return std::move(key.key);
   };
+}
+
+std::pair<E_TransferSyntax, codecs::VerifiedGcmMessage> InstanceProtector::restoreStreaming(
+    DcmDataset& dataset, E_TransferSyntax xfer, std::uint32_t pixelDataLength,
+    const std::function<void(codecs::NativePixelDataOpener&)>& checkPixelData, audit::KeyReleases* releases) {
+  std::string usedKeyId, usedScopeUid;
+  const auto started = std::chrono::steady_clock::now();
+  codecs::NativePixelDataOpener opener(dataset, xfer, pixelDataLength,
+                                       releasingLookup(dataset, usedKeyId, usedScopeUid));
+  checkPixelData(opener);
+  codecs::VerifiedGcmMessage message = opener.verify(dataset);
+  metrics::observe("pacsgw_decrypt_seconds", {{"backend", "aes-256-gcm"}}, secondsSince(started));
+  if (releases != nullptr) {
+    releases->add(usedKeyId, usedScopeUid);
+  } else {
+    audit::keyEvent("released", usedKeyId, usedScopeUid, true, "");
+  }
+  return {opener.originalTransferSyntax(), std::move(message)};
+}
+
+E_TransferSyntax InstanceProtector::restore(DcmDataset& dataset, E_TransferSyntax xfer, audit::KeyReleases* releases) {
+  std::string usedKeyId, usedScopeUid;
+  const codecs::KeyLookup lookup = releasingLookup(dataset, usedKeyId, usedScopeUid);
   std::string backend = "unknown";
   try {
     // Only a registered backend becomes a label value: the block comes from the PACS.

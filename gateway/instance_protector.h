@@ -2,6 +2,7 @@
 // Glue between the keystore and the pixel ciphers: one call to protect an instance on the way in,
 // one to restore it on the way out. The service and the CLI both go through here.
 #include "codecs/dicom_crypt.h"
+#include "codecs/native_pixel_open.h"
 #include "codecs/native_pixel_stream.h"
 #include "gateway/audit/audit_trail.h"
 #include "codecs/pixel_cipher.h"
@@ -10,6 +11,7 @@
 #include "keystore/master_key_provider.h"
 #include "keystore/pkcs11_provider.h"
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -39,6 +41,14 @@ class InstanceProtector {
   // record per key and retrieve), or, without a ledger, recorded as used for release at once. Every
   // key that is refused is recorded as denied.
   E_TransferSyntax restore(DcmDataset& dataset, E_TransferSyntax xfer, audit::KeyReleases* releases = nullptr);
+  // The counterpart of restore() for a large native aes-256-gcm object whose Pixel Data value
+  // (`pixelDataLength` bytes of ciphertext) is not in memory (gateway/large_object_retrieve.h): the
+  // same key checks, audit records and errors. `checkPixelData` feeds the ciphertext to the opener;
+  // then the tag is verified and the key-reference block removed from `dataset`. Returns the original
+  // transfer syntax and the verified message to decrypt the value with. Throws codecs::CryptError.
+  std::pair<E_TransferSyntax, codecs::VerifiedGcmMessage> restoreStreaming(
+      DcmDataset& dataset, E_TransferSyntax xfer, std::uint32_t pixelDataLength,
+      const std::function<void(codecs::NativePixelDataOpener&)>& checkPixelData, audit::KeyReleases* releases);
 
   // True when native Pixel Data can be encrypted as it arrives (gateway/large_object_store.h): the
   // aes-256-gcm backend, which treats pixel data as opaque bytes.
@@ -53,6 +63,9 @@ class InstanceProtector {
   bool decodesCompressed() const { return !cipher_->info().supportsEncapsulated; }
 
  private:
+  // The data key lookup of restore(): refusals audited as denied, the key's scope checked against the
+  // object; the key used is written to `usedKeyId` / `usedScopeUid`.
+  codecs::KeyLookup releasingLookup(DcmDataset& dataset, std::string& usedKeyId, std::string& usedScopeUid);
   // The study's (series', instance's) data key, recording its creation in the audit trail.
   keystore::DataKey dataKeyFor(const std::string& scopeUid);
   // The object's Study, Series or SOP Instance UID, per the configured key scope.

@@ -15,6 +15,8 @@ class KeystoreVerifier : public SubOperationVerifier {
   KeystoreVerifier(GatewayContext& context, std::function<InstanceProtector&()> protector)
       : context_(context), protector_(std::move(protector)) {}
   E_TransferSyntax restore(DcmDataset& dataset, E_TransferSyntax xfer, audit::KeyReleases& releases) override;
+  E_TransferSyntax restoreSpooled(DcmDataset& dataset, E_TransferSyntax xfer, std::shared_ptr<SpooledPixelData> pixels,
+                                  audit::KeyReleases& releases) override;
   PassthroughDecision passthrough(DcmDataset& dataset) override;
   void attachRelayCapsule(DcmDataset& dataset, const config::RelayPeer& peer) override;
 

@@ -6,6 +6,7 @@
 #include "gateway/dataset_receiver.h"
 #include "gateway/gateway_metrics.h"
 #include "gateway/instance_protector.h"
+#include "gateway/large_object_retrieve.h"
 #include "gateway/large_object_store.h"
 #include "gateway/net_util.h"
 #include "gateway/find_relay_dimse.h"
@@ -150,10 +151,19 @@ void Session::handleStore(T_DIMSE_Message& msg, T_ASC_PresentationContextID pres
   // A modality's large native object is encrypted while it arrives (gateway/large_object_store.h).
   const bool streams =
       peer_.isModality && streamsLargeObjects(context_.config, contextTransferSyntax(presId), protector());
+  // A large object retrieved from the PACS keeps its Pixel Data in a file (gateway/large_object_retrieve.h).
+  const bool spools = peer_.isUpstream && !peer_.isModality &&
+                      streamsRetrievedObjects(context_.config, contextTransferSyntax(presId));
   StoreDataSet incoming;
+  std::shared_ptr<SpooledPixelData> spooled;
   if (streams) {
     incoming = receiveStoreDataSet(assoc_, presId, contextTransferSyntax(presId), largeObjectSettings(context_.config),
                                    memory_, protector());
+  } else if (spools) {
+    RetrievedDataSet retrieved = receiveRetrievedDataSet(assoc_, presId, contextTransferSyntax(presId),
+                                                         largeObjectSettings(context_.config), memory_);
+    incoming.received = std::move(retrieved.received);
+    spooled = std::move(retrieved.spooled);
   } else {
     incoming.received = receiveDataSetWithinLimits(assoc_, presId,
                                                    static_cast<int>(context_.config.gateway.dimseTimeoutSeconds),
@@ -203,7 +213,7 @@ void Session::handleStore(T_DIMSE_Message& msg, T_ASC_PresentationContextID pres
   if (peer_.isUpstream && !peer_.isModality) {
     spdlog::trace("sub-operation {} received in {:.2f} ms", printable(request.AffectedSOPInstanceUID),
                   std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count());
-    handleSubOperation(request, presId, std::move(dataset), std::move(received.reservation));
+    handleSubOperation(request, presId, std::move(dataset), std::move(received.reservation), std::move(spooled));
     return;
   }
   StoreRequest store{request.AffectedSOPClassUID, request.AffectedSOPInstanceUID, contextTransferSyntax(presId)};
@@ -402,7 +412,8 @@ void Session::refuseSubOperation(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationC
 }
 
 void Session::handleSubOperation(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationContextID presId,
-                                 std::unique_ptr<DcmDataset> dataset, MemoryReservation memory) {
+                                 std::unique_ptr<DcmDataset> dataset, MemoryReservation memory,
+                                 std::shared_ptr<SpooledPixelData> spooled) {
   SubOperation operation;
   operation.sopClass = request.AffectedSOPClassUID;
   operation.sopInstance = request.AffectedSOPInstanceUID;
@@ -410,6 +421,7 @@ void Session::handleSubOperation(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationC
   operation.dataset = std::move(dataset);
   operation.xfer = contextTransferSyntax(presId);
   operation.memory = std::move(memory);
+  operation.spooled = std::move(spooled);
   const IntakeAnswer answer = intake().accept(std::move(operation));
   sendStoreResponse(presId, request, answer.status, answer.errorComment);
 }

@@ -22,6 +22,7 @@
 namespace pacsgw::gateway {
 
 class InstanceProtector;
+class SpooledPixelData;
 class StoreForwarding;
 class SubOperationIntake;
 class SubOperationVerifier;
@@ -45,7 +46,8 @@ class Session {
   bool identifierBreaksAssociation(const ReceivedDataSet& received);
   std::uint16_t identifierRefusalStatus(const ReceivedDataSet& received, std::uint16_t outOfResources);
   void handleSubOperation(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationContextID presId,
-                          std::unique_ptr<DcmDataset> dataset, MemoryReservation memory);
+                          std::unique_ptr<DcmDataset> dataset, MemoryReservation memory,
+                          std::shared_ptr<SpooledPixelData> spooled);
   // A sub-operation whose data set was refused while it was read (too large, no memory, malformed):
   // counted as a failure of its retrieve, so the requester's counts add up.
   void refuseSubOperation(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationContextID presId, std::uint16_t statusCode,

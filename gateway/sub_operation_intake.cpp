@@ -101,8 +101,14 @@ IntakeAnswer SubOperationIntake::accept(SubOperation op) {
       } else if (job->request().relayPeer != nullptr) {
         verifier_.attachRelayCapsule(dataset, *job->request().relayPeer);
       } else if (job->request().access == config::Access::Decrypt) {
-        xfer = verifier_.restore(dataset, xfer, job->keyReleases());
-        transcoding = Transcoding::Lossless;
+        if (op.spooled) {
+          xfer = verifier_.restoreSpooled(dataset, xfer, op.spooled, job->keyReleases());
+          // Its Pixel Data is decrypted from the file as it is sent: native syntaxes only, never re-encoded.
+          transcoding = Transcoding::NativeOnly;
+        } else {
+          xfer = verifier_.restore(dataset, xfer, job->keyReleases());
+          transcoding = Transcoding::Lossless;
+        }
       }
     } catch (const codecs::CryptError& e) {
       spdlog::warn("audit: security alert: retrieve {}: instance {} not delivered to {} ({}): {}",

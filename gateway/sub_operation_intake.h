@@ -19,6 +19,8 @@
 
 namespace pacsgw::gateway {
 
+class SpooledPixelData;  // gateway/large_object_retrieve.h
+
 // One C-STORE sub-operation as it arrived from the PACS.
 struct SubOperation {
   std::string sopClass;
@@ -28,6 +30,9 @@ struct SubOperation {
   std::unique_ptr<DcmDataset> dataset;
   E_TransferSyntax xfer = EXS_Unknown;
   MemoryReservation memory;  // the received bytes; handed to the delivery queue with the data set
+  // A large object whose Pixel Data value (ciphertext) was spooled to a file as it arrived; `dataset`
+  // reads that value from the file. Null for objects received whole.
+  std::shared_ptr<SpooledPixelData> spooled;
 };
 
 // The answer to send back to the PACS for that C-STORE.
@@ -44,6 +49,10 @@ class SubOperationVerifier {
   // Verifies and decrypts in place; returns the transfer syntax afterwards. Throws codecs::CryptError.
   // The data key used is added to `releases` (audited once per key and retrieve).
   virtual E_TransferSyntax restore(DcmDataset& dataset, E_TransferSyntax xfer, audit::KeyReleases& releases) = 0;
+  // The same for a large object whose Pixel Data is in `pixels`: the tag is verified over the whole
+  // file first; only then does `dataset`'s Pixel Data read as plaintext. Throws codecs::CryptError.
+  virtual E_TransferSyntax restoreSpooled(DcmDataset& dataset, E_TransferSyntax xfer,
+                                          std::shared_ptr<SpooledPixelData> pixels, audit::KeyReleases& releases) = 0;
   // May an object with pixel data but no key-reference block go out unchanged?
   virtual PassthroughDecision passthrough(DcmDataset& dataset) = 0;
   // C-MOVE to a relay peer: adds the key capsule for that peer (the pixels stay ciphertext).

@@ -72,6 +72,10 @@ class KeyDouble : public SubOperationVerifier {
     dataset.findAndDeleteElement(DcmTagKey(codecs::kKeyRefGroup, 0x0010));
     return EXS_LittleEndianExplicit;
   }
+  E_TransferSyntax restoreSpooled(DcmDataset&, E_TransferSyntax, std::shared_ptr<SpooledPixelData>,
+                                  audit::KeyReleases&) override {
+    throw codecs::CryptError(codecs::CryptErrorKind::BackendFailure, "no spooled objects in this test");
+  }
   PassthroughDecision passthrough(DcmDataset&) override { return {false, "NotEncrypted", "passthrough off"}; }
   void attachRelayCapsule(DcmDataset&, const config::RelayPeer&) override {}
 

@@ -5,6 +5,7 @@
 
 #include "codecs/dicom_crypt.h"
 #include "gateway/dimse_status.h"
+#include "gateway/large_object_retrieve.h"
 
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <gtest/gtest.h>
@@ -25,12 +26,20 @@ class FakeVerifier : public SubOperationVerifier {
     dataset.findAndDeleteElement(DcmTagKey(0x0077, 0x0010));
     return EXS_LittleEndianExplicit;
   }
+  E_TransferSyntax restoreSpooled(DcmDataset& dataset, E_TransferSyntax xfer, std::shared_ptr<SpooledPixelData>,
+                                  audit::KeyReleases& releases) override {
+    ++spooledRestored;
+    if (failWith) throw codecs::CryptError(*failWith, "test");
+    dataset.findAndDeleteElement(DcmTagKey(0x0077, 0x0010));
+    (void)releases;
+    return xfer;
+  }
   PassthroughDecision passthrough(DcmDataset&) override {
     ++asked;
     return pass;
   }
   void attachRelayCapsule(DcmDataset&, const config::RelayPeer&) override { ++capsules; }
-  int restored = 0, asked = 0, capsules = 0;
+  int restored = 0, asked = 0, capsules = 0, spooledRestored = 0;
   std::optional<codecs::CryptErrorKind> failWith;
   PassthroughDecision pass{false, "NotEncrypted", "passthrough off"};
 };
@@ -98,6 +107,27 @@ TEST_F(SubOperationIntakeTest, EncryptedInstanceForADecryptDestinationIsRestored
   const PendingDelivery next = firstQueued();
   EXPECT_EQ(next.transcoding, Transcoding::Lossless) << "clear pixels may be converted losslessly";
   EXPECT_EQ(next.sopInstance, "9.1");
+}
+
+TEST_F(SubOperationIntakeTest, SpooledLargeInstanceIsRestoredFromItsFileAndNeverReEncoded) {
+  SubOperation op = operation("9.40", image(kStudy, true), job->upstreamMessageId());
+  op.spooled = std::make_shared<SpooledPixelData>(::testing::TempDir(), EVR_OW, 8);
+  EXPECT_EQ(intake.accept(std::move(op)).status, status::kSuccess);
+  EXPECT_EQ(verifier.spooledRestored, 1);
+  EXPECT_EQ(verifier.restored, 0) << "a spooled object is never decrypted in memory";
+  ASSERT_EQ(queued(), 1u);
+  EXPECT_EQ(firstQueued().transcoding, Transcoding::NativeOnly) << "its pixels are decrypted as they are sent";
+}
+
+TEST_F(SubOperationIntakeTest, SpooledLargeInstanceFailingItsTagIsRefusedAndNotQueued) {
+  verifier.failWith = codecs::CryptErrorKind::AuthenticationFailed;
+  SubOperation op = operation("9.41", image(kStudy, true), job->upstreamMessageId());
+  op.spooled = std::make_shared<SpooledPixelData>(::testing::TempDir(), EVR_OW, 8);
+  const IntakeAnswer answer = intake.accept(std::move(op));
+  EXPECT_NE(answer.status, status::kSuccess);
+  EXPECT_EQ(answer.errorComment, "AuthenticationFailed");
+  EXPECT_EQ(queued(), 0u);
+  EXPECT_EQ(failed(), 1u);
 }
 
 TEST_F(SubOperationIntakeTest, CiphertextDestinationGetsTheInstanceAsStored) {
