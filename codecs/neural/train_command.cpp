@@ -37,7 +37,8 @@ const std::vector<TrainerRow>& trainerTable() {
 constexpr const char* kUsage =
     "usage: pacsgw train BACKEND --data DIR --out MODEL [--steps N] [--device cpu|cuda|auto] [--resume CKPT]\n"
     "                    [--seed S] [--hold-out SUBSTRING[,SUBSTRING...]] [--batch N] [--patch PIXELS]\n"
-    "                    [--lr RATE] [--checkpoint-every N] [--threads N] [--width N] [--latent-channels N]\n";
+    "                    [--lr RATE] [--checkpoint-every N] [--threads N] [--width N] [--latent-channels N]\n"
+    "                    [--res-blocks N]\n";
 
 std::uint64_t number(const std::string& name, const std::string& v, std::uint64_t lo, std::uint64_t hi) {
   std::size_t used = 0;
@@ -77,6 +78,7 @@ TrainOptions parse(const std::vector<std::string>& args) {
     else if (a == "--threads") o.threads = static_cast<int>(number(a, v, 0, 256));
     else if (a == "--width") o.width = static_cast<int>(number(a, v, 2, 512));
     else if (a == "--latent-channels") o.latentChannels = static_cast<int>(number(a, v, 1, 64));
+    else if (a == "--res-blocks") o.resBlocks = static_cast<int>(number(a, v, 0, 16));
     else if (a == "--lr") {
       try {
         o.learningRate = std::stod(v);

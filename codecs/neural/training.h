@@ -29,6 +29,7 @@ struct TrainOptions {
   int threads = 0;                    // LibTorch intra-op threads (0 = LibTorch's default)
   int width = 32;                     // model width (autoencoder family)
   int latentChannels = 3;             // latent channels (autoencoder family)
+  int resBlocks = 2;                  // residual blocks per generator half (edgnet)
 };
 
 // Every frame of every usable file, windowed as for inference (frames.h).

@@ -4,7 +4,7 @@
 # Usage: service_symbols.sh PACSGW PACSGW_EVAL
 set -euo pipefail
 service=$1 eval_program=$2
-hooks='pacsgw::codecs::chaos::encryptWithNonce|pacsgw::codecs::chaos::encryptWithFixedSiv|pacsgw::codecs::chaos::decryptUnauthenticated|pacsgw::codecs::chaos::keyStreams|pacsgw::codecs::chaos::decoyFor|pacsgw::codecs::chaos::engine::(encrypt|invertLayers|keyStreams|decoyFor)\(|pacsgw::eval::|pacsgw::codecs::he::PaillierPublicKey::encryptWithRandomness|pacsgw::codecs::he::PaillierPrivateKey::encryptWithResidueSeeds|pacsgw::codecs::ae_he::engine::|pacsgw::codecs::ae_aes::engine::|pacsgw::codecs::neural::(trainAutoencoder|runTrainCommand|loadTrainingSet)'
+hooks='pacsgw::codecs::chaos::encryptWithNonce|pacsgw::codecs::chaos::encryptWithFixedSiv|pacsgw::codecs::chaos::decryptUnauthenticated|pacsgw::codecs::chaos::keyStreams|pacsgw::codecs::chaos::decoyFor|pacsgw::codecs::chaos::engine::(encrypt|invertLayers|keyStreams|decoyFor)\(|pacsgw::eval::|pacsgw::codecs::he::PaillierPublicKey::encryptWithRandomness|pacsgw::codecs::he::PaillierPrivateKey::encryptWithResidueSeeds|pacsgw::codecs::ae_he::engine::|pacsgw::codecs::ae_aes::engine::|pacsgw::codecs::edgnet::engine::|pacsgw::codecs::neural::trainEdgNet|pacsgw::codecs::neural::(trainAutoencoder|runTrainCommand|loadTrainingSet)'
 service_symbols=$(nm -C "$service")
 eval_symbols=$(nm -C "$eval_program")
 # Control: the evaluation program does contain the hooks of this build (so the pattern can match).
