@@ -7,6 +7,7 @@
 #include "codecs/edgnet/edgnet_model.h"
 #include "codecs/edgnet/reference_cipher.h"
 #include "codecs/eval/dicom_input.h"
+#include "codecs/eval/metrics.h"
 #include "codecs/neural/frames.h"
 #include "codecs/neural/model_store.h"
 #include "codecs/neural/training.h"
@@ -156,7 +157,24 @@ TEST(EdgNet, ShippedModelReachesTheFloorOnHeldOutSlices) {
     p.segments.push_back({copy.data(), copy.size()});
     edgnet::engine::reconstruct(p, {});
     const double psnr = psnrAgainst(img, copy);
-    std::printf("shipped edgnet model, %s: PSNR (8-bit view) %.2f dB\n", name.c_str(), psnr);
+    // SSIM in the same 8-bit view, and PSNR / SSIM over the full window (peak = hi - lo), for the docs.
+    const neural::UnitFrame a = neural::readFrame(img.bytes.data(), img.layout);
+    const neural::UnitFrame b = neural::readFrame(copy.data(), img.layout, a.window);
+    eval::ImageView a8, b8, af, bf;
+    for (eval::ImageView* v : {&a8, &b8, &af, &bf}) {
+      v->rows = img.layout.rows;
+      v->cols = img.layout.columns;
+      v->planes = 1;
+    }
+    af.peak = bf.peak = a.window.hi - a.window.lo;
+    for (std::size_t i = 0; i < a.values.size(); ++i) {
+      a8.values.push_back(neural::eightBit(a.values[i]));
+      b8.values.push_back(neural::eightBit(b.values[i]));
+      af.values.push_back(static_cast<std::int32_t>(std::lround(a.values[i] * af.peak)));
+      bf.values.push_back(static_cast<std::int32_t>(std::lround(b.values[i] * bf.peak)));
+    }
+    std::printf("shipped edgnet model, %s: PSNR / SSIM 8-bit view %.2f dB / %.3f, full range %.2f dB / %.3f\n",
+                name.c_str(), psnr, eval::ssim(a8, b8), eval::psnr(af, bf), eval::ssim(af, bf));
     sum += psnr;
   }
   const double mean = sum / static_cast<double>(kHeldOut.size());
