@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -187,7 +188,13 @@ TEST(EdgNet, WrongKeyOrTheWeightsAloneGiveAPoorReconstruction) {
   if (!haveCorpus()) GTEST_SKIP() << "test corpus not fetched (scripts/fetch-test-data.sh)";
   eval::DecoderRegistration decoders;
   const eval::EvalImage img = eval::loadDicomImage(kVolume + "/brain_018.dcm");
-  const SecretBytes key = randomKey();
+  // Fixed keys and nonce: the wrong-key figure depends on them (random windows), so the test is repeatable.
+  const auto keyOf = [](std::uint8_t fill) {
+    SecretBytes k(32);
+    for (std::size_t i = 0; i < 32; ++i) k.data()[i] = static_cast<std::uint8_t>(fill * 31 + i);
+    return k;
+  };
+  const SecretBytes key = keyOf(1);
   const Bytes aad = {1, 2, 3};
   const Bytes nonce(edgnet::kNonceBytes, 0x5A);
   Bytes stored = img.bytes;
@@ -206,25 +213,26 @@ TEST(EdgNet, WrongKeyOrTheWeightsAloneGiveAPoorReconstruction) {
     return copy;
   };
   const double right = psnrAgainst(img, decryptWith(key));
-  const double wrong = psnrAgainst(img, decryptWith(randomKey()));
+  const double wrong = psnrAgainst(img, decryptWith(keyOf(2)));
 
   // An attacker with the model file and the PACS copy, without the key: G_dec on the stored bytes.
   const auto model = edgnet::EdgNetModel::load(neural::readModelFile(neural::resolveModelPath("edgnet", "")), Device::Cpu);
-  Bytes lowBytes(static_cast<std::size_t>(img.layout.rows) * img.layout.columns);
-  for (std::size_t i = 0; i < lowBytes.size(); ++i) lowBytes[i] = stored[2 * i];
+  Bytes storedBytes(static_cast<std::size_t>(img.layout.rows) * img.layout.columns);
+  for (std::size_t i = 0; i < storedBytes.size(); ++i) storedBytes[i] = stored[2 * i + 1];
   const neural::UnitFrame a = neural::readFrame(img.bytes.data(), img.layout);
-  const double weightsOnly = neural::psnr8(a.values, model->decrypt(lowBytes.data(), img.layout.rows, img.layout.columns));
+  const double weightsOnly = neural::psnr8(a.values, model->decrypt(storedBytes.data(), img.layout.rows, img.layout.columns));
   // ... and G_dec on the network's own (unmasked) cipher image: what the paper's scheme would expose.
   const Bytes network = edgnet::engine::networkCipherImage(PixelBuffer{img.layout, {{const_cast<std::uint8_t*>(img.bytes.data()), img.bytes.size()}}}, {});
   const double unmasked = neural::psnr8(a.values, model->decrypt(network.data(), img.layout.rows, img.layout.columns));
   std::printf("brain_018: PSNR right key %.2f dB, wrong key %.2f dB, weights alone on the PACS copy %.2f dB, "
-              "weights on the unmasked network cipher image %.2f dB; stored cipher entropy %.4f\n",
-              right, wrong, weightsOnly, unmasked, entropy8(lowBytes));
+              "weights on the unmasked network cipher image %.2f dB; entropy of the stored cipher image %.4f, of the "
+              "network's own %.4f\n",
+              right, wrong, weightsOnly, unmasked, entropy8(storedBytes), entropy8(network));
   EXPECT_GE(right, 20.0);
   EXPECT_LT(wrong, 12.0);
   EXPECT_LT(weightsOnly, 12.0);
   EXPECT_NEAR(unmasked, right, 0.01) << "the mask is all that stands between the weights and the image";
-  EXPECT_GT(entropy8(lowBytes), 7.99);
+  EXPECT_GT(entropy8(storedBytes), 7.99);
 }
 
 TEST(EdgNet, RealCtRoundTripIsBitExactThroughTheDicomLayer) {
@@ -251,7 +259,8 @@ TEST(EdgNet, RealCtRoundTripIsBitExactThroughTheDicomLayer) {
   ASSERT_TRUE(ds.findAndGetUint16Array(DCM_PixelData, w, &n).good());
   const std::vector<Uint16> stored(w, w + n);
   EXPECT_NE(stored, original);
-  EXPECT_LE(*std::max_element(stored.begin(), stored.end()), 255) << "one cipher byte per sample";
+  EXPECT_TRUE(std::all_of(stored.begin(), stored.end(), [](Uint16 v) { return (v & 0xFF) == 0; }))
+      << "one cipher byte per sample, in the most significant byte";
   EXPECT_THROW(decryptDataset(ds, EXS_LittleEndianExplicit, [&](const std::string&) { return randomKey(); }), CryptError);
   decryptDataset(ds, EXS_LittleEndianExplicit, [&](const std::string&) { return key; });
   ASSERT_TRUE(ds.findAndGetUint16Array(DCM_PixelData, w, &n).good());
