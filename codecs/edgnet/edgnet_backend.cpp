@@ -4,7 +4,7 @@
 //  * The paper's key is the network weights. Here the weights are public (a shipped model file), so the
 //    cipher image is masked with an AES-256-CTR key stream under a subkey of the backend key
 //    ("pacsgw edgnet v1 cipher image") and a fresh 96-bit nonce, and the masked bytes become Pixel Data
-//    (one byte value per sample). Without the key the decrypting generator sees noise.
+//    (one byte per sample, the most significant one of 16-bit samples). Without the key the decrypting generator sees noise.
 //  * The frames' windows (lo, hi) are the backend payload, sealed with AES-256-GCM under a second subkey
 //    ("pacsgw edgnet v1 payload"); GCM's associated data binds the codecs layer's associated data, the
 //    parameters (format, model shape, model SHA-256) and the SHA-256 of Pixel Data: any change to pixels,
@@ -114,13 +114,15 @@ void applyMask(std::vector<std::uint8_t>& bytes, const SecretBytes& imageKey, co
   if (!ok) fail("AES-256-CTR failed");
 }
 
-// The masked cipher image as Pixel Data: one byte value per sample (the high byte of 16-bit samples 0).
+// The masked cipher image as Pixel Data: one byte per sample, the most significant byte of 16-bit samples
+// (the low byte 0), so the papers' 8-bit view of the PACS copy is the cipher image itself. As with the
+// other backends' cipher images, bits above High Bit may be set; DCMTK and Orthanc store them.
 void writeSamples(std::uint8_t* frame, const PixelLayout& l, const std::uint8_t* bytes) {
   const std::size_t n = pixelsPerFrame(l);
   if (l.bitsAllocated == 16) {
     for (std::size_t i = 0; i < n; ++i) {
-      frame[2 * i] = bytes[i];
-      frame[2 * i + 1] = 0;
+      frame[2 * i] = 0;
+      frame[2 * i + 1] = bytes[i];
     }
   } else {
     std::memcpy(frame, bytes, n);
@@ -130,7 +132,7 @@ void writeSamples(std::uint8_t* frame, const PixelLayout& l, const std::uint8_t*
 void readSamples(const std::uint8_t* frame, const PixelLayout& l, std::uint8_t* bytes) {
   const std::size_t n = pixelsPerFrame(l);
   if (l.bitsAllocated == 16) {
-    for (std::size_t i = 0; i < n; ++i) bytes[i] = frame[2 * i];
+    for (std::size_t i = 0; i < n; ++i) bytes[i] = frame[2 * i + 1];
   } else {
     std::memcpy(bytes, frame, n);
   }

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The research backend `edgnet` end to end with its shipped model (found by `cipher.backend: edgnet` alone):
 a modality stores a real CT and a real multi-frame MR through the gateway; the PACS holds a valid object
-whose Pixel Data is the masked 8-bit cipher image of the generator (one byte value per sample, same size),
+whose Pixel Data is the masked 8-bit cipher image of the generator (one byte per sample, the most
+significant one; same size),
 whose key-reference block carries the sealed windows (0077,xx0E) and the exact-retrieval envelope
 (0077,xx0F); retrieval (`pacsgw decrypt` and a C-MOVE to a `decrypt` workstation) restores the pixels bit
 for bit; a changed payload byte or cipher-image sample is refused.
@@ -49,8 +50,8 @@ class EdgNetBackendEndToEnd(h.PacsAndGatewayTestCase):
                 self.assertEqual(len(stored), len(plain), "the cipher image keeps the Pixel Data size")
                 self.assertNotEqual(stored, plain)
                 if int(ds.BitsAllocated) == 16:
-                    self.assertEqual(set(stored[1::2]), {0}, "one cipher byte per 16-bit sample")
-                    self.assertGreater(len(set(stored[0::2])), 250, "the masked cipher image uses every byte value")
+                    self.assertEqual(set(stored[0::2]), {0}, "one cipher byte per 16-bit sample, the high one")
+                    self.assertGreater(len(set(stored[1::2])), 250, "the masked cipher image uses every byte value")
                 restored = self.workdir / (original.stem + "-restored.dcm")
                 result = self.gateway.decrypt(pacs, restored)
                 self.assertTrue(restored.exists(), result.describe())
