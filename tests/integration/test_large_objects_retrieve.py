@@ -6,7 +6,7 @@ piece while it is sent on. A 512 MiB object is retrieved by C-GET and by C-MOVE 
 workstation allowed to decrypt: the workstation's pixels are the original ones bit for bit and the
 gateway's peak RSS stays far below the object size. A large object with one ciphertext byte changed in
 the PACS is refused for that sub-operation alone: nothing of it reaches the workstation, the other
-instance of the study does.
+instance of the study does. A workstation with ciphertext access gets the PACS's ciphertext unchanged.
 
 Run alone:  PACSGW_BIN=build/pacsgw python3 tests/integration/test_large_objects_retrieve.py -v
 """
@@ -50,7 +50,8 @@ class LargeObjectRetrieval(h.LogDumpingTestCase):
         cls.pacs = rh.RetrieveOrthanc(cls.workdir / "pacs", gateway_port=gateway_port)
         cls.gateway = LargeRetrieveGateway(cls.workdir / "gateway", upstream_port=cls.pacs.dicom_port,
                                            upstream_aet=cls.pacs.aet, port=gateway_port, log_level="info",
-                                           workstations=[("WS1", h.LOOPBACK, cls.ws_port, "decrypt")])
+                                           workstations=[("WS1", h.LOOPBACK, cls.ws_port, "decrypt"),
+                                                         ("WS2", h.LOOPBACK, h.free_port(), "ciphertext")])
         cls.logs = {"pacsgw serve": cls.gateway.log_path, "Orthanc": cls.pacs.log_path}
         try:
             cls.pacs.start()
@@ -131,6 +132,26 @@ class LargeObjectRetrieval(h.LogDumpingTestCase):
             files = workstation.files()
         self.assert_large_object_delivered(files, "C-MOVE", sampler.peak_mib, seconds)
         shutil.rmtree(self.workdir / "move")
+
+    def test_ciphertext_workstation_gets_the_large_object_as_the_pacs_holds_it(self):
+        source = self.workdir / "cipher.dcm"
+        plain_sha = lo.write_multiframe(source, TAMPERED_FRAMES)
+        ds = pydicom.dcmread(str(source), stop_before_pixels=True)
+        self.store(source)
+        pacs_copy = self.pacs.download_by_uid(ds.SOPInstanceUID, self.workdir / "cipher.pacs")
+        out = self.workdir / "get-cipher"
+        keys = {"QueryRetrieveLevel": "STUDY", "StudyInstanceUID": ds.StudyInstanceUID}
+        log_offset = self.gateway.log_size()
+        result = rh.getscu(self.gateway.port, out, keys, calling="WS2", timeout=600)
+        self.assertIn("32 MiB of Pixel Data is kept in a file", self.gateway.log_since(log_offset))
+        self.assertEqual(result.final.status, 0, result.describe())
+        files = sorted(out.glob("*"))
+        self.assertEqual(len(files), 1, result.describe())
+        self.assertTrue(h.key_reference(pydicom.dcmread(str(files[0]), stop_before_pixels=True)),
+                        "the ciphertext workstation's copy lost its key reference")
+        self.assertEqual(lo.pixel_sha256(files[0]), lo.pixel_sha256(pacs_copy), "ciphertext changed on the way")
+        self.assertNotEqual(lo.pixel_sha256(files[0]), plain_sha, "a ciphertext workstation got clear pixels")
+        shutil.rmtree(out)
 
     def test_tampered_large_object_is_refused_alone_and_nothing_of_it_is_delivered(self):
         # A study of one large and one small object, stored through the gateway.
