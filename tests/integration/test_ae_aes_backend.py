@@ -9,59 +9,26 @@ Skipped when the build has no LibTorch backends.
 """
 
 import sys
-import unittest
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pacsgw_harness as h  # noqa: E402
-import retrieve_helpers as rh  # noqa: E402
-from test_chaos_backend import backend_available  # noqa: E402
+from backend_case import backend_case  # noqa: E402
 
 
-@unittest.skipUnless(backend_available("ae-aes"), "built without the LibTorch backends")
-class AeAesBackendEndToEnd(h.PacsAndGatewayTestCase):
-    orthanc_class = rh.RetrieveOrthanc
-    gateway_class = rh.RetrieveGateway
-    ws_port = h.free_port()
-    gateway_options = {"backend": "ae-aes", "workstations": [("WS1", h.LOOPBACK, ws_port, "decrypt")]}
+class AeAesBackendEndToEnd(backend_case("ae-aes")):
+    def check_pacs_copy(self, ds, original_ds):
+        block = h.key_reference(ds)
+        self.assertIn(0x0E, block, "no backend payload in the PACS copy")
+        self.assertIn(0x0F, block, "no exact-retrieval envelope in the PACS copy")
+        self.assertEqual(len(h.pixel_element_bytes(ds)), len(h.pixel_element_bytes(original_ds)),
+                         "the cipher image keeps the Pixel Data size")
 
-    def store(self, source: str, name: str):
-        copy = h.fresh_copy(h.test_file(source), self.workdir, name)
-        result = h.storescu(self.gateway.port, [copy])
-        self.assertTrue(result.all_succeeded(1), result.describe())
-        return copy
-
-    def pacs_copy(self, original: Path) -> Path:
-        return self.pacs.download_by_uid(h.sop_instance_uid(original), self.workdir / (original.stem + "-pacs.dcm"))
+    def check_decrypted(self, restored_ds):
+        self.assertNotIn("LossyImageCompression", restored_ds)
 
     def test_store_decrypt_and_move_are_bit_exact(self):
-        originals = [self.store("ct_le.dcm", "ae-ct.dcm"), self.store("mf_mr.dcm", "ae-mr.dcm")]
-        for original in originals:
-            with self.subTest(file=original.name):
-                pacs = self.pacs_copy(original)
-                ds = h.read(pacs)
-                block = h.key_reference(ds)
-                self.assertEqual(h.element_text(block[0x01]), "ae-aes")
-                self.assertIn(0x0E, block, "no backend payload in the PACS copy")
-                self.assertIn(0x0F, block, "no exact-retrieval envelope in the PACS copy")
-                stored, plain = h.pixel_element_bytes(ds), h.pixel_element_bytes(h.read(original))
-                self.assertEqual(len(stored), len(plain), "the cipher image keeps the Pixel Data size")
-                self.assertNotEqual(stored, plain)
-                restored = self.workdir / (original.stem + "-restored.dcm")
-                result = self.gateway.decrypt(pacs, restored)
-                self.assertTrue(restored.exists(), result.describe())
-                self.assertEqual(h.pixel_element_bytes(h.read(restored)), plain)
-                self.assertNotIn("LossyImageCompression", h.read(restored))
-        study_uid = str(h.read(originals[0]).StudyInstanceUID)
-        with rh.StoreSCP("WS1", self.ws_port, self.workdir / "ws1") as scp:
-            moved = rh.movescu(self.gateway.port, "WS1", {"QueryRetrieveLevel": "STUDY", "StudyInstanceUID": study_uid})
-            files = scp.files()
-        self.assertEqual(moved.final.status, rh.STATUS_SUCCESS, moved.describe())
-        received = {str(h.read(f).SOPInstanceUID): f for f in files}
-        self.assertIn(h.sop_instance_uid(originals[0]), received)
-        got = h.read(received[h.sop_instance_uid(originals[0])])
-        self.assertEqual(h.pixel_element_bytes(got), h.pixel_element_bytes(h.read(originals[0])))
-        self.assertEqual(rh.group_elements(got, 0x0077), [])
+        self.assert_round_trip_is_bit_exact(["ct_le.dcm", "mf_mr.dcm"])
 
     def test_tampered_payload_fails_authentication(self):
         original = self.store("ct_le.dcm", "ae-tamper.dcm")
@@ -72,11 +39,7 @@ class AeAesBackendEndToEnd(h.PacsAndGatewayTestCase):
         payload.value = bytes(value)
         tampered = self.workdir / "ae-tampered.dcm"
         ds.save_as(tampered)
-        out = self.workdir / "ae-tampered-out.dcm"
-        result = self.gateway.decrypt(tampered, out)
-        self.assertNotEqual(result.returncode, 0)
-        self.assertIn("authentication", result.output.lower())
-        self.assertFalse(out.exists())
+        self.assert_decrypt_refused(tampered)
 
 
 if __name__ == "__main__":

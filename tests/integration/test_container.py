@@ -35,7 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pacsgw_harness as h  # noqa: E402
 import retrieve_helpers as rh  # noqa: E402
-from test_chaos_backend import backend_available  # noqa: E402
+from backend_case import backend_available  # noqa: E402
 
 DOCKER = h.REPO_ROOT / "docker"
 ORTHANC_IMAGE = "localhost/pacsgw-orthanc:latest"

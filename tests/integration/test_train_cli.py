@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pacsgw_harness as h  # noqa: E402
-from test_chaos_backend import backend_available  # noqa: E402
+from backend_case import backend_available  # noqa: E402
 
 # Backend -> the loss its trainer reports that must fall (the reconstruction term: feature-fusion's total
 # loss rises when its encryption terms switch on part-way through training).
