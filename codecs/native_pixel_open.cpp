@@ -23,13 +23,6 @@ using namespace detail;
 
 constexpr std::size_t kScratchBytes = std::size_t{1} << 20;
 
-std::string requiredUid(DcmItem& dataset, const DcmTagKey& key, const char* name) {
-  OFString value;
-  if (dataset.findAndGetOFStringArray(key, value, OFFalse).bad() || value.empty())
-    throw CryptError(CryptErrorKind::MalformedObject, std::string(name) + " is missing");
-  return value.c_str();
-}
-
 }  // namespace
 
 std::unique_ptr<AesGcmOpenStream> VerifiedGcmMessage::stream() const {
@@ -90,28 +83,19 @@ NativePixelDataOpener::NativePixelDataOpener(DcmItem& header, E_TransferSyntax x
   if (dataKey.size() != kAesGcmKeyBytes)
     throw CryptError(CryptErrorKind::UnknownKey, "data key " + ref_.keyId + " does not have 32 bytes");
 
-  AadFields fields;
-  fields.formatVersion = ref_.formatVersion;
+  std::vector<std::uint8_t> bound;
   if (ref_.formatVersion >= 2) {
-    std::vector<std::uint8_t> bound = canonicalBoundAttributes(header);
+    bound = canonicalBoundAttributes(header);
     const auto digest = boundAttributesDigest(bound);
     if (ref_.boundAttributesDigest.size() != digest.size() ||
         CRYPTO_memcmp(digest.data(), ref_.boundAttributesDigest.data(), digest.size()) != 0)
       throw CryptError(CryptErrorKind::BoundAttributesChanged,
                        "an attribute bound to the pixel data (study / series UID, geometry, rescale, LUT or "
                        "window values) differs from the one the object was encrypted with");
-    fields.boundAttributes = std::move(bound);
   }
-  fields.sopInstanceUid = requiredUid(header, DCM_SOPInstanceUID, "SOP Instance UID");
-  fields.sopClassUid = requiredUid(header, DCM_SOPClassUID, "SOP Class UID");
-  fields.originalTransferSyntax = ref_.originalTransferSyntax;
-  fields.layout = layout;
-  fields.backendId = ref_.record.backendId;
-  fields.backendVersion = ref_.record.backendVersion;
-  fields.keyId = ref_.keyId;
-  fields.keyScope = ref_.keyScope;
-  fields.elementTags = ref_.protectedElements;
-  fields.elementLengths = ref_.protectedLengths;
+  AadFields fields = nativePixelDataAadFields(header, ref_, layout);
+  fields.formatVersion = ref_.formatVersion;
+  fields.boundAttributes = std::move(bound);
   message_.aad = buildAad(fields);
   message_.nonce = ref_.record.nonce;
   try {

@@ -20,13 +20,6 @@ namespace {
 
 using namespace detail;
 
-std::string requiredUid(DcmItem& dataset, const DcmTagKey& key, const char* name) {
-  OFString value;
-  if (dataset.findAndGetOFStringArray(key, value, OFFalse).bad() || value.empty())
-    throw CryptError(CryptErrorKind::MalformedObject, std::string(name) + " is missing");
-  return value.c_str();
-}
-
 }  // namespace
 
 NativePixelDataSealer::NativePixelDataSealer(DcmItem& header, E_TransferSyntax xfer, std::uint32_t pixelDataLength,
@@ -56,21 +49,12 @@ NativePixelDataSealer::NativePixelDataSealer(DcmItem& header, E_TransferSyntax x
   ref_.formatVersion = params.formatVersion;
 
   // The associated data exactly as encryptDataset builds it for one native Pixel Data element.
-  AadFields fields;
-  fields.formatVersion = ref_.formatVersion;
-  fields.boundAttributes = canonicalBoundAttributes(header);
-  const auto digest = boundAttributesDigest(fields.boundAttributes);
+  std::vector<std::uint8_t> bound = canonicalBoundAttributes(header);
+  const auto digest = boundAttributesDigest(bound);
   ref_.boundAttributesDigest.assign(digest.begin(), digest.end());
-  fields.sopInstanceUid = requiredUid(header, DCM_SOPInstanceUID, "SOP Instance UID");
-  fields.sopClassUid = requiredUid(header, DCM_SOPClassUID, "SOP Class UID");
-  fields.originalTransferSyntax = ref_.originalTransferSyntax;
-  fields.layout = layout;
-  fields.backendId = ref_.record.backendId;
-  fields.backendVersion = ref_.record.backendVersion;
-  fields.keyId = ref_.keyId;
-  fields.keyScope = ref_.keyScope;
-  fields.elementTags = ref_.protectedElements;
-  fields.elementLengths = ref_.protectedLengths;
+  AadFields fields = nativePixelDataAadFields(header, ref_, layout);
+  fields.formatVersion = ref_.formatVersion;
+  fields.boundAttributes = std::move(bound);
   const std::vector<std::uint8_t> aad = buildAad(fields);
 
   // As the backend does: a fresh random nonce per object, under the backend's subkey of the data key.

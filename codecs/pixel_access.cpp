@@ -265,5 +265,31 @@ LocatedPixels locatePixelData(DcmItem& dataset, E_TransferSyntax xfer) {
   return out;
 }
 
+namespace {
+
+std::string requiredUid(DcmItem& dataset, const DcmTagKey& key, const char* name) {
+  OFString value;
+  if (dataset.findAndGetOFStringArray(key, value, OFFalse).bad() || value.empty())
+    throw CryptError(CryptErrorKind::MalformedObject, std::string(name) + " is missing");
+  return value.c_str();
+}
+
+}  // namespace
+
+AadFields nativePixelDataAadFields(DcmItem& header, const KeyReference& ref, const PixelLayout& layout) {
+  AadFields fields;
+  fields.sopInstanceUid = requiredUid(header, DCM_SOPInstanceUID, "SOP Instance UID");
+  fields.sopClassUid = requiredUid(header, DCM_SOPClassUID, "SOP Class UID");
+  fields.originalTransferSyntax = ref.originalTransferSyntax;
+  fields.layout = layout;
+  fields.backendId = ref.record.backendId;
+  fields.backendVersion = ref.record.backendVersion;
+  fields.keyId = ref.keyId;
+  fields.keyScope = ref.keyScope;
+  fields.elementTags = ref.protectedElements;
+  fields.elementLengths = ref.protectedLengths;
+  return fields;
+}
+
 }  // namespace detail
 }  // namespace pacsgw::codecs

@@ -1,5 +1,6 @@
 #pragma once
 // Private to codecs/: in-place access to the top-level pixel data of a DICOM dataset.
+#include "codecs/aad.h"
 #include "codecs/dicom_crypt.h"
 
 #include <cstdint>
@@ -37,5 +38,10 @@ void requireLittleEndianHost();
 
 // Transfer syntaxes we can bind to: known to DCMTK and carrying a real UID. Throws CryptError(MalformedObject).
 void requireUsableTransferSyntax(E_TransferSyntax xfer);
+
+// The associated data of one native Pixel Data element protected as `ref` records it, for the streaming
+// paths. formatVersion and boundAttributes are left to the caller (checked on opening, computed on
+// sealing). Throws CryptError(MalformedObject) when the SOP Instance or Class UID is missing.
+AadFields nativePixelDataAadFields(DcmItem& header, const KeyReference& ref, const PixelLayout& layout);
 
 }  // namespace pacsgw::codecs::detail

@@ -1,6 +1,7 @@
 #include "gateway/large_object_store.h"
 
 #include "codecs/dicom_crypt.h"
+#include "gateway/pixel_data_header_reader.h"
 #include "keystore/keystore.h"
 
 #include <dcmtk/dcmdata/dcdeftag.h>
@@ -12,7 +13,6 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -71,40 +71,7 @@ namespace {
 
 using Outcome = ReceivedDataSet::Outcome;
 
-// A header larger than this without reaching Pixel Data goes the in-memory way.
-constexpr std::size_t kDecisionWindowBytes = std::size_t{16} << 20;
-
-std::uint32_t littleEndian32(const std::uint8_t* p) {
-  return std::uint32_t{p[0]} | std::uint32_t{p[1]} << 8 | std::uint32_t{p[2]} << 16 | std::uint32_t{p[3]} << 24;
-}
-
-// The top-level Pixel Data header that ends at `end` of the bytes read so far, if that is what the parser
-// stopped at: tag (7FE0,0010), in explicit VR "OB"/"OW" with a 32-bit length.
-struct PixelDataHeader {
-  DcmEVR vr = EVR_OW;
-  std::uint32_t length = 0;
-};
-std::optional<PixelDataHeader> pixelDataHeaderBefore(const std::string& bytes, std::size_t end, bool explicitVr) {
-  const std::size_t size = explicitVr ? 12 : 8;
-  if (end < size || end > bytes.size()) return std::nullopt;
-  const auto* p = reinterpret_cast<const std::uint8_t*>(bytes.data()) + (end - size);
-  if (!(p[0] == 0xE0 && p[1] == 0x7F && p[2] == 0x10 && p[3] == 0x00)) return std::nullopt;
-  PixelDataHeader header;
-  if (explicitVr) {
-    if (p[6] != 0 || p[7] != 0 || p[4] != 'O' || (p[5] != 'B' && p[5] != 'W')) return std::nullopt;
-    header.vr = p[5] == 'B' ? EVR_OB : EVR_OW;
-  }
-  header.length = littleEndian32(p + size - 4);
-  return header;
-}
-
 std::string megabytes(std::uint64_t bytes) { return std::to_string(bytes / (1024 * 1024)) + " MiB"; }
-
-bool enoughDiskFor(const std::string& directory, std::uint64_t bytes) {
-  struct statvfs fs {};
-  if (::statvfs(directory.c_str(), &fs) != 0) return true;  // let the write itself fail precisely
-  return std::uint64_t{fs.f_bavail} * fs.f_frsize > bytes + (std::uint64_t{64} << 20);
-}
 
 // One C-STORE data set being read; see receiveStoreDataSet.
 class StoreReader {
@@ -150,27 +117,18 @@ class StoreReader {
     trailer_.reset();
     sealer_.reset();
     headerMemory_.reset();
-    std::string().swap(prefix_);
+    headerReader_.takeBytes();
   }
 
   void readHeader(const std::uint8_t* data, std::uint32_t length, bool last) {
-    prefix_.append(reinterpret_cast<const char*>(data), length);
-    // The raw bytes and the parsed header are both held until the decision.
-    if (headerMemory_.grow(2 * std::uint64_t{length}) != AssociationMemory::Refusal::None) {
-      return refuse(Outcome::NoMemory, "gateway memory limit reached");
+    switch (headerReader_.read(*header_, headerMemory_, data, length, last)) {
+      case PixelDataHeaderReader::Step::More: return;
+      case PixelDataHeaderReader::Step::WindowExceeded: return continueInMemory(last);
+      case PixelDataHeaderReader::Step::NoMemory: return refuse(Outcome::NoMemory, "gateway memory limit reached");
+      case PixelDataHeaderReader::Step::Stopped: break;
     }
-    headerStream_.setBuffer(data, static_cast<offile_off_t>(length));
-    if (last) headerStream_.setEos();
-    const OFCondition cond = header_->readUntilTag(headerStream_, xfer_, EGL_noChange, DCM_MaxReadLength, DCM_PixelData);
-    headerStream_.releaseBuffer();
-    if (cond == EC_StreamNotifyClient && !last) {
-      if (prefix_.size() > kDecisionWindowBytes) continueInMemory(last);
-      return;
-    }
-    const std::size_t end = static_cast<std::size_t>(headerStream_.tell());
-    // EC_Normal: the parser stopped at a tag from (7FE0,0010) on, or the data set ended.
-    const bool stopped = cond == EC_Normal && end < prefix_.size() + (last ? 0 : 1);
-    const auto pixelData = stopped ? pixelDataHeaderBefore(prefix_, end, DcmXfer(xfer_).isExplicitVR()) : std::nullopt;
+    const std::size_t end = headerReader_.end();
+    const auto& pixelData = headerReader_.pixelData();
     if (!pixelData || pixelData->length == DCM_UndefinedLength) return continueInMemory(last);
     const std::size_t pixelDataStart = end - (DcmXfer(xfer_).isExplicitVR() ? 12 : 8);
     if (pixelData->length <= settings_.streamAboveBytes) {
@@ -192,8 +150,7 @@ class StoreReader {
     headerMemory_.reset();
     parser_ = std::make_unique<DataSetParser>(xfer_, settings_.maxObjectBytes, memory_);
     phase_ = Phase::InMemory;
-    std::string bytes;
-    bytes.swap(prefix_);
+    const std::string bytes = headerReader_.takeBytes();
     parser_->feed(bytes.data(), static_cast<std::uint32_t>(bytes.size()), last);
   }
 
@@ -204,8 +161,7 @@ class StoreReader {
     header_->transferEnd();
     headerBytes_ = pixelDataStart;
     // What stays held is the parsed header; the raw bytes are given back once handed on.
-    std::string bytes;
-    bytes.swap(prefix_);
+    const std::string bytes = headerReader_.takeBytes();
     headerMemory_.reset();
     if (headerMemory_.grow(headerBytes_) != AssociationMemory::Refusal::None) {
       return refuse(Outcome::NoMemory, "gateway memory limit reached");
@@ -260,8 +216,7 @@ class StoreReader {
     }
     pixelData_ = pixelData;
     phase_ = Phase::Pixels;
-    std::string rest = prefix_.substr(end);
-    std::string().swap(prefix_);
+    const std::string rest = headerReader_.takeBytes().substr(end);
     // What stays in memory is the parsed header; the raw bytes are given back.
     headerMemory_.reset();
     if (headerMemory_.grow(header_->getLength(xfer_)) != AssociationMemory::Refusal::None) {
@@ -358,10 +313,9 @@ class StoreReader {
   Phase phase_ = Phase::Header;
   StoreDataSet out_;
 
-  std::string prefix_;  // raw bytes until the decision
+  PixelDataHeaderReader headerReader_{xfer_};
   MemoryReservation headerMemory_;
   std::unique_ptr<DcmDataset> header_ = std::make_unique<DcmDataset>();
-  DcmInputBufferStream headerStream_;
   std::unique_ptr<DataSetParser> parser_;
   std::size_t headerBytes_ = 0;  // bytes before Pixel Data, when the header is kept (continueAfterHeader)
 
