@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pacsgw_harness as h  # noqa: E402
-import test_large_objects as lo  # noqa: E402
+import large_object_helpers as lo  # noqa: E402
 from bench_store import PACS_AET, StoreScp  # noqa: E402
 
 import pydicom  # noqa: E402

@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 import pacsgw_harness as h  # noqa: E402
 import retrieve_helpers as rh  # noqa: E402
-import test_large_objects as lo  # noqa: E402
+import large_object_helpers as lo  # noqa: E402
 
 import pydicom  # noqa: E402
 

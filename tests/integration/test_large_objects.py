@@ -10,13 +10,8 @@ covered too. Queued mode (the spool) has its own suite: test_large_objects_queue
 Run alone:  PACSGW_BIN=build/pacsgw python3 tests/integration/test_large_objects.py -v
 """
 
-import hashlib
 import os
-import secrets
-import shutil
-import struct
 import sys
-import threading
 import time
 import unittest
 from pathlib import Path
@@ -24,170 +19,30 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import dicom_wire as wire  # noqa: E402
 import pacsgw_harness as h  # noqa: E402
+from large_object_helpers import (LargeObjectAssertions, RssSampler, new_uid, rss_kib, store_at_once,  # noqa: E402
+                                  with_large_object_limits, write_multiframe)
 
 import pydicom  # noqa: E402
-from pydicom.dataset import Dataset, FileMetaDataset  # noqa: E402
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian  # noqa: E402
+from pydicom.uid import ImplicitVRLittleEndian  # noqa: E402
 
-STREAM_ABOVE_MB = 16
 LARGE_FRAMES = 2048          # 512 x 512 x 16 bit: 512 KiB per frame, 1 GiB in all
 CANNOT_UNDERSTAND = 0xC000
-MULTIFRAME_CT = "1.2.840.10008.5.1.4.1.1.2.1"  # Enhanced CT Image Storage
-
-
-def new_uid() -> str:
-    return "2.25." + str(int.from_bytes(secrets.token_bytes(15), "big"))
-
-
-def rss_kib(pid: int) -> dict:
-    out = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            out[key] = int(value.split()[0])
-    return out
-
-
-class RssSampler:
-    """Samples a process's RSS every 100 ms in a thread; `peak_mib` is the highest sample."""
-
-    def __init__(self, pid: int):
-        self.pid = pid
-        self.samples = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                self.samples.append(rss_kib(self.pid)["VmRSS"] / 1024)
-            except (OSError, KeyError):
-                return
-            self._stop.wait(0.1)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(5)
-
-    @property
-    def peak_mib(self) -> float:
-        return max(self.samples) if self.samples else 0.0
-
-
-def write_multiframe(path: Path, frames: int, transfer_syntax=ExplicitVRLittleEndian, rows=512, columns=512) -> str:
-    """A multi-frame 16-bit object written piece by piece (never whole in memory); returns the SHA-256 of
-    its Pixel Data value."""
-    ds = Dataset()
-    ds.SOPClassUID = MULTIFRAME_CT
-    ds.SOPInstanceUID = new_uid()
-    ds.StudyInstanceUID = new_uid()
-    ds.SeriesInstanceUID = new_uid()
-    ds.PatientName = "LARGE^OBJECT"
-    ds.PatientID = "LARGE1"
-    ds.Modality = "CT"
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows, ds.Columns = rows, columns
-    ds.NumberOfFrames = frames
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.file_meta.TransferSyntaxUID = transfer_syntax
-    implicit = transfer_syntax == ImplicitVRLittleEndian
-    ds.is_implicit_VR, ds.is_little_endian = implicit, True
-    ds.save_as(str(path), write_like_original=False)
-    length = rows * columns * 2 * frames
-    digest = hashlib.sha256()
-    with open(path, "ab") as f:
-        f.write(struct.pack("<HHI", 0x7FE0, 0x0010, length) if implicit
-                else struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OW", 0, length))
-        frame_bytes = rows * columns * 2
-        for _ in range(frames):
-            chunk = os.urandom(frame_bytes)
-            digest.update(chunk)
-            f.write(chunk)
-    return digest.hexdigest()
-
-
-def pixel_data_span(path: Path) -> tuple:
-    """(offset, length) of the top-level Pixel Data value, the element that runs to the end of the file.
-    Not simply the last (7FE0,0010) in the file, as the shared helper takes: 1 GiB of ciphertext holds
-    those bytes by chance; nor the first: the key-reference block names the tag too (an AT value)."""
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(1 << 20)
-    tag = struct.pack("<HH", 0x7FE0, 0x0010)
-    at = head.find(tag)
-    while at >= 0:
-        if head[at + 4:at + 6] in (b"OB", b"OW") and head[at + 6:at + 8] == b"\0\0":
-            value, length = at + 12, struct.unpack_from("<I", head, at + 8)[0]
-        else:
-            value, length = at + 8, struct.unpack_from("<I", head, at + 4)[0]
-        if value + length == size:
-            return value, length
-        at = head.find(tag, at + 1)
-    raise AssertionError(f"no Pixel Data running to the end of {path}")
-
-
-def pixel_sha256(path: Path) -> str:
-    offset, length = pixel_data_span(path)
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        f.seek(offset)
-        left = length
-        while left:
-            chunk = f.read(min(left, 16 << 20))
-            if not chunk:
-                raise AssertionError(f"{path} ends inside Pixel Data")
-            digest.update(chunk)
-            left -= len(chunk)
-    return digest.hexdigest()
 
 
 class StreamingGateway(h.Gateway):
     def config_yaml(self) -> str:
-        # Orthanc needs over a minute to answer for a 1 GiB object on a busy 2-core machine (it is slower
-        # directly from storescu too): the gateway waits longer for its response than the default 60 s.
-        base = super().config_yaml().replace("gateway:\n", "gateway:\n  dimse_timeout_s: 300\n", 1)
-        return base + (f"limits:\n  stream_above_mb: {STREAM_ABOVE_MB}\n  max_object_mb: 2048\n"
-                                        "  max_association_mb: 2048\n  max_in_flight_mb: 2048\n")
+        return with_large_object_limits(super().config_yaml())
 
 
-class LargeObjects(h.PacsAndGatewayTestCase):
+class LargeObjects(LargeObjectAssertions, h.PacsAndGatewayTestCase):
     gateway_class = StreamingGateway
     gateway_options = {"log_level": "info"}
 
     def roundtrip(self, source: Path, plain_sha: str, name: str):
         self.roundtrip_uid(h.sop_instance_uid(source), plain_sha, name)
 
-    def roundtrip_uid(self, uid: str, plain_sha: str, name: str):
-        """The PACS copy holds ciphertext with a key-reference block, and decrypts to the original pixels."""
-        pacs_copy = self.pacs.download_by_uid(uid, self.workdir / f"{name}.pacs")
-        stored = pydicom.dcmread(str(pacs_copy), stop_before_pixels=True)
-        self.assertTrue(h.key_reference(stored), "no key-reference block in the PACS copy")
-        self.assertNotEqual(pixel_sha256(pacs_copy), plain_sha, "the PACS holds the clear pixels")
-        decrypted = self.workdir / f"{name}.decrypted"
-        result = self.gateway.decrypt(pacs_copy, decrypted)
-        self.assertEqual(result.returncode, 0, result.describe())
-        self.assertEqual(pixel_sha256(decrypted), plain_sha, "decrypted pixels differ from the original")
-        self.assertFalse(h.key_reference(pydicom.dcmread(str(decrypted), stop_before_pixels=True)))
-        pacs_copy.unlink()
-        decrypted.unlink()
-
-    def assert_no_plaintext_left_on_disk(self):
-        large = self.gateway.data_dir / "large-objects"
-        leftovers = list(large.iterdir()) if large.exists() else []
-        self.assertEqual(leftovers, [], "files left in the large-object directory")
-
     def test_1gib_multiframe_object_streams_with_bounded_memory(self):
-        free = shutil.disk_usage(self.workdir).free
-        if free < 6 * (1 << 30):
-            self.skipTest(f"needs 6 GiB of free disk, {free >> 30} GiB free")
+        self.require_disk(6)
         source = self.workdir / "large.dcm"
         started = time.monotonic()
         plain_sha = write_multiframe(source, LARGE_FRAMES)
@@ -214,27 +69,14 @@ class LargeObjects(h.PacsAndGatewayTestCase):
         self.roundtrip_uid(uid, plain_sha, "large")
 
     def test_two_large_objects_at_once_on_two_associations(self):
-        free = shutil.disk_usage(self.workdir).free
-        if free < 4 * (1 << 30):
-            self.skipTest(f"needs 4 GiB of free disk, {free >> 30} GiB free")
+        self.require_disk(4)
         sources = [self.workdir / f"concurrent-{i}.dcm" for i in range(2)]
         shas = [write_multiframe(path, 512) for path in sources]  # 256 MiB each
-        results = [None, None]
-        barrier = threading.Barrier(2)
-
-        def send(i):
-            barrier.wait(30)
-            results[i] = h.storescu(self.gateway.port, [sources[i]], timeout=300)
-
         pid = self.gateway.proc.pid
         before = rss_kib(pid)["VmRSS"] / 1024
         t0 = time.monotonic()
         with RssSampler(pid) as sampler:
-            threads = [threading.Thread(target=send, args=(i,)) for i in range(2)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(330)
+            results = store_at_once(self.gateway.port, sources)
         seconds = time.monotonic() - t0
         print(f"\nsync, two large objects at once: 2 x {sources[0].stat().st_size / 2**20:.0f} MiB stored in "
               f"{seconds:.1f} s; gateway RSS before {before:.0f} MiB, sampled peak {sampler.peak_mib:.0f} MiB "

@@ -30,16 +30,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pacsgw_harness as h  # noqa: E402
-import pydicom  # noqa: E402
-from test_large_objects import RssSampler, pixel_data_span, pixel_sha256, rss_kib, write_multiframe  # noqa: E402
+from large_object_helpers import (STREAM_ABOVE_MB, LargeObjectAssertions, RssSampler, pixel_data_span,  # noqa: E402
+                                  rss_kib, store_at_once, with_large_object_limits, write_multiframe)
 
-STREAM_ABOVE_MB = 16
 LARGE_FRAMES = 1024            # 512 x 512 x 16 bit: 512 KiB per frame, 512 MiB in all
 CONCURRENT_FRAMES = 512        # 256 MiB each
 RSS_LIMIT_MIB = 150            # the whole gateway process, not only what the object adds
 OUT_OF_RESOURCES = "Refused: OutOfResources"
-LIMITS = (f"limits:\n  stream_above_mb: {STREAM_ABOVE_MB}\n  max_object_mb: 2048\n"
-          "  max_association_mb: 2048\n  max_in_flight_mb: 4096\n")
 
 
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.25):
@@ -97,11 +94,10 @@ class QueuedLargeGateway(h.Gateway):
         super().__init__(*args, **kwargs)
 
     def config_yaml(self) -> str:
-        base = super().config_yaml().replace("gateway:\n", "gateway:\n  dimse_timeout_s: 300\n", 1)
-        return base + LIMITS
+        return with_large_object_limits(super().config_yaml(), max_in_flight_mb=4096)
 
 
-class QueuedLargeObjectsBase:
+class QueuedLargeObjectsBase(LargeObjectAssertions):
     """Assertions shared by the test classes below (they need self.gateway and self.pacs)."""
 
     def spool_files(self, pattern: str) -> list:
@@ -110,28 +106,6 @@ class QueuedLargeObjectsBase:
 
     def large_records(self) -> list:
         return [p for p in self.spool_files("*.rec") if p.stat().st_size > STREAM_ABOVE_MB << 20]
-
-    def assert_no_plaintext_left_on_disk(self):
-        large = self.gateway.data_dir / "large-objects"
-        leftovers = list(large.iterdir()) if large.exists() else []
-        self.assertEqual(leftovers, [], "files left in the large-object directory")
-
-    def roundtrip(self, uid: str, plain_sha: str, name: str):
-        pacs_copy = self.pacs.download_by_uid(uid, self.workdir / f"{name}.pacs")
-        stored = pydicom.dcmread(str(pacs_copy), stop_before_pixels=True)
-        self.assertTrue(h.key_reference(stored), "no key-reference block in the PACS copy")
-        self.assertNotEqual(pixel_sha256(pacs_copy), plain_sha, "the PACS holds the clear pixels")
-        decrypted = self.workdir / f"{name}.decrypted"
-        result = self.gateway.decrypt(pacs_copy, decrypted)
-        self.assertEqual(result.returncode, 0, result.describe())
-        self.assertEqual(pixel_sha256(decrypted), plain_sha, "decrypted pixels differ from the original")
-        pacs_copy.unlink()
-        decrypted.unlink()
-
-    def require_disk(self, gib: int):
-        free = shutil.disk_usage(self.workdir).free
-        if free < gib * (1 << 30):
-            self.skipTest(f"needs {gib} GiB of free disk, {free >> 30} GiB free")
 
 
 class QueuedLargeObjects(QueuedLargeObjectsBase, h.PacsAndGatewayTestCase):
@@ -183,7 +157,7 @@ class QueuedLargeObjects(QueuedLargeObjectsBase, h.PacsAndGatewayTestCase):
         self.assertGreater(len(receiving.samples), 5)
         self.assertLess(receiving.peak_mib, RSS_LIMIT_MIB, "the gateway held the large object in memory")
         self.assertLess(forwarding.peak_mib, RSS_LIMIT_MIB, "the forwarder held the large object in memory")
-        self.roundtrip(uid, plain_sha, "large")
+        self.roundtrip_uid(uid, plain_sha, "large")
 
     def test_3_sigkill_during_a_large_spool_write_leaves_nothing_to_send(self):
         self.require_disk(2)
@@ -210,22 +184,11 @@ class QueuedLargeObjects(QueuedLargeObjectsBase, h.PacsAndGatewayTestCase):
         sources = [self.workdir / f"concurrent-{i}.dcm" for i in range(2)]
         shas = [write_multiframe(path, CONCURRENT_FRAMES) for path in sources]
         uids = [h.sop_instance_uid(path) for path in sources]
-        results = [None, None]
-        barrier = threading.Barrier(2)
-
-        def send(i):
-            barrier.wait(30)
-            results[i] = h.storescu(self.gateway.port, [sources[i]], timeout=300)
-
         pid = self.gateway.proc.pid
         before = rss_kib(pid)["VmRSS"] / 1024
         t0 = time.monotonic()
         with RssSampler(pid) as sampler:
-            threads = [threading.Thread(target=send, args=(i,)) for i in range(2)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(330)
+            results = store_at_once(self.gateway.port, sources)
             for result in results:
                 self.assertIsNotNone(result, "a store did not finish")
                 self.assertTrue(result.all_succeeded(1), result.describe())
@@ -239,7 +202,7 @@ class QueuedLargeObjects(QueuedLargeObjectsBase, h.PacsAndGatewayTestCase):
         for path in sources:
             path.unlink()
         for i, uid in enumerate(uids):
-            self.roundtrip(uid, shas[i], f"concurrent-{i}")
+            self.roundtrip_uid(uid, shas[i], f"concurrent-{i}")
         wait_until(lambda: not self.large_records(), 60, "the delivered records left the spool")
         self.assert_no_plaintext_left_on_disk()
 

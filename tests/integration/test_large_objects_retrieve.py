@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pacsgw_harness as h  # noqa: E402
+import large_object_helpers as lo  # noqa: E402
 import retrieve_helpers as rh  # noqa: E402
-import test_large_objects as lo  # noqa: E402
 
 import pydicom  # noqa: E402
 
@@ -32,9 +32,7 @@ RSS_BOUND_MIB = 200
 
 class LargeRetrieveGateway(rh.RetrieveGateway):
     def config_yaml(self) -> str:
-        base = super().config_yaml().replace("gateway:\n", "gateway:\n  dimse_timeout_s: 300\n", 1)
-        return base + (f"limits:\n  stream_above_mb: {lo.STREAM_ABOVE_MB}\n  max_object_mb: 2048\n"
-                       "  max_association_mb: 2048\n  max_in_flight_mb: 2048\n")
+        return lo.with_large_object_limits(super().config_yaml())
 
 
 class LargeObjectRetrieval(h.LogDumpingTestCase):
