@@ -2,6 +2,7 @@
 
 #include "codecs/aes_gcm.h"
 #include "gateway/pixel_data_header_reader.h"
+#include "gateway/pixel_data_trailer_reader.h"
 
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcistrma.h>
@@ -218,7 +219,7 @@ class RetrievedReader {
     out_.received.reservation.reset();
     out_.spooled.reset();
     header_.reset();
-    trailer_.reset();
+    trailerReader_.reset();
     headerMemory_.reset();
     headerReader_.takeBytes();
   }
@@ -296,7 +297,7 @@ class RetrievedReader {
     }
     if (pixels.written() == pixels.length()) {
       phase_ = Phase::Trailer;
-      trailer_->transferInit();
+      trailerReader_.start();
       if (length > n || last) readTrailer(data + n, length - n, last);
       return;
     }
@@ -306,39 +307,17 @@ class RetrievedReader {
     }
   }
 
-  // Elements after Pixel Data (Data Set Trailing Padding, private groups above 7FE0): parsed in memory.
   void readTrailer(const std::uint8_t* data, std::uint32_t length, bool last) {
-    trailerBytes_ += length;
-    if (trailerBytes_ > kDecisionWindowBytes) return refuse(Outcome::TooLarge, "too many elements after Pixel Data");
-    if (trailerBytes_ == 0) {
-      if (last) complete();
-      return;
+    switch (trailerReader_.read(data, length, last)) {
+      case PixelDataTrailerReader::Step::More: return;
+      case PixelDataTrailerReader::Step::Complete: return complete();
+      case PixelDataTrailerReader::Step::TooLarge: return refuse(Outcome::TooLarge, trailerReader_.error());
+      case PixelDataTrailerReader::Step::Malformed: return refuse(Outcome::Malformed, trailerReader_.error());
     }
-    trailerStream_.setBuffer(data, static_cast<offile_off_t>(length));
-    if (last) trailerStream_.setEos();
-    OFCondition cond = trailer_->read(trailerStream_, xfer_, EGL_noChange);
-    trailerStream_.releaseBuffer();
-    if (cond == EC_EndOfStream) cond = EC_Normal;
-    if (cond != EC_Normal && cond != EC_StreamNotifyClient)
-      return refuse(Outcome::Malformed, std::string("data set not parseable after Pixel Data: ") + cond.text());
-    if (!last) return;
-    if (cond != EC_Normal) return refuse(Outcome::Malformed, "data set truncated after Pixel Data");
-    complete();
   }
 
   void complete() {
-    trailer_->transferEnd();
-    while (DcmElement* element = trailer_->remove(0UL)) {
-      if (element->getTag() == DCM_DataSetTrailingPadding) {
-        delete element;
-        continue;
-      }
-      if (element->getTag() <= DCM_PixelData || header_->tagExists(element->getTag())) {
-        delete element;
-        return refuse(Outcome::Malformed, "elements out of order after Pixel Data");
-      }
-      header_->insert(element);
-    }
+    if (!trailerReader_.moveInto(*header_)) return refuse(Outcome::Malformed, "elements out of order after Pixel Data");
     if (!linkPixelData(*header_, out_.spooled, nullptr)) {
       return refuse(Outcome::NoMemory, "gateway cannot read back this object");
     }
@@ -359,9 +338,7 @@ class RetrievedReader {
   std::unique_ptr<DcmDataset> header_ = std::make_unique<DcmDataset>();
   std::unique_ptr<DataSetParser> parser_;
 
-  std::unique_ptr<DcmDataset> trailer_ = std::make_unique<DcmDataset>();
-  DcmInputBufferStream trailerStream_;
-  std::uint64_t trailerBytes_ = 0;
+  PixelDataTrailerReader trailerReader_{xfer_};
 };
 
 }  // namespace
