@@ -1,4 +1,5 @@
-// The exact-retrieval envelope of lossy backends: residual, zlib, AES-256-GCM (see exact_retrieval.h).
+// The exact-retrieval envelope of lossy backends: the original samples (format 2) or the residual to the
+// reconstruction (format 1, read only), zlib, AES-256-GCM (see exact_retrieval.h).
 #include "codecs/exact_retrieval.h"
 
 #include "codecs/aes_gcm.h"
@@ -29,13 +30,15 @@ void appendField(Bytes& out, const std::uint8_t* data, std::size_t size) {
   if (size > 0) out.insert(out.end(), data, data + size);
 }
 
-Bytes envelopeAad(const Bytes& aad, const CipherRecord& record) {
+// Format 1 (earlier releases) did not bind its format byte; format 2 does, so the two cannot be swapped.
+Bytes envelopeAad(const Bytes& aad, const CipherRecord& record, std::uint8_t format) {
   Bytes out;
   const std::string label = kEnvelopeLabel;
   appendField(out, reinterpret_cast<const std::uint8_t*>(label.data()), label.size());
   appendField(out, aad.data(), aad.size());
   appendField(out, record.nonce.data(), record.nonce.size());
   appendField(out, record.tag.data(), record.tag.size());
+  if (format != kResidualEnvelopeFormat) appendField(out, &format, 1);
   return out;
 }
 
@@ -129,23 +132,26 @@ std::vector<std::uint8_t> backendAad(const BackendInfo& info, const std::vector<
   return out;
 }
 
-std::vector<std::uint8_t> sealEnvelope(const std::vector<std::vector<std::uint8_t>>& original,
-                                       const PixelBuffer& reconstruction, const SecretBytes& key,
-                                       const std::vector<std::uint8_t>& aad, const CipherRecord& record) {
-  if (original.size() != reconstruction.segments.size())
-    throw CipherError("exact-retrieval envelope: segment count differs from the reconstruction");
-  for (std::size_t s = 0; s < original.size(); ++s)
-    if (original[s].size() != reconstruction.segments[s].size)
-      throw CipherError("exact-retrieval envelope: segment length differs from the reconstruction");
+namespace {
 
-  const SecretBytes residual = residualOf(original, reconstruction);
-  uLongf bound = compressBound(static_cast<uLong>(residual.size()));
+void checkSameShape(const std::vector<Bytes>& original, const PixelBuffer& pixels) {
+  if (original.size() != pixels.segments.size())
+    throw CipherError("exact-retrieval envelope: segment count differs from the pixel data");
+  for (std::size_t s = 0; s < original.size(); ++s)
+    if (original[s].size() != pixels.segments[s].size)
+      throw CipherError("exact-retrieval envelope: segment length differs from the pixel data");
+}
+
+// digest | zlib(planes), sealed; `planes` is the original (format 2) or the residual (format 1).
+Bytes sealPlanes(std::uint8_t format, const SecretBytes& planes, const std::vector<Bytes>& original,
+                 const PixelLayout& layout, const SecretBytes& key, const Bytes& aad, const CipherRecord& record) {
+  uLongf bound = compressBound(static_cast<uLong>(planes.size()));
   SecretBytes plain(kDigestBytes + bound);
   std::vector<Bytes> originalCopy = original;  // digest over the original, through the same view code
-  const auto digest = digestOf(viewOf(originalCopy, reconstruction.layout));
+  const auto digest = digestOf(viewOf(originalCopy, layout));
   wipe(originalCopy);
   std::memcpy(plain.data(), digest.data(), kDigestBytes);
-  if (compress2(plain.data() + kDigestBytes, &bound, residual.data(), static_cast<uLong>(residual.size()), 6) != Z_OK)
+  if (compress2(plain.data() + kDigestBytes, &bound, planes.data(), static_cast<uLong>(planes.size()), 6) != Z_OK)
     throw CipherError("exact-retrieval envelope: compression failed");
   const std::size_t plainSize = kDigestBytes + bound;
 
@@ -154,47 +160,74 @@ std::vector<std::uint8_t> sealEnvelope(const std::vector<std::vector<std::uint8_
     throw CipherError("exact-retrieval envelope: the random generator failed");
   const std::uint8_t pad = plainSize % 2;  // DICOM values have even lengths
   Bytes out(kHeaderBytes + plainSize + pad, 0);
-  out[0] = kEnvelopeFormat;
+  out[0] = format;
   out[1] = pad;
   std::memcpy(out.data() + 2, nonce.data(), nonce.size());
   std::memcpy(out.data() + kHeaderBytes, plain.data(), plainSize);
   PixelBuffer body;
   body.segments.push_back({out.data() + kHeaderBytes, plainSize});
-  const Bytes tag = detail::aesGcmSeal(body, envelopeKey(key, record), nonce, envelopeAad(aad, record));
+  const Bytes tag = detail::aesGcmSeal(body, envelopeKey(key, record), nonce, envelopeAad(aad, record, format));
   std::memcpy(out.data() + 2 + nonce.size(), tag.data(), tag.size());
   return out;
 }
 
-SecretBytes openEnvelope(const std::vector<std::uint8_t>& envelope, const SecretBytes& key,
-                         const std::vector<std::uint8_t>& aad, const CipherRecord& record) {
-  if (envelope.size() < kHeaderBytes + kDigestBytes + 1 || envelope[0] != kEnvelopeFormat || envelope[1] > 1 ||
+}  // namespace
+
+std::vector<std::uint8_t> sealEnvelope(const std::vector<std::vector<std::uint8_t>>& original, const PixelLayout& layout,
+                                       const SecretBytes& key, const std::vector<std::uint8_t>& aad,
+                                       const CipherRecord& record) {
+  // The original as a "residual" against all-zero samples: the same byte planes, the same zlib.
+  std::vector<Bytes> zeros;
+  for (const Bytes& segment : original) zeros.emplace_back(segment.size(), 0);
+  const PixelBuffer zero = viewOf(zeros, layout);
+  const SecretBytes planes = residualOf(original, zero);
+  return sealPlanes(kEnvelopeFormat, planes, original, layout, key, aad, record);
+}
+
+std::vector<std::uint8_t> sealResidualEnvelope(const std::vector<std::vector<std::uint8_t>>& original,
+                                               const PixelBuffer& reconstruction, const SecretBytes& key,
+                                               const std::vector<std::uint8_t>& aad, const CipherRecord& record) {
+  checkSameShape(original, reconstruction);
+  const SecretBytes residual = residualOf(original, reconstruction);
+  return sealPlanes(kResidualEnvelopeFormat, residual, original, reconstruction.layout, key, aad, record);
+}
+
+OpenedEnvelope openEnvelope(const std::vector<std::uint8_t>& envelope, const SecretBytes& key,
+                            const std::vector<std::uint8_t>& aad, const CipherRecord& record) {
+  if (envelope.size() < kHeaderBytes + kDigestBytes + 1 ||
+      (envelope[0] != kEnvelopeFormat && envelope[0] != kResidualEnvelopeFormat) || envelope[1] > 1 ||
       (envelope[1] == 1 && envelope.back() != 0))
     throw AuthenticationError("exact-retrieval envelope: malformed or altered");
+  const std::uint8_t format = envelope[0];
   const std::size_t plainSize = envelope.size() - kHeaderBytes - envelope[1];
   const Bytes nonce(envelope.begin() + 2, envelope.begin() + 2 + detail::kAesGcmNonceBytes);
   const Bytes tag(envelope.begin() + 2 + detail::kAesGcmNonceBytes, envelope.begin() + kHeaderBytes);
-  SecretBytes plain(envelope.data() + kHeaderBytes, plainSize);
+  OpenedEnvelope opened{format, SecretBytes(envelope.data() + kHeaderBytes, plainSize)};
   PixelBuffer body;
-  body.segments.push_back({plain.data(), plain.size()});
-  detail::aesGcmOpen(body, envelopeKey(key, record), nonce, envelopeAad(aad, record), tag);  // AuthenticationError
-  return plain;
+  body.segments.push_back({opened.plain.data(), opened.plain.size()});
+  detail::aesGcmOpen(body, envelopeKey(key, record), nonce, envelopeAad(aad, record, format), tag);  // AuthenticationError
+  return opened;
 }
 
-void applyEnvelope(PixelBuffer& reconstruction, const SecretBytes& opened) {
-  if (opened.size() < kDigestBytes) throw CipherError("exact-retrieval envelope: too short");
-  const std::size_t n = totalBytes(reconstruction);
-  SecretBytes residual(n);
+void applyEnvelope(PixelBuffer& pixels, const OpenedEnvelope& opened) {
+  if (opened.plain.size() < kDigestBytes) throw CipherError("exact-retrieval envelope: too short");
+  const std::size_t n = totalBytes(pixels);
+  SecretBytes planes(n);
   uLongf size = static_cast<uLongf>(n);
-  const int rc = uncompress(residual.data(), &size, opened.data() + kDigestBytes,
-                            static_cast<uLong>(opened.size() - kDigestBytes));
+  const int rc = uncompress(planes.data(), &size, opened.plain.data() + kDigestBytes,
+                            static_cast<uLong>(opened.plain.size() - kDigestBytes));
   if (rc != Z_OK || size != n)
-    throw CipherError("exact-retrieval envelope: the residual does not match the pixel data's size");
-  addResidual(reconstruction, residual.data());
-  const auto digest = digestOf(reconstruction);
-  if (CRYPTO_memcmp(digest.data(), opened.data(), kDigestBytes) != 0)
+    throw CipherError("exact-retrieval envelope: its samples do not match the pixel data's size");
+  if (opened.format == kEnvelopeFormat) {  // the original itself: independent of the model's output
+    for (ByteRange& r : pixels.segments)
+      if (r.size > 0) std::memset(r.data, 0, r.size);
+  }
+  addResidual(pixels, planes.data());
+  const auto digest = digestOf(pixels);
+  if (CRYPTO_memcmp(digest.data(), opened.plain.data(), kDigestBytes) != 0)
     throw CipherError(
-        "exact-retrieval envelope: the reconstructed pixels differ from the original (this machine's model "
-        "output differs from the encrypting machine's: other model file or numerics)");
+        "exact-retrieval envelope: the restored pixels differ from the original (format 1 envelope: this "
+        "machine's model output differs from the encrypting machine's)");
 }
 
 ProtectedPixels protectPixels(PixelCipher& cipher, PixelBuffer& pixels, const SecretBytes& key,
@@ -208,17 +241,10 @@ ProtectedPixels protectPixels(PixelCipher& cipher, PixelBuffer& pixels, const Se
   std::vector<Bytes> original;
   if (retrieval == Retrieval::Exact)
     for (const ByteRange& r : pixels.segments) original.emplace_back(r.data, r.data + r.size);
-  const Bytes theirAad = backendAad(info, aad, retrieval);
-  out.record = cipher.encrypt(pixels, key, theirAad);
-  if (retrieval == Retrieval::Lossy) return out;
   try {
-    // The reconstruction the receiving side will compute: decrypt a copy of what was just written.
-    std::vector<Bytes> copy;
-    for (const ByteRange& r : pixels.segments) copy.emplace_back(r.data, r.data + r.size);
-    PixelBuffer recon = viewOf(copy, pixels.layout);
-    cipher.decrypt(recon, key, theirAad, out.record);
-    out.envelope = sealEnvelope(original, recon, key, aad, out.record);
-    wipe(copy);
+    const PixelLayout layout = pixels.layout;
+    out.record = cipher.encrypt(pixels, key, backendAad(info, aad, retrieval));
+    if (retrieval == Retrieval::Exact) out.envelope = sealEnvelope(original, layout, key, aad, out.record);
   } catch (...) {
     wipe(original);
     throw;
@@ -237,8 +263,10 @@ Retrieval recoverPixels(PixelCipher& cipher, PixelBuffer& pixels, const SecretBy
     return Retrieval::Exact;
   }
   const Retrieval mode = envelope.empty() ? Retrieval::Lossy : Retrieval::Exact;
-  SecretBytes opened;
+  OpenedEnvelope opened;
   if (mode == Retrieval::Exact) opened = openEnvelope(envelope, key, aad, record);  // verified before any pixel
+  // The backend's own decryption runs even when the envelope carries the original: it authenticates
+  // the payload and the cipher image, so an altered object is refused rather than silently replaced.
   cipher.decrypt(pixels, key, backendAad(info, aad, mode), record);
   if (mode == Retrieval::Exact) applyEnvelope(pixels, opened);
   return mode;

@@ -29,14 +29,14 @@ struct ProtectedPixels {
 std::vector<std::uint8_t> backendAad(const BackendInfo& info, const std::vector<std::uint8_t>& aad, Retrieval retrieval);
 
 // Encrypts `pixels` in place with `cipher` under `key` (the backend's subkey) and, for a lossy backend
-// with Retrieval::Exact, seals the residual to its reconstruction. Throws what the backend throws, or
+// with Retrieval::Exact, seals the original samples into the envelope. Throws what the backend throws, or
 // CipherError. `retrieval` is ignored for lossless backends.
 ProtectedPixels protectPixels(PixelCipher& cipher, PixelBuffer& pixels, const SecretBytes& key,
                               const std::vector<std::uint8_t>& aad, Retrieval retrieval);
 
 // Verifies and decrypts in place. With an envelope the result is the exact original (AuthenticationError
-// if the envelope, the payload or anything bound was altered; CipherError if this machine's
-// reconstruction differs from the encrypting one's). Without one, a lossy backend's reconstruction:
+// if the envelope, the payload or anything bound was altered; CipherError, for a format 1 envelope, if
+// this machine's reconstruction differs from the encrypting one's). Without one, a lossy backend's reconstruction:
 // returns Retrieval::Lossy so the caller marks the object. A lossless backend always returns Exact and
 // refuses an envelope (CipherError).
 Retrieval recoverPixels(PixelCipher& cipher, PixelBuffer& pixels, const SecretBytes& key,
@@ -44,19 +44,33 @@ Retrieval recoverPixels(PixelCipher& cipher, PixelBuffer& pixels, const SecretBy
                         const std::vector<std::uint8_t>& envelope);
 
 // Envelope format (docs/conformance.md, section 4c), exposed for the tests:
-//   0x01 | pad (0 or 1) | nonce (12) | GCM tag (16) | ciphertext | pad zero byte if pad = 1
-//   plaintext = SHA-256(original sample bytes) (32) | zlib(residual), residual = original - reconstruction
-//   per sample modulo 2^bits allocated (8 or 16; bytes otherwise), 16-bit residuals as a low-byte plane
-//   followed by a high-byte plane. Key: deriveSubkey(backend key, "pacsgw exact-retrieval envelope v1",
-//   backend id). GCM AAD: length-prefixed "pacsgw exact-retrieval envelope v1", aad, record nonce, tag.
-constexpr std::uint8_t kEnvelopeFormat = 1;
-std::vector<std::uint8_t> sealEnvelope(const std::vector<std::vector<std::uint8_t>>& original,
-                                       const PixelBuffer& reconstruction, const SecretBytes& key,
-                                       const std::vector<std::uint8_t>& aad, const CipherRecord& record);
+//   format | pad (0 or 1) | nonce (12) | GCM tag (16) | ciphertext | pad zero byte if pad = 1
+//   plaintext = SHA-256(original sample bytes) (32) | zlib(samples)
+//   format 2 (written): samples = the original; format 1 (read only): samples = original - reconstruction
+//   per sample modulo 2^bits allocated. 16-bit samples as a low-byte plane followed by a high-byte plane
+//   (8 bits and others: bytes as they are). Key: deriveSubkey(backend key, "pacsgw exact-retrieval
+//   envelope v1", backend id). GCM AAD: length-prefixed "pacsgw exact-retrieval envelope v1", aad, record
+//   nonce, record tag, and for format 2 the format byte.
+constexpr std::uint8_t kEnvelopeFormat = 2;
+constexpr std::uint8_t kResidualEnvelopeFormat = 1;
+
+struct OpenedEnvelope {
+  std::uint8_t format = 0;
+  SecretBytes plain;
+};
+
+std::vector<std::uint8_t> sealEnvelope(const std::vector<std::vector<std::uint8_t>>& original, const PixelLayout& layout,
+                                       const SecretBytes& key, const std::vector<std::uint8_t>& aad,
+                                       const CipherRecord& record);
+// Format 1, as earlier releases wrote it; kept so that reading their objects stays tested.
+std::vector<std::uint8_t> sealResidualEnvelope(const std::vector<std::vector<std::uint8_t>>& original,
+                                               const PixelBuffer& reconstruction, const SecretBytes& key,
+                                               const std::vector<std::uint8_t>& aad, const CipherRecord& record);
 // Checks the envelope's tag and returns its plaintext (before touching any pixel).
-SecretBytes openEnvelope(const std::vector<std::uint8_t>& envelope, const SecretBytes& key,
-                         const std::vector<std::uint8_t>& aad, const CipherRecord& record);
-// Adds the residual of an opened envelope to the reconstruction and checks the SHA-256.
-void applyEnvelope(PixelBuffer& reconstruction, const SecretBytes& opened);
+OpenedEnvelope openEnvelope(const std::vector<std::uint8_t>& envelope, const SecretBytes& key,
+                            const std::vector<std::uint8_t>& aad, const CipherRecord& record);
+// Restores the original into `pixels` (format 2) or adds the residual to the reconstruction in `pixels`
+// (format 1), then checks the SHA-256.
+void applyEnvelope(PixelBuffer& pixels, const OpenedEnvelope& opened);
 
 }  // namespace pacsgw::codecs

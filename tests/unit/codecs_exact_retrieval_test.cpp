@@ -291,31 +291,65 @@ TEST_F(ExactRetrieval, EnvelopeOfLosslessBackendsIsEmptyAndRefused) {
   EXPECT_EQ(data, Bytes(64, 0x5A));
 }
 
-TEST_F(ExactRetrieval, EnvelopeChecksTheReconstructedPixels) {
-  // A receiving side whose reconstruction differs (another model) must fail, not return wrong pixels.
-  Bytes original(40), recon(40);
-  for (std::size_t i = 0; i < 40; ++i) original[i] = static_cast<std::uint8_t>(i * 7), recon[i] = static_cast<std::uint8_t>(i * 7 + (i % 3));
-  PixelBuffer r;
-  r.layout.bitsAllocated = 16;
-  r.segments.push_back({recon.data(), recon.size()});
-  CipherRecord rec;
-  rec.backendId = "lossy-fixture";
-  rec.nonce = {1, 2};
-  rec.tag = {3, 4};
-  const SecretBytes key = randomKey();
-  const Bytes env = sealEnvelope({original}, r, key, {9}, rec);
+struct EnvelopeCase {
+  Bytes original = Bytes(40), recon = Bytes(40);
+  PixelBuffer pixels;
+  CipherRecord record;
+  SecretBytes key = randomKey();
+  EnvelopeCase() {
+    for (std::size_t i = 0; i < 40; ++i) {
+      original[i] = static_cast<std::uint8_t>(i * 7);
+      recon[i] = static_cast<std::uint8_t>(i * 7 + (i % 3));
+    }
+    pixels.layout.bitsAllocated = 16;
+    pixels.segments.push_back({recon.data(), recon.size()});
+    record.backendId = "lossy-fixture";
+    record.nonce = {1, 2};
+    record.tag = {3, 4};
+  }
+};
+
+TEST_F(ExactRetrieval, EnvelopeRestoresTheOriginalWhateverThisMachinesReconstruction) {
+  // Format 2 carries the original: a receiving side whose model output differs (other CPU, GPU,
+  // LibTorch build) still gets the exact original, and the SHA-256 is checked.
+  EnvelopeCase c;
+  const Bytes env = sealEnvelope({c.original}, c.pixels.layout, c.key, {9}, c.record);
+  EXPECT_EQ(env[0], kEnvelopeFormat);
   EXPECT_EQ(env.size() % 2, 0u);
-  const SecretBytes opened = openEnvelope(env, key, {9}, rec);
-  Bytes other = recon;
+  const OpenedEnvelope opened = openEnvelope(env, c.key, {9}, c.record);
+  Bytes other = c.recon;
   other[5] ^= 1;
-  PixelBuffer o = r;
+  PixelBuffer o = c.pixels;
+  o.segments[0] = {other.data(), other.size()};
+  applyEnvelope(o, opened);
+  EXPECT_EQ(other, c.original);
+  OpenedEnvelope corrupted = opened;
+  corrupted.plain.data()[0] ^= 1;  // the digest no longer matches what the samples give
+  Bytes again = c.recon;
+  o.segments[0] = {again.data(), again.size()};
+  EXPECT_THROW(applyEnvelope(o, corrupted), CipherError);
+  CipherRecord otherRecord = c.record;
+  otherRecord.tag = {3, 5};
+  EXPECT_THROW(openEnvelope(env, c.key, {9}, otherRecord), AuthenticationError) << "the envelope is bound to its record";
+  Bytes relabelled = env;
+  relabelled[0] = kResidualEnvelopeFormat;
+  EXPECT_THROW(openEnvelope(relabelled, c.key, {9}, c.record), AuthenticationError) << "the format byte is bound";
+}
+
+TEST_F(ExactRetrieval, ResidualEnvelopesOfEarlierReleasesStillOpen) {
+  // Format 1 (the residual to the encrypting machine's reconstruction): exact on a machine that
+  // reconstructs the same, refused (never wrong pixels) on one that does not.
+  EnvelopeCase c;
+  const Bytes env = sealResidualEnvelope({c.original}, c.pixels, c.key, {9}, c.record);
+  EXPECT_EQ(env[0], kResidualEnvelopeFormat);
+  const OpenedEnvelope opened = openEnvelope(env, c.key, {9}, c.record);
+  Bytes other = c.recon;
+  other[5] ^= 1;
+  PixelBuffer o = c.pixels;
   o.segments[0] = {other.data(), other.size()};
   EXPECT_THROW(applyEnvelope(o, opened), CipherError);
-  applyEnvelope(r, opened);
-  EXPECT_EQ(recon, original);
-  CipherRecord otherRecord = rec;
-  otherRecord.tag = {3, 5};
-  EXPECT_THROW(openEnvelope(env, key, {9}, otherRecord), AuthenticationError) << "the envelope is bound to its record";
+  applyEnvelope(c.pixels, opened);
+  EXPECT_EQ(c.recon, c.original);
 }
 
 }  // namespace
