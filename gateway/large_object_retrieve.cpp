@@ -25,9 +25,10 @@ namespace pacsgw::gateway {
 
 SpooledPixelData::SpooledPixelData(const std::string& directory, DcmEVR vr, std::uint32_t length)
     : vr_(vr), length_(length) {
+  // Private when the gateway creates it; an existing directory's mode is the operator's (never widened or
+  // narrowed here). The file itself is mkstemp's 0600 and unlinked at once.
   std::error_code ignored;
-  std::filesystem::create_directories(directory, ignored);
-  ::chmod(directory.c_str(), 0700);
+  if (std::filesystem::create_directories(directory, ignored)) ::chmod(directory.c_str(), 0700);
   std::string pattern = directory + "/retrieved-XXXXXX";
   fd_ = ::mkstemp(pattern.data());
   if (fd_ < 0) throw std::runtime_error("cannot create a file in " + directory + ": " + std::strerror(errno));

@@ -29,9 +29,8 @@ namespace pacsgw::gateway {
 class CiphertextFile {
  public:
   explicit CiphertextFile(const std::string& directory) {
-    std::error_code ignored;
-    std::filesystem::create_directories(directory, ignored);
-    ::chmod(directory.c_str(), 0700);
+    std::error_code ignored;  // private when created here; an existing directory keeps the operator's mode
+    if (std::filesystem::create_directories(directory, ignored)) ::chmod(directory.c_str(), 0700);
     std::string pattern = directory + "/object-XXXXXX";
     fd_ = ::mkstemp(pattern.data());
     if (fd_ < 0) throw std::runtime_error("cannot create a file in " + directory + ": " + std::strerror(errno));

@@ -13,8 +13,16 @@
 #include <memory>
 #include <string>
 
+#include <unistd.h>
+
 namespace pacsgw::gateway {
 namespace {
+
+// A directory of this test's own: the spooled file's directory is made private when it is created, and
+// the shared temporary directory must never be the one created.
+std::string scratchDirectory() {
+  return ::testing::TempDir() + "/sub-operation-intake-" + std::to_string(::getpid());
+}
 
 constexpr const char* kStudy = "1.2.3.4";
 
@@ -111,7 +119,7 @@ TEST_F(SubOperationIntakeTest, EncryptedInstanceForADecryptDestinationIsRestored
 
 TEST_F(SubOperationIntakeTest, SpooledLargeInstanceIsRestoredFromItsFileAndNeverReEncoded) {
   SubOperation op = operation("9.40", image(kStudy, true), job->upstreamMessageId());
-  op.spooled = std::make_shared<SpooledPixelData>(::testing::TempDir(), EVR_OW, 8);
+  op.spooled = std::make_shared<SpooledPixelData>(scratchDirectory(), EVR_OW, 8);
   EXPECT_EQ(intake.accept(std::move(op)).status, status::kSuccess);
   EXPECT_EQ(verifier.spooledRestored, 1);
   EXPECT_EQ(verifier.restored, 0) << "a spooled object is never decrypted in memory";
@@ -122,7 +130,7 @@ TEST_F(SubOperationIntakeTest, SpooledLargeInstanceIsRestoredFromItsFileAndNever
 TEST_F(SubOperationIntakeTest, SpooledLargeInstanceFailingItsTagIsRefusedAndNotQueued) {
   verifier.failWith = codecs::CryptErrorKind::AuthenticationFailed;
   SubOperation op = operation("9.41", image(kStudy, true), job->upstreamMessageId());
-  op.spooled = std::make_shared<SpooledPixelData>(::testing::TempDir(), EVR_OW, 8);
+  op.spooled = std::make_shared<SpooledPixelData>(scratchDirectory(), EVR_OW, 8);
   const IntakeAnswer answer = intake.accept(std::move(op));
   EXPECT_NE(answer.status, status::kSuccess);
   EXPECT_EQ(answer.errorComment, "AuthenticationFailed");
