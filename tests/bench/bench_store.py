@@ -9,6 +9,7 @@ gets Success once the encrypted instance is fsync'd into the spool; the forwarde
   python3 tests/bench/bench_store.py --orthanc        # also Orthanc as the PACS
   python3 tests/bench/bench_store.py --min-ratio 0.6  # exit 1 when sync gateway/direct falls below 0.6
   python3 tests/bench/bench_store.py --min-queued-ratio 0.5
+  python3 tests/bench/bench_store.py --reference-bin /opt/pacsgw-1.0/bin/pacsgw  # also an earlier build, sync
 
 Every measured run is verified: the PACS must have received every instance (files counted, or
 storescp's log parsed with --ignore), and through the gateway the received objects must carry the
@@ -167,7 +168,7 @@ def run_storescp_pair(args, files, workdir: Path, repetition: int) -> dict:
     out = {}
     # The order of the three paths alternates between repetitions, so that a load that drifts during an
     # invocation does not always favour the same path.
-    order = ["direct", "sync", "queued"]
+    order = ["direct", "sync", "queued"] + (["reference"] if args.reference_bin else [])
     for path in (order if repetition % 2 == 0 else list(reversed(order))):
         scp = StoreScp(workdir / f"{path}-{repetition}", args.ignore).start()
         if path == "direct":
@@ -179,9 +180,12 @@ def run_storescp_pair(args, files, workdir: Path, repetition: int) -> dict:
             finally:
                 scp.stop()
             continue
-        # Through the gateway: modality -> pacsgw -> a fresh storescp.
+        # Through the gateway: modality -> pacsgw -> a fresh storescp. The reference build runs in its
+        # default (synchronous) mode, so that a build from before queued forwarding existed can be measured.
+        reference = path == "reference"
         gateway = h.Gateway(workdir / f"gw-{path}-{repetition}", upstream_port=scp.port, upstream_aet=PACS_AET,
-                            log_level=args.gateway_log_level, forward=path)
+                            log_level=args.gateway_log_level, forward=None if reference else path,
+                            binary=args.reference_bin if reference else None)
         try:
             if path == "queued" and not args.cold_spool:
                 warm_spool(args, gateway, files, workdir / f"warm-{repetition}", log_config)
@@ -256,6 +260,9 @@ def main() -> int:
     parser.add_argument("--cold-spool", action="store_true",
                         help="measure queued on a new spool (segments pre-allocated during the run) instead of "
                              "one set up by an earlier send")
+    parser.add_argument("--reference-bin", type=Path,
+                        help="also send through this pacsgw build (an earlier release, say) in its synchronous mode, "
+                             "in the same repetitions: its ratio, and this build's against it, are printed")
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     args = parser.parse_args()
 
@@ -265,6 +272,10 @@ def main() -> int:
     total_bytes = sum(f.stat().st_size for f in files)
     workdir = h.make_workdir("bench")
     print(f"pacsgw: {h.pacsgw_bin()}")
+    if args.reference_bin:
+        if not os.access(args.reference_bin, os.X_OK):
+            raise SystemExit(f"--reference-bin {args.reference_bin} is not an executable")
+        print(f"reference build (sync): {args.reference_bin.resolve()}")
     print(f"{len(files)} instances, {total_bytes / 1e6:.1f} MB; storescp {'--ignore' if args.ignore else 'writing files'};"
           f" TCP_NODELAY=1 for every peer; {args.repeat} repetitions; {os.cpu_count()} cores")
 
@@ -279,14 +290,15 @@ def main() -> int:
             shutil.rmtree(workdir, ignore_errors=True)
 
     report = {"instances": len(files), "bytes": total_bytes, "ignore": args.ignore, "targets": {}}
-    labels = {"direct": "direct", "sync": "via pacsgw sync", "queued": "via pacsgw queued"}
+    labels = {"direct": "direct", "sync": "via pacsgw sync", "queued": "via pacsgw queued",
+              "reference": "via reference sync"}
     print()
     print(f"{'PACS':<10} {'path':<19} {'median s':>9} {'inst/s':>8} {'MB/s':>8} {'p50 ms':>8} {'p99 ms':>8}"
           f"   all runs (s)")
     failures = []
     for target, runs in rows.items():
         medians, entry = {}, {"runs": runs}
-        for path in ("direct", "sync", "queued"):
+        for path in ("direct", "sync", "queued", "reference"):
             if f"{path}_s" not in runs[0]:
                 continue
             times = [r[f"{path}_s"] for r in runs]
@@ -302,7 +314,7 @@ def main() -> int:
             entry["median_queued_drain_s"] = drain
             print(f"{target:<10} {'queued: delivered':<19} the PACS had every instance {drain:.2f} s after the "
                   f"last Success (median)")
-        for path, minimum in (("sync", args.min_ratio), ("queued", args.min_queued_ratio)):
+        for path, minimum in (("sync", args.min_ratio), ("queued", args.min_queued_ratio), ("reference", None)):
             if path not in medians:
                 continue
             # Each repetition runs direct and through the gateway back to back: its own ratio is the pair
@@ -317,6 +329,12 @@ def main() -> int:
                   f"   pairs: {', '.join(f'{p:.2f}' for p in pairs)}; ratio of medians {medians['direct'] / medians[path]:.2f}")
             if minimum is not None and ratio < minimum:
                 failures.append(f"{target} {path} ratio {ratio:.2f} below {minimum}")
+        if "reference" in medians:
+            # This build's sync against the reference build's, repetition by repetition (>1: faster).
+            pairs = [r["reference_s"] / r["sync_s"] for r in runs]
+            entry["sync_vs_reference"] = statistics.median(pairs)
+            print(f"{target:<10} {'sync vs reference':<19} throughput this build / reference build = "
+                  f"{statistics.median(pairs):.2f}   pairs: {', '.join(f'{p:.2f}' for p in pairs)}")
         report["targets"][target] = entry
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))

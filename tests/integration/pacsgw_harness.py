@@ -530,7 +530,8 @@ class Gateway:
     def __init__(self, workdir: Path, upstream_port: int, upstream_aet: str = "TESTPACS",
                  ae_title: str = "GATEWAY", modalities=(("CT1", LOOPBACK), ("STORESCU", LOOPBACK)),
                  workstations=(), backend: str = "aes-256-gcm", key_scope: str = "study",
-                 log_level: str = "debug", port: int = None, forward: str = None, spool: dict = None):
+                 log_level: str = "debug", port: int = None, forward: str = None, spool: dict = None,
+                 binary: Path = None):
         self.workdir = Path(workdir)
         self.ae_title = ae_title
         self.port = port or free_port()
@@ -542,6 +543,7 @@ class Gateway:
         self.key_scope = key_scope
         self.log_level = log_level
         self.forward = forward  # None: the product's default (sync)
+        self.binary = binary  # None: pacsgw_bin(); the benchmark also runs a reference build
         self.spool = dict(spool or {})  # keys of the `spool:` section
         self.data_dir = self.workdir / "gateway-data"
         self.config_path = self.workdir / "pacsgw.yaml"
@@ -600,7 +602,8 @@ class Gateway:
         self.write_config()
         log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([str(pacsgw_bin()), "serve", "--config", str(self.config_path), *extra_args],
+        binary = Path(self.binary).resolve() if self.binary else pacsgw_bin()
+        self.proc = subprocess.Popen([str(binary), "serve", "--config", str(self.config_path), *extra_args],
                                      stdout=log, stderr=subprocess.STDOUT, env=tool_env(), cwd=self.workdir)
         log.close()
         deadline = time.monotonic() + timeout
