@@ -287,9 +287,7 @@ void reconstruct(PixelBuffer& pixels, const CipherOptions& options) {
 
 std::size_t modelParameters(const CipherOptions& options) { return modelFor(options)->parameterCount(); }
 
-std::size_t modelFileBytes(const CipherOptions& options) {
-  return neural::readModelFile(neural::resolveModelPath(kBackendId, options.model)).bytes.size();
-}
+std::size_t modelFileBytes(const CipherOptions& options) { return neural::modelFileBytes(kBackendId, options.model); }
 
 }  // namespace engine
 }  // namespace ae_aes
@@ -299,21 +297,13 @@ namespace {
 BackendInfo aeAesInfo() {
   return neural::learnedBackendInfo(
       ae_aes::kBackendId, ae_aes::kBackendVersion, "PACSGW_AE_AES",
-      "native integer pixel data, 8 or 16 bits allocated (any bits stored), signed or unsigned, one "
-          "sample per pixel (CT, MR, CR, ...), any size, single- or multi-frame",
+      neural::kNativeMonochromeLayouts,
       "research backend after Alslman et al. 2022 (convolutional autoencoder, latent sealed with "
           "AES-256-GCM); lossy model, exact retrieval through the envelope; not a standard cipher");
 }
 
-std::unique_ptr<PixelCipher> makeAeAes(const CipherOptions& options) {
-  return std::make_unique<ae_aes::AeAesCipher>(options);
-}
-
 }  // namespace
 
-const BackendEntry& aeAesBackend() {
-  static const BackendEntry entry{aeAesInfo(), makeAeAes};
-  return entry;
-}
+const BackendEntry& aeAesBackend() { return neural::learnedBackendEntry<ae_aes::AeAesCipher>(aeAesInfo); }
 
 }  // namespace pacsgw::codecs

@@ -404,9 +404,7 @@ void reconstruct(PixelBuffer& pixels, const CipherOptions& options) {
 
 std::size_t modelParameters(const CipherOptions& options) { return modelFor(options)->parameterCount(); }
 
-std::size_t modelFileBytes(const CipherOptions& options) {
-  return neural::readModelFile(neural::resolveModelPath(kBackendId, options.model)).bytes.size();
-}
+std::size_t modelFileBytes(const CipherOptions& options) { return neural::modelFileBytes(kBackendId, options.model); }
 
 }  // namespace engine
 }  // namespace ae_he
@@ -416,22 +414,14 @@ namespace {
 BackendInfo aeHeInfo() {
   return neural::learnedBackendInfo(
       ae_he::kBackendId, ae_he::kBackendVersion, "PACSGW_AE_HE",
-      "native integer pixel data, 8 or 16 bits allocated (any bits stored), signed or unsigned, one "
-          "sample per pixel (CT, MR, CR, ...), any size, single- or multi-frame",
+      neural::kNativeMonochromeLayouts,
       "research backend after Suvitha & Murugan 2024 (autoencoder features encrypted with 3072-bit "
           "Paillier, region means computable on ciphertext); lossy model, exact retrieval through the "
           "envelope; slow; not a standard cipher");
 }
 
-std::unique_ptr<PixelCipher> makeAeHe(const CipherOptions& options) {
-  return std::make_unique<ae_he::AeHeCipher>(options);
-}
-
 }  // namespace
 
-const BackendEntry& aeHeBackend() {
-  static const BackendEntry entry{aeHeInfo(), makeAeHe};
-  return entry;
-}
+const BackendEntry& aeHeBackend() { return neural::learnedBackendEntry<ae_he::AeHeCipher>(aeHeInfo); }
 
 }  // namespace pacsgw::codecs

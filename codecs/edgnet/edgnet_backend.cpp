@@ -309,9 +309,7 @@ std::vector<std::uint8_t> networkCipherImage(const PixelBuffer& pixels, const Ci
 
 std::size_t modelParameters(const CipherOptions& options) { return modelFor(options)->parameterCount(); }
 
-std::size_t modelFileBytes(const CipherOptions& options) {
-  return neural::readModelFile(neural::resolveModelPath(kBackendId, options.model)).bytes.size();
-}
+std::size_t modelFileBytes(const CipherOptions& options) { return neural::modelFileBytes(kBackendId, options.model); }
 
 }  // namespace engine
 }  // namespace edgnet
@@ -321,22 +319,14 @@ namespace {
 BackendInfo edgNetInfo() {
   return neural::learnedBackendInfo(
       edgnet::kBackendId, edgnet::kBackendVersion, "PACSGW_EDGNET",
-      "native integer pixel data, 8 or 16 bits allocated (any bits stored), signed or unsigned, one "
-          "sample per pixel (CT, MR, CR, ...), any size, single- or multi-frame",
+      neural::kNativeMonochromeLayouts,
       "research backend after Ding et al. (EDG-Net: GAN generators with attention and adaptive "
           "instance-layer normalisation; the cipher image masked with AES-256-CTR, windows sealed with "
           "AES-256-GCM); lossy model, exact retrieval through the envelope; not a standard cipher");
 }
 
-std::unique_ptr<PixelCipher> makeEdgNet(const CipherOptions& options) {
-  return std::make_unique<edgnet::EdgNetCipher>(options);
-}
-
 }  // namespace
 
-const BackendEntry& edgNetBackend() {
-  static const BackendEntry entry{edgNetInfo(), makeEdgNet};
-  return entry;
-}
+const BackendEntry& edgNetBackend() { return neural::learnedBackendEntry<edgnet::EdgNetCipher>(edgNetInfo); }
 
 }  // namespace pacsgw::codecs

@@ -401,15 +401,8 @@ BackendInfo featureFusionInfo() {
           "not a standard cipher");
 }
 
-std::unique_ptr<PixelCipher> makeFeatureFusion(const CipherOptions& options) {
-  return std::make_unique<feature_fusion::FeatureFusionCipher>(options);
-}
-
 }  // namespace
 
-const BackendEntry& featureFusionBackend() {
-  static const BackendEntry entry{featureFusionInfo(), makeFeatureFusion};
-  return entry;
-}
+const BackendEntry& featureFusionBackend() { return neural::learnedBackendEntry<feature_fusion::FeatureFusionCipher>(featureFusionInfo); }
 
 }  // namespace pacsgw::codecs

@@ -36,6 +36,10 @@ std::string resolveModelPath(const std::string& backendId, const std::string& co
                     "); install pacsgw's models or set cipher.model");
 }
 
+std::size_t modelFileBytes(const std::string& backendId, const std::string& configured) {
+  return readModelFile(resolveModelPath(backendId, configured)).bytes.size();
+}
+
 ModelFile readModelFile(const std::string& path) {
   std::error_code ec;
   const auto size = std::filesystem::file_size(path, ec);

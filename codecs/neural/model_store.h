@@ -32,6 +32,8 @@ std::vector<std::string> shippedModelCandidates(const std::string& backendId);
 std::string resolveModelPath(const std::string& backendId, const std::string& configured);
 // Reads and hashes a model file. Throws CipherError (missing, unreadable, too large).
 ModelFile readModelFile(const std::string& path);
+// Size of the model file `backendId` uses with `configured` (pacsgw eval's model_size_bytes).
+std::size_t modelFileBytes(const std::string& backendId, const std::string& configured);
 std::string hex(const ModelDigest& digest);
 
 }  // namespace pacsgw::codecs::neural
