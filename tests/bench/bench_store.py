@@ -166,7 +166,7 @@ def run_storescp_pair(args, files, workdir: Path, repetition: int) -> dict:
     log_config = workdir / "storescu-log.cfg"
     log_config.write_text(LOG_CONFIG)
     out = {}
-    # The order of the three paths alternates between repetitions, so that a load that drifts during an
+    # The order of the paths alternates between repetitions, so that a load that drifts during an
     # invocation does not always favour the same path.
     order = ["direct", "sync", "queued"] + (["reference"] if args.reference_bin else [])
     for path in (order if repetition % 2 == 0 else list(reversed(order))):
