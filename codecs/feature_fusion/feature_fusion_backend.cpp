@@ -403,6 +403,8 @@ BackendInfo featureFusionInfo() {
 
 }  // namespace
 
-const BackendEntry& featureFusionBackend() { return neural::learnedBackendEntry<feature_fusion::FeatureFusionCipher>(featureFusionInfo); }
+const BackendEntry& featureFusionBackend() {
+  return neural::learnedBackendEntry<feature_fusion::FeatureFusionCipher>(featureFusionInfo);
+}
 
 }  // namespace pacsgw::codecs
